@@ -1,0 +1,2 @@
+"""tosc-sionna: lightweight task-oriented semantic communication for Sionna."""
+from .channels import *  # noqa

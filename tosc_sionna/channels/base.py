@@ -1,0 +1,230 @@
+"""The contract shared by every channel layer.
+
+A channel layer takes the transmitter's real tensor ``[batch, 2n]`` (pairs of
+reals ``(Re, Im)`` interleaved: ``x[:, 2k] + 1j * x[:, 2k+1]`` is complex
+symbol ``k``) and an SNR in dB, and returns the receiver's equalized symbols in
+the same real layout. Complex tensors live only inside ``call``: they never
+cross a Keras layer boundary.
+
+This package is the only code of ``tosc_sionna`` that touches Sionna and
+backend (TensorFlow) tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sionna.phy import config as sionna_config
+
+#: SNR range accepted by every channel layer, in dB (Es/N0 per complex symbol).
+SNR_DB_MIN = -30.0
+SNR_DB_MAX = 60.0
+
+# Floor on |h|^2 in zero-forcing divisions: keeps deep fades finite (never inf/NaN).
+_GAIN_FLOOR = 1e-12
+# Cap on reported effective noise variances, for the same reason.
+_NOISE_CAP = 1e6
+
+
+def set_seed(seed: int) -> None:
+    """Seed every random draw of the link: Keras, NumPy, Python and Sionna.
+
+    Sionna draws channel realizations and noise from its own global
+    generator (``sionna.phy.config.tf_rng``); Keras draws weights and
+    training SNRs from its seed generators. Call this once, eagerly, before
+    building a model: the same seed then gives the same numbers.
+    """
+    keras.utils.set_random_seed(int(seed))
+    sionna_config.seed = int(seed)
+
+
+def snr_db_to_noise_variance(snr_db: Any) -> tf.Tensor:
+    """Noise variance per complex symbol, ``no = 10 ** (-snr_db / 10)``.
+
+    The SNR is Es/N0 per complex channel use with Es = 1 (the power
+    normalization's unit average power per complex symbol). Sionna's
+    ``ebnodb2no`` is for coded bits and does not apply to analog symbols.
+    """
+    snr_db = tf.cast(snr_db, tf.float32)
+    return tf.pow(10.0, -snr_db / 10.0)
+
+
+def check_snr_db(snr_db: Any) -> None:
+    """Raise ``ValueError`` if a concrete SNR is NaN/inf or outside the range.
+
+    Symbolic tensors (inside ``tf.function``) cannot be checked in Python;
+    :meth:`ChannelLayer.noise_variance` adds a graph assertion for those.
+    """
+    value = tf.get_static_value(snr_db) if tf.is_tensor(snr_db) else snr_db
+    if value is None:
+        return
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim > 1:
+        raise ValueError(
+            f"snr_db must be a scalar or have shape [batch]; got shape {value.shape}."
+        )
+    if not np.all(np.isfinite(value)):
+        raise ValueError(
+            "snr_db contains NaN or inf; pass finite SNRs in dB "
+            f"(allowed range [{SNR_DB_MIN}, {SNR_DB_MAX}])."
+        )
+    if np.any(value < SNR_DB_MIN) or np.any(value > SNR_DB_MAX):
+        raise ValueError(
+            f"snr_db must lie in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB; got values from "
+            f"{value.min():g} to {value.max():g} dB. Is it a linear SNR or a noise "
+            "variance rather than dB?"
+        )
+
+
+def real_to_complex(x: tf.Tensor) -> tf.Tensor:
+    """``[batch, 2n]`` float, (Re, Im) interleaved -> ``[batch, n]`` complex64."""
+    x = tf.cast(x, tf.float32)
+    return tf.complex(x[:, 0::2], x[:, 1::2])
+
+
+def complex_to_real(z: tf.Tensor) -> tf.Tensor:
+    """``[batch, n]`` complex -> ``[batch, 2n]`` float32, (Re, Im) interleaved."""
+    pairs = tf.stack([tf.math.real(z), tf.math.imag(z)], axis=-1)
+    return tf.reshape(pairs, [tf.shape(z)[0], 2 * z.shape[-1]])
+
+
+def check_symbol_shape(shape: Any, name: str = "x") -> int:
+    """Validate a ``[batch, 2n]`` shape and return ``n``."""
+    shape = tuple(shape)
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must have rank 2, [batch, 2n] real values (Re, Im interleaved); "
+            f"got shape {shape}. Flatten features before the channel."
+        )
+    if shape[-1] is None:
+        raise ValueError(f"{name} needs a known last dimension 2n; got shape {shape}.")
+    if shape[-1] % 2:
+        raise ValueError(
+            f"The last dimension of {name} must be even (2n reals = n complex symbols); "
+            f"got {shape[-1]}."
+        )
+    return shape[-1] // 2
+
+
+class ChannelLayer(keras.layers.Layer):
+    """Base class of the channel layers (see the module docstring for the contract).
+
+    Parameters
+    ----------
+    return_noise : bool, (default False)
+        If True, ``call`` also returns the effective noise variance of every
+        equalized symbol.
+
+    Input
+    -----
+    x : [batch, 2n], float
+        Channel input, (Re, Im) interleaved, normally unit average power per
+        complex symbol (see :class:`~tosc_sionna.PowerNormalization`).
+    snr_db : scalar or [batch], float
+        Es/N0 per complex symbol in dB, within [-30, 60].
+
+    Output
+    ------
+    y : [batch, 2n], float32
+        Equalized symbols, same layout as ``x``.
+    no_eff : [batch, n], float32
+        Only with ``return_noise=True``: effective noise variance of each
+        equalized symbol, ``E|y_k - x_k|^2`` given the receiver's CSI.
+    """
+
+    def __init__(self, return_noise: bool = False, **kwargs: Any) -> None:
+        # The channel computes in float32 even under a mixed-precision policy.
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.return_noise = bool(return_noise)
+        self.num_symbols: int | None = None
+        # Sionna's global generator must exist before any Keras trace:
+        # created inside one, it becomes a graph-captured variable and fails.
+        with tf.init_scope():
+            _ = sionna_config.tf_rng
+
+    def __call__(self, x: Any, snr_db: Any, **kwargs: Any) -> Any:
+        # Keras accepts only tensors as positional inputs: let users write
+        # layer(x, 10.0) by converting Python/NumPy SNRs (checked first).
+        if not (tf.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):
+            check_snr_db(snr_db)
+            snr_db = tf.convert_to_tensor(np.asarray(snr_db, dtype=np.float32))
+        return super().__call__(x, snr_db, **kwargs)
+
+    def build(self, x_shape: Any, snr_db_shape: Any = None) -> None:
+        self.num_symbols = check_symbol_shape(x_shape)
+        if snr_db_shape is not None and len(tuple(snr_db_shape)) > 1:
+            raise ValueError(
+                f"snr_db must be a scalar or have shape [batch]; got shape {tuple(snr_db_shape)}."
+            )
+        self.build_channel(self.num_symbols)
+        self.built = True
+
+    def build_channel(self, num_symbols: int) -> None:
+        """Create the Sionna blocks for ``num_symbols`` complex symbols."""
+
+    def noise_variance(self, snr_db: Any, batch_size: tf.Tensor) -> tf.Tensor:
+        """Validate ``snr_db`` and return the noise variance ``no`` as ``[batch]``."""
+        check_snr_db(snr_db)
+        snr_db = tf.cast(snr_db, tf.float32)
+        if snr_db.shape.rank is not None and snr_db.shape.rank > 1:
+            raise ValueError(
+                f"snr_db must be a scalar or have shape [batch]; got shape {snr_db.shape}."
+            )
+        if tf.get_static_value(snr_db) is None:
+            # Runtime check for traced SNRs (a no-op under XLA, which drops asserts).
+            ok = tf.reduce_all(
+                tf.logical_and(snr_db >= SNR_DB_MIN, snr_db <= SNR_DB_MAX)
+            )
+            tf.debugging.Assert(
+                ok, [f"snr_db must be finite and lie in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB"]
+            )
+        snr_db = tf.broadcast_to(snr_db, [batch_size])
+        return snr_db_to_noise_variance(snr_db)
+
+    def call(self, x: Any, snr_db: Any) -> Any:
+        check_symbol_shape(x.shape)
+        x = tf.cast(x, tf.float32)
+        no = self.noise_variance(snr_db, tf.shape(x)[0])
+        y, no_eff = self.transmit(real_to_complex(x), no)
+        y = complex_to_real(y)
+        if self.return_noise:
+            return y, tf.minimum(no_eff, _NOISE_CAP)
+        return y
+
+    def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Send complex symbols ``s`` [batch, n] with noise variance ``no`` [batch].
+
+        Returns the equalized symbols [batch, n] (complex) and their effective
+        noise variance [batch, n] (float).
+        """
+        raise NotImplementedError
+
+    def compute_output_spec(self, x: Any, snr_db: Any = None) -> Any:
+        # Shapes are known without tracing Sionna (keeps functional models cheap).
+        n = check_symbol_shape(x.shape)
+        y = keras.KerasTensor((x.shape[0], 2 * n), dtype="float32")
+        if self.return_noise:
+            return y, keras.KerasTensor((x.shape[0], n), dtype="float32")
+        return y
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["return_noise"] = self.return_noise
+        return config
+
+
+def mmse_shrink(x_hat: tf.Tensor, no_eff: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Unbiased estimate with noise ``no_eff`` -> MMSE estimate for unit-power symbols.
+
+    For ``x_hat = x + e`` with ``E|x|^2 = 1`` and ``E|e|^2 = no_eff``, the
+    linear MMSE estimate is ``x_hat / (1 + no_eff)`` with error variance
+    ``no_eff / (1 + no_eff)`` (< 1): bounded however deep the fade.
+    """
+    scale = 1.0 / (1.0 + no_eff)
+    return x_hat * tf.cast(scale, x_hat.dtype), no_eff * scale
+
+
