@@ -19,9 +19,8 @@ import numpy as np
 import tensorflow as tf
 from sionna.phy import config as sionna_config
 
-#: SNR range accepted by every channel layer, in dB (Es/N0 per complex symbol).
-SNR_DB_MIN = -30.0
-SNR_DB_MAX = 60.0
+from ..shapes import check_symbol_shape
+from ..snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
 
 # Floor on |h|^2 in zero-forcing divisions: keeps deep fades finite (never inf/NaN).
 _GAIN_FLOOR = 1e-12
@@ -52,31 +51,15 @@ def snr_db_to_noise_variance(snr_db: Any) -> tf.Tensor:
     return tf.pow(10.0, -snr_db / 10.0)
 
 
-def check_snr_db(snr_db: Any) -> None:
-    """Raise ``ValueError`` if a concrete SNR is NaN/inf or outside the range.
+def check_static_snr_db(snr_db: Any) -> None:
+    """Check an SNR whose value is known now (Python, NumPy, eager or constant tensor).
 
     Symbolic tensors (inside ``tf.function``) cannot be checked in Python;
     :meth:`ChannelLayer.noise_variance` adds a graph assertion for those.
     """
     value = tf.get_static_value(snr_db) if tf.is_tensor(snr_db) else snr_db
-    if value is None:
-        return
-    value = np.asarray(value, dtype=np.float64)
-    if value.ndim > 1:
-        raise ValueError(
-            f"snr_db must be a scalar or have shape [batch]; got shape {value.shape}."
-        )
-    if not np.all(np.isfinite(value)):
-        raise ValueError(
-            "snr_db contains NaN or inf; pass finite SNRs in dB "
-            f"(allowed range [{SNR_DB_MIN}, {SNR_DB_MAX}])."
-        )
-    if np.any(value < SNR_DB_MIN) or np.any(value > SNR_DB_MAX):
-        raise ValueError(
-            f"snr_db must lie in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB; got values from "
-            f"{value.min():g} to {value.max():g} dB. Is it a linear SNR or a noise "
-            "variance rather than dB?"
-        )
+    if value is not None:
+        check_snr_db(value)
 
 
 def real_to_complex(x: tf.Tensor) -> tf.Tensor:
@@ -89,24 +72,6 @@ def complex_to_real(z: tf.Tensor) -> tf.Tensor:
     """``[batch, n]`` complex -> ``[batch, 2n]`` float32, (Re, Im) interleaved."""
     pairs = tf.stack([tf.math.real(z), tf.math.imag(z)], axis=-1)
     return tf.reshape(pairs, [tf.shape(z)[0], 2 * z.shape[-1]])
-
-
-def check_symbol_shape(shape: Any, name: str = "x") -> int:
-    """Validate a ``[batch, 2n]`` shape and return ``n``."""
-    shape = tuple(shape)
-    if len(shape) != 2:
-        raise ValueError(
-            f"{name} must have rank 2, [batch, 2n] real values (Re, Im interleaved); "
-            f"got shape {shape}. Flatten features before the channel."
-        )
-    if shape[-1] is None:
-        raise ValueError(f"{name} needs a known last dimension 2n; got shape {shape}.")
-    if shape[-1] % 2:
-        raise ValueError(
-            f"The last dimension of {name} must be even (2n reals = n complex symbols); "
-            f"got {shape[-1]}."
-        )
-    return shape[-1] // 2
 
 
 class ChannelLayer(keras.layers.Layer):
@@ -160,7 +125,9 @@ class ChannelLayer(keras.layers.Layer):
             raise ValueError(
                 f"snr_db must be a scalar or have shape [batch]; got shape {tuple(snr_db_shape)}."
             )
-        self.build_channel(self.num_symbols)
+        # Sionna objects hold NumPy/eager state: create them outside any trace.
+        with tf.init_scope():
+            self.build_channel(self.num_symbols)
         self.built = True
 
     def build_channel(self, num_symbols: int) -> None:
@@ -168,7 +135,7 @@ class ChannelLayer(keras.layers.Layer):
 
     def noise_variance(self, snr_db: Any, batch_size: tf.Tensor) -> tf.Tensor:
         """Validate ``snr_db`` and return the noise variance ``no`` as ``[batch]``."""
-        check_snr_db(snr_db)
+        check_static_snr_db(snr_db)
         snr_db = tf.cast(snr_db, tf.float32)
         if snr_db.shape.rank is not None and snr_db.shape.rank > 1:
             raise ValueError(
@@ -210,6 +177,11 @@ class ChannelLayer(keras.layers.Layer):
         if self.return_noise:
             return y, keras.KerasTensor((x.shape[0], n), dtype="float32")
         return y
+
+    def compute_output_shape(self, x_shape: Any, snr_db_shape: Any = None) -> Any:
+        n = check_symbol_shape(x_shape)
+        y = (tuple(x_shape)[0], 2 * n)
+        return (y, (y[0], n)) if self.return_noise else y
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

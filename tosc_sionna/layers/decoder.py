@@ -1,0 +1,66 @@
+"""The receiver's semantic decoder: received symbols -> task logits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers
+
+
+@keras.saving.register_keras_serializable(package="tosc_sionna")
+class SemanticDecoder(keras.layers.Layer):
+    r"""MLP task head from received features to class logits.
+
+    Parameters
+    ----------
+    num_classes : int
+        C, the number of task classes.
+    hidden_units : sequence of int, (default (256,))
+        Widths of the ReLU hidden layers.
+
+    Input
+    -----
+    features : [batch, d], float
+        Received (equalized, channel-adapted) symbols.
+
+    Output
+    ------
+    logits : [batch, num_classes], float
+    """
+
+    def __init__(
+        self, num_classes: int, hidden_units: tuple[int, ...] = (256,), **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if int(num_classes) < 2:
+            raise ValueError(f"num_classes must be >= 2; got {num_classes}.")
+        self.num_classes = int(num_classes)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.hidden = [layers.Dense(u, activation="relu") for u in self.hidden_units]
+        self.logits = layers.Dense(self.num_classes)
+
+    def build(self, input_shape: Any) -> None:
+        shape = tuple(input_shape)
+        if len(shape) != 2:
+            raise ValueError(f"SemanticDecoder expects [batch, d]; got shape {shape}.")
+        for layer in self.hidden:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.logits.build(shape)
+        self.built = True
+
+    def call(self, features: Any) -> Any:
+        for layer in self.hidden:
+            features = layer(features)
+        return self.logits(features)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (tuple(input_shape)[0], self.num_classes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "hidden_units": list(self.hidden_units),
+        }

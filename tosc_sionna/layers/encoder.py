@@ -1,0 +1,122 @@
+"""The transmitter's semantic encoder: image -> 2n reals for the channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="tosc_sionna")
+class SemanticEncoder(keras.layers.Layer):
+    r"""Lightweight CNN that maps an image to ``n`` complex channel symbols.
+
+    Two stride-2 3x3 convolutions (``width`` and ``2*width`` filters, ReLU)
+    followed by a dense projection to ``2n`` reals. With ``stochastic=True``
+    it is the variational encoder of the information bottleneck: it outputs a
+    mean ``mu`` and a log-variance ``log_var`` and, in training, the sample
+    ``z = mu + exp(log_var / 2) * eps`` (``eps ~ N(0, I)``); at inference
+    ``z = mu``.
+
+    Parameters
+    ----------
+    num_symbols : int
+        n, the number of complex channel uses per example.
+    width : int, (default 16)
+        Filters of the first convolution.
+    stochastic : bool, (default False)
+        Variational output (see above).
+    seed : int or None, (default None)
+        Seed of the sampling noise (stochastic only).
+
+    Input
+    -----
+    images : [batch, height, width, channels] or [batch, height, width], float
+        Images scaled to [0, 1].
+
+    Output
+    ------
+    z : [batch, 2n], float
+        Channel symbols before power normalization. With ``stochastic=True``
+        the output is the tuple ``(z, mu, log_var)``, each ``[batch, 2n]``.
+    """
+
+    def __init__(
+        self,
+        num_symbols: int,
+        width: int = 16,
+        stochastic: bool = False,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if int(num_symbols) < 1 or int(width) < 1:
+            raise ValueError(
+                f"num_symbols and width must be >= 1; got {num_symbols} and {width}."
+            )
+        self.num_symbols = int(num_symbols)
+        self.width = int(width)
+        self.stochastic = bool(stochastic)
+        self.seed = seed
+        self.conv1 = layers.Conv2D(self.width, 3, strides=2, padding="same", activation="relu")
+        self.conv2 = layers.Conv2D(
+            2 * self.width, 3, strides=2, padding="same", activation="relu"
+        )
+        self.flatten = layers.Flatten()
+        self.mean = layers.Dense(2 * self.num_symbols)
+        if self.stochastic:
+            self.log_var = layers.Dense(2 * self.num_symbols)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @staticmethod
+    def _image_shape(shape: Any) -> tuple:
+        shape = tuple(shape)
+        if len(shape) == 3:
+            shape = shape + (1,)
+        if len(shape) != 4:
+            raise ValueError(
+                "SemanticEncoder expects images [batch, height, width, channels] or "
+                f"[batch, height, width]; got shape {shape}."
+            )
+        return shape
+
+    def build(self, input_shape: Any) -> None:
+        shape = self._image_shape(input_shape)
+        self.conv1.build(shape)
+        shape = self.conv1.compute_output_shape(shape)
+        self.conv2.build(shape)
+        shape = self.flatten.compute_output_shape(self.conv2.compute_output_shape(shape))
+        self.mean.build(shape)
+        if self.stochastic:
+            self.log_var.build(shape)
+        self.built = True
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        self._image_shape(images.shape)
+        if len(images.shape) == 3:
+            images = ops.expand_dims(images, -1)
+        h = self.flatten(self.conv2(self.conv1(images)))
+        mu = self.mean(h)
+        if not self.stochastic:
+            return mu
+        log_var = self.log_var(h)
+        if training:
+            eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator, dtype=mu.dtype)
+            z = mu + ops.exp(0.5 * log_var) * eps
+        else:
+            z = mu
+        return z, mu, log_var
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        shape = (self._image_shape(input_shape)[0], 2 * self.num_symbols)
+        return (shape, shape, shape) if self.stochastic else shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_symbols": self.num_symbols,
+            "width": self.width,
+            "stochastic": self.stochastic,
+            "seed": self.seed,
+        }

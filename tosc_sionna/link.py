@@ -1,0 +1,172 @@
+"""The end-to-end task-oriented link: encoder -> channel -> decoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
+from .snr import check_snr_db, check_snr_range
+
+
+@keras.saving.register_keras_serializable(package="tosc_sionna")
+class TaskOrientedLink(keras.Model):
+    r"""Semantic encoder -> CAM -> power normalization -> channel -> CAM -> decoder.
+
+    In training (``training=True`` and no ``snr_db`` given) an SNR is drawn
+    per example, uniformly in ``snr_train_db``; otherwise the link runs at
+    ``snr_db`` if given, else at its evaluation SNR (``set_eval_snr``), a
+    non-trainable variable so compiled ``evaluate``/``predict`` functions see
+    changes. The transmitter's channel-adaptive module sees the SNR; the
+    receiver's also sees the equalizer's effective noise when the channel
+    layer was built with ``return_noise=True``.
+
+    Parameters
+    ----------
+    encoder : SemanticEncoder (or any layer mapping inputs to [batch, 2n])
+    channel : a channel layer (:class:`~tosc_sionna.AWGNChannel`, ...)
+    decoder : SemanticDecoder (or any layer mapping [batch, 2n] to logits)
+    tx_cam, rx_cam : ChannelAdaptiveModule or None
+        Default: new modules (the receiver's with ``use_noise`` equal to the
+        channel's ``return_noise``).
+    snr_train_db : (float, float), (default (-5.0, 20.0))
+        Range of the per-example training SNR, dB.
+    snr_eval_db : float, (default 10.0)
+        SNR used at inference when none is passed, dB.
+    seed : int or None, (default None)
+        Seed of the training-SNR draws.
+
+    Input
+    -----
+    x : [batch, ...], float
+        Encoder inputs (images in [0, 1]).
+    snr_db : None, scalar or [batch], float
+        Optional SNR in dB.
+
+    Output
+    ------
+    logits : [batch, num_classes], float
+    """
+
+    def __init__(
+        self,
+        encoder: keras.layers.Layer,
+        channel: keras.layers.Layer,
+        decoder: keras.layers.Layer,
+        tx_cam: ChannelAdaptiveModule | None = None,
+        rx_cam: ChannelAdaptiveModule | None = None,
+        snr_train_db: tuple[float, float] = (-5.0, 20.0),
+        snr_eval_db: float = 10.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        channel_noise = bool(getattr(channel, "return_noise", False))
+        self.encoder = encoder
+        self.channel = channel
+        self.decoder = decoder
+        self.tx_cam = tx_cam if tx_cam is not None else ChannelAdaptiveModule()
+        self.rx_cam = (
+            rx_cam if rx_cam is not None else ChannelAdaptiveModule(use_noise=channel_noise)
+        )
+        if self.rx_cam.use_noise and not channel_noise:
+            raise ValueError(
+                "rx_cam has use_noise=True but the channel layer does not return its "
+                "noise: build the channel with return_noise=True."
+            )
+        self.power_normalization = PowerNormalization()
+        self.snr_train_db = check_snr_range(*snr_train_db)
+        check_snr_db(snr_eval_db)
+        self._snr_eval_db_init = float(snr_eval_db)
+        self.seed = seed
+        self.snr_seed_generator = keras.random.SeedGenerator(seed)
+        self.snr_eval_db = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(float(snr_eval_db)),
+            trainable=False,
+            name="snr_eval_db",
+        )
+
+    def set_eval_snr(self, snr_db: float) -> None:
+        """Set the SNR (dB) used at inference when ``snr_db`` is not passed."""
+        check_snr_db(snr_db)
+        if ops.ndim(snr_db) != 0:
+            raise ValueError("set_eval_snr takes one SNR (a scalar).")
+        self.snr_eval_db.assign(float(snr_db))
+
+    def _snr(self, x: Any, snr_db: Any, training: bool | None) -> Any:
+        batch = ops.shape(x)[0]
+        if snr_db is not None:
+            if not ops.is_tensor(snr_db):
+                check_snr_db(snr_db)
+            return ops.broadcast_to(ops.cast(snr_db, "float32"), (batch,))
+        if training:
+            low, high = self.snr_train_db
+            return keras.random.uniform(
+                (batch,), minval=low, maxval=high, seed=self.snr_seed_generator
+            )
+        return ops.broadcast_to(ops.cast(self.snr_eval_db, "float32"), (batch,))
+
+    def transmit(self, x: Any, snr_db: Any, training: bool | None = None) -> Any:
+        """Transmitter only: inputs -> power-normalized real symbols ``[batch, 2n]``."""
+        z = self.encoder(x, training=training)
+        if isinstance(z, (tuple, list)):  # stochastic encoder: (sample, mu, log_var)
+            z = z[0]
+        return self.power_normalization(self.tx_cam(z, snr_db))
+
+    def receive(self, y: Any, snr_db: Any, noise: Any = None) -> Any:
+        """Receiver only: channel output (and its noise) -> logits."""
+        if self.rx_cam.use_noise:
+            return self.decoder(self.rx_cam(y, snr_db, noise))
+        return self.decoder(self.rx_cam(y, snr_db))
+
+    def call(self, x: Any, snr_db: Any = None, training: bool | None = None) -> Any:
+        snr = self._snr(x, snr_db, training)
+        s = self.transmit(x, snr, training=training)
+        out = self.channel(s, snr)
+        y, noise = out if isinstance(out, (tuple, list)) else (out, None)
+        return self.receive(y, snr, noise)
+
+    def get_config(self) -> dict[str, Any]:
+        serialize = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "encoder": serialize(self.encoder),
+            "channel": serialize(self.channel),
+            "decoder": serialize(self.decoder),
+            "tx_cam": serialize(self.tx_cam),
+            "rx_cam": serialize(self.rx_cam),
+            "snr_train_db": list(self.snr_train_db),
+            "snr_eval_db": self._snr_eval_db_init,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TaskOrientedLink:
+        config = dict(config)
+        for key in ("encoder", "channel", "decoder", "tx_cam", "rx_cam"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def make_link(
+    channel: keras.layers.Layer,
+    num_symbols: int = 16,
+    num_classes: int = 10,
+    width: int = 16,
+    hidden_units: tuple[int, ...] = (256,),
+    stochastic: bool = False,
+    **kwargs: Any,
+) -> TaskOrientedLink:
+    """A :class:`TaskOrientedLink` with the default student layers.
+
+    ``kwargs`` go to :class:`TaskOrientedLink` (``snr_train_db``, ``seed``, ...).
+    """
+    return TaskOrientedLink(
+        encoder=SemanticEncoder(num_symbols, width=width, stochastic=stochastic),
+        channel=channel,
+        decoder=SemanticDecoder(num_classes, hidden_units=hidden_units),
+        **kwargs,
+    )
