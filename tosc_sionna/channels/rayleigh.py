@@ -82,11 +82,17 @@ class RayleighBlockFadingChannel(ChannelLayer):
         self._fading = RayleighBlockFading(1, 1, 1, 1, precision="single")
         self._awgn = AWGN(precision="single")
 
+    def draw_gains(self, batch_size: int | tf.Tensor) -> tf.Tensor:
+        """One CN(0, 1) gain per example, ``[batch_size, 1]`` complex64."""
+        if not self.built:
+            self.build_channel(0)
+        # a: [batch, 1, 1, 1, 1, 1 path, 1 time step]
+        a, _ = self._fading(batch_size, 1)
+        return tf.reshape(a, [batch_size, 1])
+
     def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch_size = tf.shape(s)[0]
-        # a: [batch, 1, 1, 1, 1, 1 path, 1 time step] -> one gain per example
-        a, _ = self._fading(batch_size, 1)
-        h = tf.reshape(a, [batch_size, 1])
+        h = self.draw_gains(batch_size)
         no_col = no[:, None]
         y = self._awgn(h * s, no_col)
         if self.csi == "perfect":

@@ -1,0 +1,28 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import tosc_sionna as ts  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same seed: results are reproducible."""
+    ts.set_seed(1234)
+    yield
+
+
+def unit_symbols(batch: int, n: int, seed: int = 0) -> np.ndarray:
+    """``[batch, 2n]`` reals of unit-modulus complex symbols (random phases)."""
+    phase = np.random.default_rng(seed).uniform(0, 2 * np.pi, size=(batch, n))
+    return np.stack([np.cos(phase), np.sin(phase)], axis=-1).reshape(batch, 2 * n).astype(
+        np.float32
+    )
+
+
+def to_complex(x) -> np.ndarray:
+    x = np.asarray(x)
+    return x[:, 0::2] + 1j * x[:, 1::2]
