@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Create a virtual environment with tosc-sionna installed from this clone.
+#
+#   bash scripts/setup.sh VENV_DIR [--dev] [--cache]
+#
+#   --cache  also install the teacher side (torch + transformers); torch is
+#            installed first, pinned ($TORCH_SPEC, default torch==2.13.0), so
+#            pip never pulls a multi-GB CUDA build through a bare requirement.
+#   --dev    test and lint tools; implies --cache (the test suite covers both sides).
+#
+# Where apt-get exists and Fashion-MNIST is missing, installs Debian's
+# dataset-fashion-mnist (as root, or through sudo).
+set -euo pipefail
+
+venv=${1:?usage: bash scripts/setup.sh VENV_DIR [--dev] [--cache]}
+shift
+extras=()
+want_cache=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras+=(dev); want_cache=1 ;;
+    --cache) want_cache=1 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+[ "$want_cache" = 1 ] && extras+=(cache)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=${PYTHON:-python3}
+
+"$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+"${pip[@]}" install --upgrade pip
+if [ "$want_cache" = 1 ]; then
+  "${pip[@]}" install "${TORCH_SPEC:-torch==2.13.0}"
+fi
+spec="$here"
+if [ ${#extras[@]} -gt 0 ]; then
+  spec="$here[$(IFS=,; echo "${extras[*]}")]"
+fi
+"${pip[@]}" install -e "$spec"
+
+data=/usr/share/datasets/fashion-mnist
+if [ ! -f "$data/t10k-images-idx3-ubyte.gz" ] && command -v apt-get >/dev/null 2>&1; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  echo "setup.sh: installing Debian's dataset-fashion-mnist" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+echo "setup.sh: ready: $venv" >&2

@@ -1,0 +1,114 @@
+"""Student layers: shapes, behaviour and configs."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import to_complex
+
+import tosc_sionna as ts
+
+
+def test_power_normalization_unit_power_per_example():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(5, 32)) * np.arange(1, 6)[:, None]).astype(np.float32)
+    y = np.asarray(ts.PowerNormalization()(x))
+    power = np.mean(np.abs(to_complex(y)) ** 2, axis=1)
+    np.testing.assert_allclose(power, 1.0, rtol=1e-5)
+    # direction is kept
+    np.testing.assert_allclose(y / np.linalg.norm(y, axis=1, keepdims=True),
+                               x / np.linalg.norm(x, axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_encoder_shapes_and_grey_images():
+    encoder = ts.SemanticEncoder(num_symbols=10, width=4)
+    assert encoder(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 20)
+    assert ts.SemanticEncoder(10, width=4)(np.zeros((3, 28, 28), np.float32)).shape == (3, 20)
+
+
+def test_stochastic_encoder_samples_in_training_only():
+    encoder = ts.SemanticEncoder(num_symbols=2000, width=2, stochastic=True, seed=3)
+    x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)
+    z, mu, log_var = (np.asarray(t) for t in encoder(x, training=True))
+    z_eval, mu_eval, _ = (np.asarray(t) for t in encoder(x, training=False))
+    np.testing.assert_array_equal(z_eval, mu_eval)
+    np.testing.assert_allclose(mu, mu_eval, rtol=1e-6)
+    eps = (z - mu) / np.exp(0.5 * log_var)
+    assert abs(eps.mean()) < 0.05 and abs(eps.std() - 1) < 0.05
+
+
+def test_channel_adaptive_module_depends_on_snr_and_noise():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(4, 16)).astype(np.float32)
+    cam = ts.ChannelAdaptiveModule(hidden_units=8)
+    low, high = np.asarray(cam(feats, -10.0)), np.asarray(cam(feats, 20.0))
+    assert low.shape == feats.shape
+    assert np.max(np.abs(low - high)) > 1e-4
+    # scales lie in (0, 1): |output| <= |input|
+    assert np.all(np.abs(high) <= np.abs(feats) + 1e-6)
+    rx = ts.ChannelAdaptiveModule(hidden_units=8, use_noise=True)
+    a = np.asarray(rx(feats, 10.0, np.full((4, 8), 0.1, np.float32)))
+    b = np.asarray(rx(feats, 10.0, np.full((4, 8), 10.0, np.float32)))
+    assert np.max(np.abs(a - b)) > 1e-4
+
+
+def test_channel_adaptive_module_on_feature_maps():
+    feats = np.ones((2, 7, 7, 6), np.float32)
+    out = np.asarray(ts.ChannelAdaptiveModule(hidden_units=4)(feats, np.array([0.0, 5.0])))
+    assert out.shape == feats.shape
+    # one scale per channel, shared over the spatial positions
+    np.testing.assert_allclose(out, np.broadcast_to(out[:, :1, :1, :], out.shape))
+
+
+def test_channel_adaptive_module_noise_argument_checked():
+    with pytest.raises(ValueError, match="use_noise=True"):
+        ts.ChannelAdaptiveModule(use_noise=True)(np.ones((2, 4), np.float32), 0.0)
+    with pytest.raises(ValueError, match="use_noise=True"):
+        ts.ChannelAdaptiveModule()(np.ones((2, 4), np.float32), 0.0, np.ones((2, 2)))
+
+
+def test_decoder_logits_shape():
+    assert ts.SemanticDecoder(7, hidden_units=(8, 8))(np.ones((3, 12), np.float32)).shape == (3, 7)
+
+
+LAYERS = [
+    lambda: ts.PowerNormalization(epsilon=1e-9),
+    lambda: ts.SemanticEncoder(6, width=3, stochastic=True, seed=2),
+    lambda: ts.ChannelAdaptiveModule(hidden_units=5, use_noise=True),
+    lambda: ts.SemanticDecoder(4, hidden_units=(7,)),
+    lambda: ts.AWGNChannel(return_noise=True),
+    lambda: ts.RayleighBlockFadingChannel("zf", "ls", 3),
+    lambda: ts.OFDMChannel("cdl-d", 50e-9, 2.6e9, 10.0, 15e3, 7, 20, (1,), "ls", "nn", "zf"),
+]
+
+
+@pytest.mark.parametrize("make", LAYERS)
+def test_get_config_round_trip(make):
+    layer = make()
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(revived) is type(layer) and revived.get_config() == config
+
+
+def test_ofdm_with_user_objects_refuses_to_serialize():
+    from sionna.phy.channel.tr38901 import TDL
+
+    channel = ts.OFDMChannel(TDL("B", 100e-9, 3.5e9))
+    y = channel(np.ones((2, 8), np.float32), 10.0)
+    assert y.shape == (2, 8)
+    with pytest.raises(NotImplementedError, match="cannot be serialized"):
+        channel.get_config()
+
+
+def test_ofdm_with_user_resource_grid():
+    from sionna.phy.ofdm import ResourceGrid
+
+    rg = ResourceGrid(
+        num_ofdm_symbols=4, fft_size=16, subcarrier_spacing=15e3,
+        pilot_pattern="kronecker", pilot_ofdm_symbol_indices=[0],
+    )
+    channel = ts.OFDMChannel("tdl-c", resource_grid=rg, csi="perfect")
+    y = channel(np.ones((3, 96), np.float32), 40.0)  # 48 symbols = all data REs
+    assert channel.grid is rg
+    assert np.mean((np.asarray(y) - 1) ** 2) < 1e-2

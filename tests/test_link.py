@@ -1,0 +1,139 @@
+"""Gradients, XLA, serialization and reproducibility of the whole link."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tosc_sionna as ts
+
+CHANNELS = {
+    "awgn": lambda: ts.AWGNChannel(),
+    "rayleigh-mmse-perfect": lambda: ts.RayleighBlockFadingChannel(return_noise=True),
+    "rayleigh-zf-ls": lambda: ts.RayleighBlockFadingChannel(
+        equalizer="zf", csi="ls", num_pilots=2, return_noise=True
+    ),
+    "ofdm-tdl-a-ls-lmmse": lambda: ts.OFDMChannel("tdl-a", return_noise=True),
+    "ofdm-cdl-b-perfect-zf": lambda: ts.OFDMChannel(
+        "cdl-b", csi="perfect", equalizer="zf", speed=3.0
+    ),
+    "ofdm-rayleigh-nn": lambda: ts.OFDMChannel("rayleigh", interpolation="nn"),
+}
+
+
+def images(batch=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(size=(batch, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, batch)
+
+
+def make(name, seed=0):
+    return ts.make_link(CHANNELS[name](), num_symbols=12, width=4, hidden_units=(32,), seed=seed)
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
+def test_gradients_reach_the_encoder(name):
+    link = make(name)
+    x, y = images()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, link(x, training=True))
+    grads = tape.gradient(loss, link.encoder.trainable_variables)
+    assert len(grads) == len(link.encoder.trainable_variables) > 0
+    for g in grads:
+        assert g is not None
+        assert np.all(np.isfinite(g))
+        assert np.max(np.abs(g)) > 0
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
+def test_jit_compile_fit_and_evaluate(name):
+    link = make(name)
+    x, y = images(64)
+    link.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    history = link.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.isfinite(link.evaluate(x, y, verbose=0))
+    # and a bare channel layer under XLA
+    channel = CHANNELS[name]()
+    out = tf.function(lambda s, snr: channel(s, snr), jit_compile=True)(
+        tf.random.normal([16, 24]), tf.fill([16], 5.0)
+    )
+    y_ch = out[0] if isinstance(out, tuple) else out
+    assert y_ch.shape == (16, 24) and np.all(np.isfinite(y_ch))
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
+def test_save_load_round_trip_gives_identical_outputs(name, tmp_path):
+    link = make(name, seed=5)
+    x, y = images(16)
+    link.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    link.fit(x, y, batch_size=8, epochs=1, verbose=0)  # weights away from init
+    link.set_eval_snr(3.0)
+    path = tmp_path / "link.keras"
+    link.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, ts.TaskOrientedLink)
+    assert float(loaded.snr_eval_db) == 3.0
+    assert type(loaded.channel) is type(link.channel)
+    assert loaded.channel.get_config() == link.channel.get_config()
+    for snr in (None, 12.0):
+        ts.set_seed(99)
+        a = link(x) if snr is None else link(x, snr_db=snr)
+        ts.set_seed(99)
+        b = loaded(x) if snr is None else loaded(x, snr_db=snr)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_same_seed_same_training():
+    results = []
+    for _ in range(2):
+        ts.set_seed(42)
+        link = make("rayleigh-mmse-perfect", seed=42)
+        x, y = images(64)
+        link.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+        loss = link.fit(x, y, batch_size=16, epochs=2, verbose=0).history["loss"]
+        results.append((loss, link.encoder.get_weights()[0]))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_training_snr_drawn_per_example_in_range():
+    link = ts.make_link(ts.AWGNChannel(), num_symbols=4, snr_train_db=(-2.0, 7.0), seed=1)
+    x = np.zeros((4096, 28, 28, 1), np.float32)
+    snr = np.asarray(link._snr(x, None, training=True))
+    assert snr.shape == (4096,)
+    assert snr.min() >= -2.0 and snr.max() <= 7.0
+    assert abs(snr.mean() - 2.5) < 0.2 and snr.std() > 2.0
+    np.testing.assert_array_equal(np.asarray(link._snr(x, None, training=False)), 10.0)
+
+
+def test_eval_snr_changes_compiled_evaluate():
+    ts.set_seed(0)
+    link = make("awgn")
+    x, y = images(256)
+    link.compile(loss=keras.losses.SparseCategoricalCrossentropy(True), jit_compile=True)
+    link.set_eval_snr(-30.0)
+    low = link.predict(x, verbose=0)
+    link.set_eval_snr(60.0)
+    high = link.predict(x, verbose=0)
+    ts.set_seed(1)
+    high2 = link.predict(x, verbose=0)
+    # at 60 dB the noise barely matters; at -30 dB it dominates
+    assert np.max(np.abs(high - high2)) < 1e-2 * np.max(np.abs(high))
+    assert np.max(np.abs(low - high)) > 10 * np.max(np.abs(high - high2))
+
+
+def test_mixed_precision_channel_stays_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        link = ts.make_link(ts.AWGNChannel(), num_symbols=8, width=4, hidden_units=(16,))
+        logits = link(images(4)[0], snr_db=10.0)
+        assert link.channel.compute_dtype == "float32"
+        assert link.encoder.compute_dtype == "float16"
+        assert np.all(np.isfinite(np.asarray(logits, np.float32)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
