@@ -22,6 +22,7 @@ import keras  # noqa: E402
 import tosc_sionna as ts  # noqa: E402
 from tosc_sionna.data import DatasetNotFoundError, load_fashion_mnist  # noqa: E402
 
+BATCH = 128
 CHANNELS = {
     "awgn": lambda: ts.AWGNChannel(),
     "rayleigh (MMSE, 4 pilots)": lambda: ts.RayleighBlockFadingChannel(
@@ -35,11 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-images", type=int, default=12000)
     parser.add_argument("--test-images", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--n-symbols", type=int, default=16)
     parser.add_argument("--snr-eval", type=float, nargs="+", default=[0.0, 10.0, 20.0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--jit", action="store_true",
+        help="compile with XLA: faster steps, but compiling costs more than this short run",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -48,12 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    x_train, y_train = x_train[: args.train_images], y_train[: args.train_images]
+    # Whole batches only: a last, smaller batch would trigger a retrace.
+    train = (min(args.train_images, len(x_train)) // BATCH) * BATCH
+    x_train, y_train = x_train[:train], y_train[:train]
     x_test, y_test = x_test[: args.test_images], y_test[: args.test_images]
 
     header = f"{'channel':28s}" + "".join(f"{s:>8.1f}dB" for s in args.snr_eval)
-    print(f"n = {args.n_symbols} complex symbols per image; accuracy on "
-          f"{len(x_test)} test images")
+    print(f"n = {args.n_symbols} complex symbols per image; {len(x_train)} training "
+          f"images, {args.epochs} epoch(s); accuracy on {len(x_test)} test images")
     print(header)
     start = time.time()
     for name, make_channel in CHANNELS.items():
@@ -63,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             optimizer=keras.optimizers.Adam(2e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
-            jit_compile=True,
+            jit_compile=args.jit,
         )
-        link.fit(x_train, y_train, batch_size=128, epochs=args.epochs, verbose=0)
+        link.fit(x_train, y_train, batch_size=BATCH, epochs=args.epochs, verbose=0)
         row = f"{name:28s}"
         for snr in args.snr_eval:
             link.set_eval_snr(snr)

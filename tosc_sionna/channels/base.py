@@ -197,6 +197,6 @@ def mmse_shrink(x_hat: tf.Tensor, no_eff: tf.Tensor) -> tuple[tf.Tensor, tf.Tens
     ``no_eff / (1 + no_eff)`` (< 1): bounded however deep the fade.
     """
     scale = 1.0 / (1.0 + no_eff)
-    return x_hat * tf.cast(scale, x_hat.dtype), no_eff * scale
+    return x_hat * tf.complex(scale, 0.0), no_eff * scale
 
 

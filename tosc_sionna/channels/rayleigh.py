@@ -110,7 +110,7 @@ class RayleighBlockFadingChannel(ChannelLayer):
             denom = gain + noise
         else:
             denom = tf.maximum(gain, _GAIN_FLOOR)
-        x_hat = tf.math.conj(h_hat) * y / tf.cast(denom, s.dtype)
+        x_hat = tf.math.conj(h_hat) * y / tf.complex(denom, 0.0)
         no_eff = noise / denom
         return x_hat, tf.broadcast_to(no_eff, tf.shape(s, out_type=tf.int32))
 

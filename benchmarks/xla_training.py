@@ -1,0 +1,85 @@
+"""Training-step cost of the link with and without XLA, side by side in one run.
+
+For each channel layer: time of the first epoch (tracing/compiling plus the
+steps) and of a second, steady epoch, with ``jit_compile`` False and True, on
+real Fashion-MNIST. Writes ``benchmarks/results/xla_training.json``.
+
+    python benchmarks/xla_training.py [--train-images N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+import tosc_sionna as ts  # noqa: E402
+from tosc_sionna.data import load_fashion_mnist  # noqa: E402
+
+CHANNELS = {
+    "awgn": lambda: ts.AWGNChannel(),
+    "rayleigh-ls": lambda: ts.RayleighBlockFadingChannel(csi="ls", return_noise=True),
+    "ofdm-tdl-a": lambda: ts.OFDMChannel("tdl-a", return_noise=True),
+}
+BATCH = 128
+
+
+def time_epochs(make_channel, jit: bool, x, y) -> dict[str, float]:
+    ts.set_seed(0)
+    link = ts.make_link(make_channel(), num_symbols=16, seed=0)
+    link.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit,
+    )
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        link.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+    return {"first_epoch_s": times[0], "steady_epoch_s": times[1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-images", type=int, default=12032)
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "xla_training.json")
+    )
+    args = parser.parse_args()
+    x, y = load_fashion_mnist("train")
+    n = (args.train_images // BATCH) * BATCH
+    x, y = x[:n], y[:n]
+    results = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "train_images": n,
+        "batch_size": BATCH,
+        "channels": {},
+    }
+    for name, make_channel in CHANNELS.items():
+        row = {mode: time_epochs(make_channel, mode == "xla", x, y) for mode in ("graph", "xla")}
+        row["steady_speedup_xla"] = (
+            row["graph"]["steady_epoch_s"] / row["xla"]["steady_epoch_s"]
+        )
+        results["channels"][name] = row
+        print(
+            f"{name:12s} graph: first {row['graph']['first_epoch_s']:.1f} s, "
+            f"steady {row['graph']['steady_epoch_s']:.1f} s | xla: first "
+            f"{row['xla']['first_epoch_s']:.1f} s, steady {row['xla']['steady_epoch_s']:.1f} s "
+            f"| steady speedup {row['steady_speedup_xla']:.2f}x",
+            flush=True,
+        )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
