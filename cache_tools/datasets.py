@@ -100,3 +100,24 @@ def load_fashion_mnist(
     if labels.max() >= len(FASHION_MNIST_CLASSES):
         raise DatasetFormatError(f"{folder / labels_name} has labels outside 0..9.")
     return images, labels
+
+
+def dataset_digest(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> str:
+    """sha256 of the exact samples (images and labels) at ``indices``, in that order."""
+    import hashlib
+
+    indices = np.asarray(indices, dtype=np.int64)
+    h = hashlib.sha256(f"{images.dtype.str}{images.shape[1:]}|{len(indices)}|".encode())
+    h.update(np.ascontiguousarray(images[indices]).tobytes())
+    h.update(np.ascontiguousarray(labels[indices].astype(np.int64)).tobytes())
+    return h.hexdigest()
+
+
+def load_dataset(
+    name: str, split: str, data_dir: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Raw images, labels and class names of a dataset known to the tools."""
+    if name != "fashion-mnist":
+        raise ValueError(f"Unknown dataset {name!r}; supported: fashion-mnist.")
+    images, labels = load_fashion_mnist(split, data_dir)
+    return images, labels, FASHION_MNIST_CLASSES

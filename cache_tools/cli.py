@@ -1,0 +1,220 @@
+"""``tosc-cache``: extract, inspect and verify teacher caches.
+
+Exit codes: 0 success; 1 the cache is invalid, incomplete, corrupted or does
+not match the data; 2 bad usage or missing input (model, dataset, file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class _Progress:
+    """A progress bar on a terminal; plain periodic lines when piped; silent with --quiet."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet = quiet
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=0, desc=self.label, unit="sample")
+            self.bar.update(done - self.bar.n)
+        elif time.monotonic() - self.last > 10 or done == total:
+            self.last = time.monotonic()
+            print(f"{self.label}: {done}/{total} samples", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tosc-cache",
+        description="Run a Hugging Face teacher once over a dataset and keep its compressed "
+        "outputs in an HDF5 cache; inspect and verify such caches.",
+        epilog="Exit codes: 0 ok; 1 invalid, incomplete, corrupted or mismatched cache; "
+        "2 bad usage or missing input.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("extract", help="run the teacher over a dataset split and write a cache")
+    ex.add_argument("--model", required=True, help="local model directory or hub id")
+    ex.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist"])
+    ex.add_argument("--split", default="train", choices=["train", "test"])
+    ex.add_argument("--out", required=True, help="cache file to write (.h5)")
+    ex.add_argument("--limit", type=int, help="only the first N samples")
+    ex.add_argument("--views", type=int, default=1,
+                    help="views per sample; view 0 unaugmented (default 1)")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
+    group = ex.add_mutually_exclusive_group()
+    group.add_argument("--topk", type=int, default=5,
+                       help="store the top-k probabilities (default 5)")
+    group.add_argument("--logits", action="store_true", help="store all logits as float16")
+    ex.add_argument("--features", nargs="?", const="float16", choices=["float16", "int8"],
+                    help="also store pooled teacher features (float16, or int8 + row scale)")
+    ex.add_argument("--batch-size", type=int, default=64, help="images per teacher forward")
+    ex.add_argument("--device", default="cpu", help="cpu or cuda")
+    ex.add_argument("--image-size", type=int, help="teacher input size (default: processor's)")
+    ex.add_argument("--kind", default="auto", choices=["auto", "classifier", "clip", "encoder"])
+    ex.add_argument("--head-from", help="train-split cache whose fitted head an encoder uses")
+    ex.add_argument("--data-dir", help="folder with the dataset's files")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing cache")
+    ex.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    info = sub.add_parser("info", help="provenance, shapes, sizes and fidelity of a cache")
+    info.add_argument("file")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+
+    verify = sub.add_parser("verify", help="check a cache's integrity and its match to the data")
+    verify.add_argument("file")
+    verify.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist"])
+    verify.add_argument("--split", required=True, choices=["train", "test"])
+    verify.add_argument("--data-dir")
+    return parser
+
+
+def _info(path: str) -> dict[str, Any]:
+    from .format import TeacherCache
+
+    cache = TeacherCache(path, check_integrity=False)
+    spec = cache.spec
+    rows = spec.num_samples * spec.num_views
+    arrays = {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in cache.arrays.items()}
+    teacher_bytes = sum(a.nbytes for n, a in cache.arrays.items() if n.startswith("teacher/"))
+    out = {
+        "file": str(path),
+        "format_version": cache.attrs["format_version"],
+        "tool_version": cache.attrs.get("tool_version"),
+        "complete": bool(cache.attrs.get("complete")),
+        "teacher": {"id": spec.teacher_id, "kind": spec.teacher_kind,
+                    "digest": spec.teacher_digest, "params": spec.teacher_params},
+        "dataset": {"name": spec.dataset, "split": spec.split, "samples": spec.num_samples,
+                    "digest": spec.dataset_digest},
+        "views": spec.num_views, "seed": spec.seed, "augmentation": spec.augmentation,
+        "preprocessing": spec.preprocessing,
+        "compression": {"probs": spec.probs, "topk": spec.topk if spec.probs == "topk" else None,
+                        "features": spec.features, "feature_dim": spec.feature_dim},
+        "classes": spec.class_names,
+        "arrays": arrays,
+        "bytes_per_sample_per_view": teacher_bytes / rows,
+        "file_bytes": os.path.getsize(path),
+        "file_bytes_per_sample_per_view": os.path.getsize(path) / rows,
+        "reconstruction_kl_mean": cache.attrs.get("compression_kl_mean"),
+        "reconstruction_kl_max": cache.attrs.get("compression_kl_max"),
+    }
+    for key in ("teacher_accuracy", "teacher_test_accuracy"):
+        if key in cache.attrs:
+            out[key] = cache.attrs[key]
+    return out
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    t, d, c = info["teacher"], info["dataset"], info["compression"]
+    probs = f"top-{c['topk']} probabilities (float16)" if c["probs"] == "topk" else "float16 logits"
+    lines = [
+        f"file          {info['file']} ({info['file_bytes']:,} bytes)",
+        f"format        v{info['format_version']} (tool {info['tool_version']}), "
+        f"{'complete' if info['complete'] else 'INCOMPLETE'}",
+        f"teacher       {t['id']} [{t['kind']}], {t['params']:,} parameters",
+        f"              weights sha256 {t['digest']}",
+        f"dataset       {d['name']} / {d['split']}, {d['samples']:,} samples",
+        f"              samples sha256 {d['digest']}",
+        f"views         {info['views']} per sample (view 0 unaugmented), seed {info['seed']}, "
+        f"{json.dumps(info['augmentation'])}",
+        f"preprocessing {json.dumps(info['preprocessing'])}",
+        f"compression   {probs}"
+        + (f" + {c['features']} features [{c['feature_dim']}]" if c["features"] else ""),
+        f"size          {info['bytes_per_sample_per_view']:.1f} bytes per sample per view "
+        f"(uncompressed arrays), {info['file_bytes_per_sample_per_view']:.1f} on disk",
+    ]
+    if info["reconstruction_kl_mean"] is not None:
+        lines.append(
+            f"fidelity      KL(teacher || stored) mean {info['reconstruction_kl_mean']:.3g} nats, "
+            f"max {info['reconstruction_kl_max']:.3g}"
+        )
+    for key, label in (("teacher_accuracy", "accuracy"), ("teacher_test_accuracy", "test acc.")):
+        if key in info:
+            lines.append(f"{label:13s} {info[key]:.4f} (teacher, view 0)"
+                         if key == "teacher_accuracy" else f"{label:13s} {info[key]:.4f}")
+    lines.append("arrays        " + ", ".join(
+        f"{n} {tuple(a['shape'])} {a['dtype']}" for n, a in info["arrays"].items()))
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .datasets import DatasetFormatError, DatasetNotFoundError
+    from .format import CacheError
+
+    try:
+        if args.command == "extract":
+            from .extract import extract
+
+            progress = _Progress(args.quiet, "extract")
+            try:
+                path = extract(
+                    args.model, args.out, dataset=args.dataset, split=args.split,
+                    limit=args.limit, views=args.views, seed=args.seed,
+                    topk=None if args.logits else args.topk, features=args.features,
+                    batch_size=args.batch_size, device=args.device, image_size=args.image_size,
+                    kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
+                    overwrite=args.overwrite, progress=progress,
+                )
+            finally:
+                progress.close()
+            if not args.quiet:
+                print(f"wrote {path}", file=sys.stderr)
+        elif args.command == "info":
+            info = _info(args.file)
+            print(json.dumps(info, indent=2)) if args.json else _print_info(info)
+        else:
+            from .datasets import dataset_digest, load_dataset
+            from .format import CacheMismatchError, TeacherCache
+
+            cache = TeacherCache(args.file, check_integrity=True)
+            images, labels, _ = load_dataset(args.dataset, args.split, args.data_dir)
+            if cache.sample_index.max() >= len(images):
+                raise CacheMismatchError(
+                    f"{args.file} indexes samples up to {int(cache.sample_index.max())}, but "
+                    f"{args.dataset}/{args.split} has only {len(images)}."
+                )
+            cache.check_matches(args.dataset, args.split,
+                                dataset_digest(images, labels, cache.sample_index))
+            print(f"{args.file}: OK ({cache.num_samples:,} samples x {cache.num_views} views, "
+                  f"integrity and {args.dataset}/{args.split} match verified)")
+    except CacheError as err:
+        print(f"tosc-cache: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except (FileNotFoundError, FileExistsError, DatasetNotFoundError, DatasetFormatError,
+            ValueError) as err:
+        print(f"tosc-cache: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tosc-cache: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

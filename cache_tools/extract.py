@@ -1,0 +1,165 @@
+"""Run a teacher once over a dataset and store its compressed outputs (resumable)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
+from .compression import decode_topk, encode_features, encode_topk, kl_divergence, softmax
+from .datasets import dataset_digest, load_dataset
+from .format import CacheSpec, CacheWriter, TeacherCache
+from .head import fit_linear_head
+from .teachers import Teacher, load_teacher, teacher_description
+
+#: progress(rows_done, rows_total) is called after each batch.
+Progress = Callable[[int, int], None]
+
+
+def compress_batch(
+    spec: CacheSpec, logits: np.ndarray, features: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """Teacher outputs ``[rows, views, ...]`` -> the arrays a cache stores for them."""
+    arrays: dict[str, np.ndarray] = {}
+    full = softmax(logits)
+    if spec.probs == "topk":
+        values, indices = encode_topk(logits, spec.topk)
+        arrays["teacher/topk_values"], arrays["teacher/topk_indices"] = values, indices
+        restored = decode_topk(values, indices, spec.num_classes)
+    else:
+        arrays["teacher/logits"] = logits.astype(np.float16)
+        restored = softmax(arrays["teacher/logits"].astype(np.float32))
+    arrays["compression_kl"] = kl_divergence(full, restored).astype(np.float32)
+    if spec.features is not None:
+        values, scale = encode_features(features, spec.features)
+        arrays["teacher/features"] = values
+        if scale is not None:
+            arrays["teacher/features_scale"] = scale
+    return arrays
+
+
+def teacher_outputs(
+    teacher: Teacher, images: np.ndarray, seeds: np.ndarray, augmentation: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``[rows, views, C]`` and features ``[rows, views, D]`` for all views of rows."""
+    rows, views = seeds.shape
+    batch = np.concatenate(
+        [augment_batch(images, seeds[:, v], augmentation) for v in range(views)]
+    )  # view-major: [views * rows, H, W]
+    logits, features = teacher(batch)
+    logits = logits.reshape(views, rows, -1).transpose(1, 0, 2)
+    features = features.reshape(views, rows, -1).transpose(1, 0, 2)
+    return logits, features
+
+
+def extract(
+    model: str | os.PathLike,
+    out: str | os.PathLike,
+    dataset: str = "fashion-mnist",
+    split: str = "train",
+    limit: int | None = None,
+    views: int = 1,
+    seed: int = 0,
+    topk: int | None = 5,
+    features: str | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    image_size: int | None = None,
+    kind: str = "auto",
+    data_dir: str | os.PathLike | None = None,
+    head_from: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
+
+    ``topk=None`` stores full float16 logits. ``batch_size`` counts images per
+    teacher forward (rows x views). Re-running an interrupted extraction with
+    the same arguments resumes it and yields the same file.
+    """
+    images, labels, class_names = load_dataset(dataset, split, data_dir)
+    count = len(images) if limit is None else int(limit)
+    if not 1 <= count <= len(images):
+        raise ValueError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
+    if views < 1:
+        raise ValueError(f"--views must be >= 1; got {views}.")
+    indices = np.arange(count, dtype=np.int64)
+    teacher = load_teacher(model, kind=kind, device=device, image_size=image_size,
+                           class_names=list(class_names))
+    described = teacher_description(teacher)
+    feature_dim = teacher.feature_dim
+    spec = CacheSpec(
+        teacher_id=described["teacher_id"],
+        teacher_digest=described["teacher_digest"],
+        teacher_kind=teacher.kind,
+        class_names=list(teacher.class_names),
+        dataset=dataset,
+        split=split,
+        dataset_digest=dataset_digest(images, labels, indices),
+        num_samples=count,
+        num_views=int(views),
+        seed=int(seed),
+        augmentation=dict(DEFAULT_AUGMENTATION),
+        preprocessing=described["preprocessing"],
+        probs="logits" if topk is None else "topk",
+        topk=0 if topk is None else int(topk),
+        features=features,
+        feature_dim=feature_dim,
+        teacher_params=teacher.num_params,
+        extra={"prompt": described["prompt"]} if described["prompt"] else {},
+    )
+    rows_per_batch = max(1, int(batch_size) // spec.num_views)
+    seeds = view_seeds(seed, indices, spec.num_views)
+    static = {"sample_index": indices, "labels": labels[indices].astype(np.int64),
+              "view_seeds": seeds}
+    if teacher.kind == "encoder":
+        teacher.head = _encoder_head(teacher, images[indices], labels[indices], split,
+                                     head_from, rows_per_batch, spec.num_classes)
+        static["head/weight"], static["head/bias"] = teacher.head
+    writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite)
+    for start, stop in writer.pending():
+        logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
+                                        seeds[start:stop], spec.augmentation)
+        writer.write(start, compress_batch(spec, logits, feats))
+        if progress is not None:
+            progress(writer.rows_done(), count)
+    return writer.finalize(attrs=_accuracy_attrs(writer, spec, len(class_names)))
+
+
+def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) -> dict[str, Any]:
+    """The teacher's accuracy on view 0 of this split (from the stored outputs)."""
+    if spec.num_classes != dataset_classes:
+        return {}  # the teacher's labels are not the dataset's
+    shards = [np.load(writer._shard(s)) for s in range(0, spec.num_samples, writer.batch_rows)]
+    if spec.probs == "topk":
+        top1 = np.concatenate([s["teacher/topk_indices"][:, 0, 0] for s in shards])
+    else:
+        top1 = np.concatenate([s["teacher/logits"][:, 0].argmax(-1) for s in shards])
+    labels = writer.static_arrays["labels"]
+    return {"teacher_accuracy": float(np.mean(top1.astype(np.int64) == labels))}
+
+
+def _encoder_head(
+    teacher: Teacher, images: np.ndarray, labels: np.ndarray, split: str,
+    head_from: str | os.PathLike | None, rows_per_batch: int, num_classes: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    if head_from is not None:
+        source = TeacherCache(head_from)
+        if source.spec.teacher_digest != teacher.digest:
+            raise ValueError(f"{head_from} was made with another teacher; its head does not apply.")
+        return source.arrays["head/weight"], source.arrays["head/bias"]
+    if split != "train":
+        raise ValueError(
+            "An encoder teacher's linear head is fitted on the train split: extract the train "
+            "split first, then pass it with --head-from TRAIN_CACHE.h5."
+        )
+    embeddings = np.concatenate([
+        teacher.forward(teacher.preprocess(images[i : i + rows_per_batch], teacher.device))[1]
+        .float().cpu().numpy()
+        for i in range(0, len(images), rows_per_batch)
+    ])
+    return fit_linear_head(embeddings, labels, num_classes)
