@@ -43,7 +43,9 @@ def check_augmentation(config: dict[str, Any]) -> dict[str, Any]:
     return {"name": "crop_flip", "pad": pad, "flip": bool(config.get("flip", True))}
 
 
-def augment(image: np.ndarray, seed: int, config: dict[str, Any] = DEFAULT_AUGMENTATION) -> np.ndarray:
+def augment(
+    image: np.ndarray, seed: int, config: dict[str, Any] = DEFAULT_AUGMENTATION
+) -> np.ndarray:
     """One view of ``image`` (``[H, W]`` or ``[H, W, C]``); seed 0 returns it unchanged."""
     if int(seed) == 0:
         return image

@@ -290,12 +290,14 @@ def spec_attrs(spec: CacheSpec) -> dict[str, Any]:
         "spec": spec.to_json(),
     }
     for key, value in json.loads(spec.to_json()).items():
-        attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) or value is None else value
+        nested = isinstance(value, (dict, list)) or value is None
+        attrs[key] = json.dumps(value) if nested else value
     return attrs
 
 
 def _spec_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -104,7 +104,9 @@ class Preprocess:
             resize=resize,
             resample=_RESAMPLE.get(int(cfg.get("resample", 2) or 2), "bilinear"),
             crop=crop,
-            rescale=float(cfg.get("rescale_factor", 1 / 255)) if cfg.get("do_rescale", True) else 1.0,
+            rescale=(
+                float(cfg.get("rescale_factor", 1 / 255)) if cfg.get("do_rescale", True) else 1.0
+            ),
             mean=tuple(float(m) for m in (mean or (0.0, 0.0, 0.0))),
             std=tuple(float(s) for s in (std or (1.0, 1.0, 1.0))),
             processor=type(processor).__name__,
@@ -123,7 +125,8 @@ class Preprocess:
         x = torch.from_numpy(np.ascontiguousarray(images)).to(device=device, dtype=torch.float32)
         x = x[:, None].expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
         if tuple(x.shape[-2:]) != self.resize:
-            kwargs = {} if self.resample == "nearest" else {"align_corners": False, "antialias": True}
+            smooth = self.resample != "nearest"
+            kwargs = {"align_corners": False, "antialias": True} if smooth else {}
             x = torch.nn.functional.interpolate(x, size=self.resize, mode=self.resample, **kwargs)
             x = x.round().clamp(0, 255)
         if self.crop is not None:
@@ -276,8 +279,11 @@ def load_teacher(
     )
     if kind == "classifier":
         head = _last_linear(net, len(labels))
+        # The pooled features are what the final linear layer sees.
         head.register_forward_hook(
-            lambda module, args, output: teacher._features.append(args[0].reshape(args[0].shape[0], -1))
+            lambda module, args, output: teacher._features.append(
+                args[0].reshape(args[0].shape[0], -1)
+            )
         )
     torch.manual_seed(0)
     return teacher
