@@ -51,7 +51,7 @@ def weights_digest(model: Any) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -122,7 +122,7 @@ class Preprocess:
 
     def __call__(self, images: np.ndarray, device: str = "cpu") -> Any:
         torch = _torch()
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device=device, dtype=torch.float32)
+        x = torch.from_numpy(np.array(images, dtype=np.float32)).to(device)
         x = x[:, None].expand(-1, 3, -1, -1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
         if tuple(x.shape[-2:]) != self.resize:
             smooth = self.resample != "nearest"
@@ -233,7 +233,7 @@ def load_teacher(
     ``class_names`` (the dataset's) name the prompts of a CLIP teacher and
     the classes of an encoder's fitted head; a classifier uses its own labels.
     """
-    torch = _torch()
+    _torch()  # a clear error if the [cache] extra is missing
     import transformers
 
     # Our CLI shows its own progress; keep transformers' bars and notices out of it.
@@ -285,7 +285,6 @@ def load_teacher(
                 args[0].reshape(args[0].shape[0], -1)
             )
         )
-    torch.manual_seed(0)
     return teacher
 
 

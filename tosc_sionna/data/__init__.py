@@ -13,9 +13,26 @@ from cache_tools.datasets import (
     find_fashion_mnist,
 )
 from cache_tools.datasets import load_fashion_mnist as _load_raw
+from cache_tools.format import (
+    CacheCorruptError,
+    CacheError,
+    CacheFormatError,
+    CacheIncompleteError,
+    CacheMismatchError,
+    TeacherCache,
+)
+
+from .reader import TeacherCacheDataset
 
 __all__ = [
+    "CacheCorruptError",
+    "CacheError",
+    "CacheFormatError",
+    "CacheIncompleteError",
+    "CacheMismatchError",
     "FASHION_MNIST_CLASSES",
+    "TeacherCache",
+    "TeacherCacheDataset",
     "DatasetFormatError",
     "DatasetNotFoundError",
     "find_fashion_mnist",

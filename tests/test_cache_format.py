@@ -1,0 +1,268 @@
+"""Cache format v1, compression and augmentation (NumPy + h5py only)."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from cache_tools import augment, compression
+from cache_tools.format import (
+    FORMAT_VERSION,
+    CacheCorruptError,
+    CacheFormatError,
+    CacheIncompleteError,
+    CacheMismatchError,
+    CacheSpec,
+    CacheWriter,
+    TeacherCache,
+    staging_dir,
+)
+
+CLASSES = [f"c{i}" for i in range(10)]
+
+
+def test_topk_round_trip_error_bounded():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(2000, 10))
+    full = compression.softmax(logits)
+    for k in (1, 3, 5, 10):
+        values, indices = compression.encode_topk(logits, k)
+        assert values.dtype == np.float16 and indices.dtype == np.uint8
+        restored = compression.decode_topk(values, indices, 10)
+        np.testing.assert_allclose(restored.sum(-1), 1.0, rtol=1e-5)
+        # the kept classes keep their probability (float16 rounding)
+        kept = np.take_along_axis(restored, indices.astype(int), -1)
+        np.testing.assert_allclose(kept, np.take_along_axis(full, indices.astype(int), -1),
+                                   rtol=2e-3, atol=1e-4)
+        # the rest gets the remaining mass, evenly
+        if k < 10:
+            mask = np.ones_like(full, bool)
+            np.put_along_axis(mask, indices.astype(int), False, -1)
+            rest = restored[mask].reshape(len(full), 10 - k)
+            np.testing.assert_allclose(rest, rest[:, :1] * np.ones_like(rest), rtol=1e-5)
+        kl = compression.kl_divergence(full, restored)
+        assert np.all(kl >= -1e-6)  # float32 rounding
+        if k == 10:
+            assert kl.max() < 1e-5
+    # KL shrinks as k grows
+    kls = [compression.kl_divergence(
+        full, compression.decode_topk(*compression.encode_topk(logits, k), 10)).mean()
+        for k in (1, 3, 5, 10)]
+    assert kls == sorted(kls, reverse=True)
+
+
+def test_index_dtype_is_smallest():
+    assert compression.index_dtype(10) == np.uint8
+    assert compression.index_dtype(256) == np.uint8
+    assert compression.index_dtype(257) == np.uint16
+    assert compression.index_dtype(1000) == np.uint16
+    assert compression.index_dtype(70000) == np.uint32
+
+
+def test_logits_float16_and_features():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(500, 64)).astype(np.float32) * rng.uniform(0.1, 10, (500, 1))
+    q, scale = compression.encode_features(features, "int8")
+    assert q.dtype == np.int8 and scale.dtype == np.float32
+    restored = compression.decode_features(q, scale)
+    # symmetric int8: error at most half a step per row
+    assert np.all(np.abs(restored - features) <= scale[:, None] / 2 + 1e-6)
+    h, none = compression.encode_features(features, "float16")
+    assert none is None and h.dtype == np.float16
+    np.testing.assert_allclose(compression.decode_features(h, None), features, rtol=1e-3)
+    zero_q, zero_scale = compression.encode_features(np.zeros((2, 4)), "int8")
+    assert np.all(zero_q == 0) and np.all(zero_scale == 1)
+    with pytest.raises(ValueError, match="feature compression"):
+        compression.encode_features(features, "int4")
+
+
+def test_augmentation_deterministic_and_view0_identity():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    seeds = augment.view_seeds(7, np.arange(6), 4)
+    assert seeds.dtype == np.uint64 and np.all(seeds[:, 0] == 0)
+    assert len(np.unique(seeds[:, 1:])) == 18
+    # seeds depend on (seed, index, view) only: a subset gets the same seeds
+    np.testing.assert_array_equal(augment.view_seeds(7, np.array([3, 4]), 4), seeds[3:5])
+    np.testing.assert_array_equal(augment.augment_batch(images, seeds[:, 0]), images)
+    a = augment.augment_batch(images, seeds[:, 1])
+    b = augment.augment_batch(images, seeds[:, 1])
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == images.shape and a.dtype == np.uint8
+    # each view is a shifted (and maybe flipped) copy of the padded image
+    padded = np.pad(images[0], 2)
+    windows = [padded[y:y + 28, x:x + 28] for y in range(5) for x in range(5)]
+    candidates = windows + [w[:, ::-1] for w in windows]
+    for v in range(1, 4):
+        view = augment.augment(images[0], int(seeds[0, v]))
+        assert any(np.array_equal(view, c) for c in candidates)
+
+
+def _spec(**kw):
+    base = dict(
+        teacher_id="t", teacher_digest="d" * 64, teacher_kind="classifier",
+        class_names=CLASSES, dataset="fashion-mnist", split="train",
+        dataset_digest="e" * 64, num_samples=10, num_views=2, seed=0,
+        augmentation=dict(augment.DEFAULT_AUGMENTATION), preprocessing={"resize": [32, 32]},
+        probs="topk", topk=3, features="int8", feature_dim=4,
+    )
+    base.update(kw)
+    return CacheSpec(**base)
+
+
+def _static(spec):
+    idx = np.arange(spec.num_samples)
+    return {"sample_index": idx, "labels": idx % 10,
+            "view_seeds": augment.view_seeds(spec.seed, idx, spec.num_views)}
+
+
+def _rows(spec, start, stop):
+    rng = np.random.default_rng(start)
+    logits = rng.normal(size=(stop - start, spec.num_views, 10))
+    values, indices = compression.encode_topk(logits, spec.topk)
+    q, scale = compression.encode_features(
+        rng.normal(size=(stop - start, spec.num_views, 4)), "int8")
+    return {"teacher/topk_values": values, "teacher/topk_indices": indices,
+            "teacher/features": q, "teacher/features_scale": scale}
+
+
+def _write_all(path, spec, batch_rows=4):
+    writer = CacheWriter(path, spec, _static(spec), batch_rows=batch_rows)
+    for start, stop in writer.pending():
+        writer.write(start, _rows(spec, start, stop))
+    return writer.finalize()
+
+
+def test_writer_reader_round_trip(tmp_path):
+    spec = _spec()
+    path = _write_all(tmp_path / "c.h5", spec)
+    assert not staging_dir(path).exists()
+    cache = TeacherCache(path)
+    assert cache.spec == spec
+    assert cache.attrs["format_version"] == FORMAT_VERSION and cache.attrs["complete"]
+    expected = np.concatenate([_rows(spec, s, min(s + 4, 10))["teacher/topk_values"]
+                               for s in (0, 4, 8)])
+    np.testing.assert_array_equal(cache.arrays["teacher/topk_values"], expected)
+    probs = cache.teacher_probs()
+    assert probs.shape == (10, 2, 10)
+    np.testing.assert_allclose(probs.sum(-1), 1, rtol=1e-5)
+    one_view = cache.teacher_probs(views=np.array([1] * 10))
+    np.testing.assert_array_equal(one_view, probs[:, 1])
+    with h5py.File(path) as f:
+        assert f["teacher/topk_values"].compression == "gzip"
+        assert f["teacher/topk_values"].chunks is not None
+
+
+def test_resume_gives_identical_file_contents(tmp_path):
+    spec = _spec()
+    whole = TeacherCache(_write_all(tmp_path / "whole.h5", spec))
+    path = tmp_path / "resumed.h5"
+    first = CacheWriter(path, spec, _static(spec), batch_rows=4)
+    first.write(0, _rows(spec, 0, 4))
+    del first  # "interrupted"
+    with pytest.raises(CacheIncompleteError, match="run the same `tosc-cache extract`"):
+        TeacherCache(path)
+    second = CacheWriter(path, spec, _static(spec), batch_rows=4)
+    assert second.pending() == [(4, 8), (8, 10)] and second.rows_done() == 4
+    for start, stop in second.pending():
+        second.write(start, _rows(spec, start, stop))
+    resumed = TeacherCache(second.finalize())
+    assert resumed.arrays.keys() == whole.arrays.keys()
+    for name in whole.arrays:
+        np.testing.assert_array_equal(resumed.arrays[name], whole.arrays[name])
+    assert resumed.attrs == whole.attrs
+
+
+def test_resume_with_other_settings_refused(tmp_path):
+    spec = _spec()
+    writer = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4)
+    writer.write(0, _rows(spec, 0, 4))
+    with pytest.raises(CacheMismatchError, match="topk: 3 != 5"):
+        CacheWriter(tmp_path / "c.h5", _spec(topk=5), _static(spec), batch_rows=4)
+    with pytest.raises(CacheMismatchError, match="batch_rows"):
+        CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=5)
+
+
+def test_existing_cache_not_overwritten(tmp_path):
+    spec = _spec()
+    path = _write_all(tmp_path / "c.h5", spec)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        CacheWriter(path, spec, _static(spec), batch_rows=4)
+
+
+def test_finalize_refuses_missing_rows(tmp_path):
+    spec = _spec()
+    writer = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4)
+    writer.write(0, _rows(spec, 0, 4))
+    with pytest.raises(CacheIncompleteError, match="missing"):
+        writer.finalize()
+    assert not (tmp_path / "c.h5").exists()
+
+
+def test_write_checks_shapes(tmp_path):
+    spec = _spec()
+    writer = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4)
+    rows = _rows(spec, 0, 4)
+    rows["teacher/topk_values"] = rows["teacher/topk_values"].astype(np.float32)
+    with pytest.raises(ValueError, match="teacher/topk_values"):
+        writer.write(0, rows)
+
+
+def test_corrupted_value_is_caught(tmp_path):
+    path = _write_all(tmp_path / "c.h5", _spec())
+    with h5py.File(path, "r+") as f:
+        f["teacher/topk_values"][3, 1, 0] += np.float16(0.01)
+    with pytest.raises(CacheCorruptError, match="teacher/topk_values.*altered or corrupted"):
+        TeacherCache(path)
+    TeacherCache(path, check_integrity=False)  # opening without the check still works
+
+
+def test_truncated_file_is_refused(tmp_path):
+    path = _write_all(tmp_path / "c.h5", _spec())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CacheFormatError, match="truncated or corrupted"):
+        TeacherCache(path)
+
+
+def test_wrong_version_and_foreign_files_refused(tmp_path):
+    path = _write_all(tmp_path / "c.h5", _spec())
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 2
+    with pytest.raises(CacheFormatError, match="format version 2.*reads version 1"):
+        TeacherCache(path)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(CacheFormatError, match="not a tosc-sionna teacher cache"):
+        TeacherCache(other)
+    with pytest.raises(FileNotFoundError):
+        TeacherCache(tmp_path / "missing.h5")
+
+
+def test_incomplete_flag_refused(tmp_path):
+    path = _write_all(tmp_path / "c.h5", _spec())
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = False
+    with pytest.raises(CacheIncompleteError, match="not marked complete"):
+        TeacherCache(path)
+
+
+def test_check_matches_says_what_differs(tmp_path):
+    cache = TeacherCache(_write_all(tmp_path / "c.h5", _spec()))
+    cache.check_matches("fashion-mnist", "train", "e" * 64)
+    with pytest.raises(CacheMismatchError, match="split 'train' in the cache, 'test' given"):
+        cache.check_matches("fashion-mnist", "test", "e" * 64)
+    with pytest.raises(CacheMismatchError, match="samples differ"):
+        cache.check_matches("fashion-mnist", "train", "f" * 64)
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="topk must lie in"):
+        _spec(topk=11)
+    with pytest.raises(ValueError, match="probs must be one of"):
+        _spec(probs="softmax")
+    spec = _spec(probs="logits", features=None)
+    assert set(spec.array_layout()) == {"sample_index", "labels", "view_seeds", "teacher/logits"}
+    assert json.loads(spec.to_json())["probs"] == "logits"

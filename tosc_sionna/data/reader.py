@@ -1,0 +1,141 @@
+"""The Keras-side reader of a teacher cache (NumPy + h5py, backend-neutral)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import keras
+import numpy as np
+
+from cache_tools.augment import augment_batch
+from cache_tools.datasets import dataset_digest, load_dataset
+from cache_tools.format import CacheMismatchError, TeacherCache
+
+TARGETS = ("kd", "label")
+
+
+class TeacherCacheDataset(keras.utils.PyDataset):
+    r"""Batches of (augmented view, targets) from a teacher cache and its dataset.
+
+    Each epoch draws, from ``seed`` and the epoch number, a shuffled order and
+    one view per sample (``view="random"``) and replays that view from its
+    stored seed with the same NumPy augmentation the teacher saw. The cache is
+    validated against the dataset first: a cache of other samples, another
+    split or order is refused with a message that says what differs.
+
+    Parameters
+    ----------
+    cache : str, path or :class:`cache_tools.format.TeacherCache`
+    images, labels : arrays or None
+        The dataset split the cache describes (uint8 ``[N, H, W]``, ints
+        ``[N]``); None loads the cache's dataset and split (``data_dir``).
+    batch_size : int, (default 128)
+    shuffle : bool, (default True)
+    seed : int, (default 0)
+    view : "random" (default) or int
+        Which view to use: a random one per sample per epoch, or a fixed one
+        (0 is unaugmented).
+    targets : "kd" (default) | "label"
+        ``"kd"``: float32 ``[batch, 1 + C]``, column 0 the label and columns
+        ``1..C`` the reconstructed teacher distribution of that view;
+        ``"label"``: int32 labels ``[batch]``.
+    data_dir : str or None
+        Where to look for the dataset (see :func:`tosc_sionna.data.load_fashion_mnist`).
+    check_integrity : bool, (default True)
+        Recompute the cache's digests on opening.
+    **kwargs
+        ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
+        :class:`keras.utils.PyDataset`.
+
+    Output (per batch)
+    ------------------
+    x : [batch, H, W, 1], float32
+        The augmented view, scaled to [0, 1].
+    y : [batch, 1 + C] float32 or [batch] int32
+        See ``targets``.
+    """
+
+    def __init__(
+        self,
+        cache: str | os.PathLike | TeacherCache,
+        images: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        batch_size: int = 128,
+        shuffle: bool = True,
+        seed: int = 0,
+        view: str | int = "random",
+        targets: str = "kd",
+        data_dir: str | os.PathLike | None = None,
+        check_integrity: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if targets not in TARGETS:
+            raise ValueError(f"targets must be one of {TARGETS}; got {targets!r}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        self.cache = cache if isinstance(cache, TeacherCache) else TeacherCache(
+            cache, check_integrity=check_integrity
+        )
+        spec = self.cache.spec
+        if view != "random" and not 0 <= int(view) < spec.num_views:
+            raise ValueError(f"view must be 'random' or in [0, {spec.num_views}); got {view!r}.")
+        if images is None or labels is None:
+            images, labels, _ = load_dataset(spec.dataset, spec.split, data_dir)
+        index = self.cache.sample_index
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+        if index.max() >= len(images):
+            raise CacheMismatchError(
+                f"{self.cache.path} indexes sample {int(index.max())}, but the data given has "
+                f"only {len(images)} samples."
+            )
+        self.cache.check_matches(spec.dataset, spec.split, dataset_digest(images, labels, index))
+        self.images = np.asarray(images)[index]
+        self.labels = self.cache.labels.astype(np.int32)
+        self.probs = self.cache.teacher_probs()  # [N, V, C]
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.view = view if view == "random" else int(view)
+        self.targets = targets
+        self.epoch = 0
+        self._plan()
+
+    @property
+    def num_classes(self) -> int:
+        return self.cache.num_classes
+
+    def _plan(self) -> None:
+        n = len(self.labels)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.view == "random":
+            self.views = rng.integers(0, self.cache.num_views, size=n)
+        else:
+            self.views = np.full(n, self.view)
+
+    def replay_views(self, rows: np.ndarray, views: np.ndarray) -> np.ndarray:
+        """The uint8 views ``[len(rows), H, W]`` the teacher saw for (row, view) pairs."""
+        seeds = self.cache.view_seeds[rows, views]
+        return augment_batch(self.images[rows], seeds, self.cache.spec.augmentation)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range [0, {len(self)}).")
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        views = self.views[rows]
+        x = self.replay_views(rows, views).astype(np.float32)[..., None] / 255.0
+        if self.targets == "label":
+            return x, self.labels[rows]
+        probs = self.probs[rows, views]
+        return x, np.concatenate([self.labels[rows, None].astype(np.float32), probs], axis=1)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._plan()
