@@ -1,0 +1,259 @@
+"""End-to-end extraction with small Hugging Face teachers saved to disk and reloaded offline."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tiny_teachers as tt
+
+from cache_tools import cli
+from cache_tools.compression import kl_divergence, softmax
+from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from cache_tools.format import CacheMismatchError, TeacherCache
+from cache_tools.teachers import Teacher, load_teacher
+from tosc_sionna.data import TeacherCacheDataset
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local directories
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "vit": tt.make_vit(root / "vit"),
+        "resnet": tt.make_resnet(root / "resnet"),
+        "clip": tt.make_clip(root / "clip"),
+        "encoder": tt.make_vit_encoder(root / "encoder"),
+    }
+
+
+def run_cli(*args):
+    return cli.main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("name", ["vit", "resnet", "clip"])
+def test_extract_info_verify(models, tmp_path, capsys, name):
+    out = tmp_path / f"{name}.h5"
+    assert run_cli("extract", "--model", models[name], "--out", out, "--limit", 96,
+                   "--views", 2, "--features", "--batch-size", 32, "-q") == 0
+    cache = TeacherCache(out)
+    assert cache.spec.teacher_kind == ("clip" if name == "clip" else "classifier")
+    assert cache.arrays["teacher/topk_values"].shape == (96, 2, 5)
+    assert cache.arrays["teacher/features"].dtype == np.float16
+    assert cache.spec.class_names == list(FASHION_MNIST_CLASSES)
+    assert 0.0 <= cache.attrs["teacher_accuracy"] <= 1.0
+    assert cache.attrs["compression_kl_mean"] < 0.05
+    # the loaded teacher reproduces the cached view-0 outputs within the compression's error
+    teacher = load_teacher(models[name], class_names=list(FASHION_MNIST_CLASSES))
+    images, _ = load_fashion_mnist("train")
+    logits, _ = teacher(images[:96])
+    kl = kl_divergence(softmax(logits), cache.teacher_probs()[:, 0])
+    assert kl.max() <= cache.attrs["compression_kl_max"] + 1e-4
+    capsys.readouterr()
+    assert run_cli("info", out) == 0
+    text = capsys.readouterr().out
+    for needle in ("complete", "top-5 probabilities", "bytes per sample per view",
+                   "KL(teacher || stored)", cache.spec.teacher_digest, "96 samples"):
+        assert needle in text
+    assert run_cli("info", out, "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["views"] == 2 and info["bytes_per_sample_per_view"] > 0
+    assert run_cli("verify", out, "--split", "train") == 0
+    assert run_cli("verify", out, "--split", "test") == 1
+    assert "split 'train' in the cache, 'test' given" in capsys.readouterr().err
+
+
+def test_clip_logits_are_zero_shot_cosines(models):
+    import torch
+
+    teacher = load_teacher(models["clip"], class_names=list(FASHION_MNIST_CLASSES))
+    images, _ = load_fashion_mnist("test")
+    logits, features = teacher(images[:8])
+    model = teacher.model
+    with torch.no_grad():
+        pixels = teacher.preprocess(images[:8])
+        image = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+        text = model.text_projection(model.text_model(**teacher.text_inputs).pooler_output)
+        image = image / image.norm(dim=-1, keepdim=True)
+        text = text / text.norm(dim=-1, keepdim=True)
+        expected = (model.logit_scale.exp() * image @ text.T).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    assert features.shape == (8, 16)
+    assert teacher.text_inputs["input_ids"].shape[0] == 10  # one prompt per class
+
+
+def test_preprocessing_follows_the_image_processor(models):
+    import transformers
+
+    images, _ = load_fashion_mnist("test")
+    images = images[:16]
+    for name, max_err in (("vit", 0.01), ("resnet", 0.2), ("clip", 0.3)):
+        teacher = load_teacher(models[name], class_names=list(FASHION_MNIST_CLASSES))
+        ours = teacher.preprocess(images).numpy()
+        processor = transformers.AutoImageProcessor.from_pretrained(models[name])
+        ref = processor([np.repeat(i[..., None], 3, -1) for i in images],
+                        return_tensors="np")["pixel_values"]
+        assert ours.shape == ref.shape
+        # bilinear matches to one grey level; bicubic kernels differ at a few edge pixels
+        assert np.abs(ours - ref).max() < max_err
+        assert np.abs(ours - ref).mean() < 0.005
+
+
+def test_encoder_teacher_fits_and_stores_a_head(models, tmp_path):
+    train = tmp_path / "enc-train.h5"
+    assert run_cli("extract", "--model", models["encoder"], "--out", train, "--limit", 400,
+                   "--logits", "--features", "--batch-size", 100, "-q") == 0
+    cache = TeacherCache(train)
+    assert cache.spec.teacher_kind == "encoder"
+    weight, bias = cache.arrays["head/weight"], cache.arrays["head/bias"]
+    assert weight.shape == (10, 32) and bias.shape == (10,)
+    # stored logits are the head applied to the embeddings, up to float16 rounding
+    # of both the stored features and the stored logits
+    features = cache.teacher_features()[:, 0]
+    logits = features @ weight.T + bias
+    bound = 2.0**-10 * (np.abs(features) @ np.abs(weight).T + np.abs(logits)) + 1e-4
+    assert np.all(np.abs(cache.arrays["teacher/logits"][:, 0] - logits) <= bound)
+    assert cache.attrs["teacher_accuracy"] > 0.5  # a linear probe on random-ViT features
+    test = tmp_path / "enc-test.h5"
+    assert run_cli("extract", "--model", models["encoder"], "--out", test, "--split", "test",
+                   "--limit", 50, "-q") == 2  # no head for the test split without --head-from
+    assert run_cli("extract", "--model", models["encoder"], "--out", test, "--split", "test",
+                   "--limit", 50, "--head-from", train, "-q") == 0
+    np.testing.assert_array_equal(TeacherCache(test).arrays["head/weight"], weight)
+
+
+def test_reader_replays_the_views_the_teacher_saw(models, tmp_path, monkeypatch):
+    seen = []
+    original = Teacher.__call__
+
+    def recording(self, images):
+        seen.append(np.array(images))
+        return original(self, images)
+
+    monkeypatch.setattr(Teacher, "__call__", recording)
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 40,
+                   "--views", 3, "--batch-size", 30, "--seed", 5, "-q") == 0
+    # batches are view-major: rows [start, stop) for view 0, then view 1, ...
+    seen_views = np.concatenate([b.reshape(3, -1, 28, 28).transpose(1, 0, 2, 3) for b in seen])
+    dataset = TeacherCacheDataset(out, batch_size=16, seed=3)
+    rows = np.repeat(np.arange(40), 3)
+    views = np.tile(np.arange(3), 40)
+    replayed = dataset.replay_views(rows, views).reshape(40, 3, 28, 28)
+    np.testing.assert_array_equal(replayed, seen_views)
+    assert not np.array_equal(seen_views[:, 1], seen_views[:, 0])  # views do differ
+
+
+def test_reader_batches_and_determinism(models, tmp_path):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 100,
+                   "--views", 4, "-q") == 0
+    a = TeacherCacheDataset(out, batch_size=32, seed=1)
+    b = TeacherCacheDataset(out, batch_size=32, seed=1)
+    assert len(a) == 4
+    x, y = a[0]
+    assert x.shape == (32, 28, 28, 1) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1
+    assert y.shape == (32, 11)
+    np.testing.assert_allclose(y[:, 1:].sum(1), 1, rtol=1e-5)
+    for i in range(len(a)):
+        np.testing.assert_array_equal(a[i][0], b[i][0])
+        np.testing.assert_array_equal(a[i][1], b[i][1])
+    assert a[3][0].shape[0] == 4  # last, partial batch
+    first_epoch = (a.order.copy(), a.views.copy())
+    a.on_epoch_end()
+    assert not np.array_equal(a.order, first_epoch[0])
+    assert not np.array_equal(a.views, first_epoch[1])
+    # labels match the dataset
+    _, labels = load_fashion_mnist("train")
+    rows = a.order[:32]
+    np.testing.assert_array_equal(a[0][1][:, 0].astype(int), labels[rows])
+    c = TeacherCacheDataset(out, batch_size=50, shuffle=False, view=0, targets="label")
+    np.testing.assert_array_equal(c[0][1], labels[:50])
+    from tosc_sionna.data import load_fashion_mnist as load_student_inputs
+
+    np.testing.assert_array_equal(c[0][0], load_student_inputs("train")[0][:50])
+    with pytest.raises(ValueError, match="view must be"):
+        TeacherCacheDataset(out, view=4)
+
+
+def test_reader_refuses_other_data(models, tmp_path):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 64, "-q") == 0
+    images, labels = load_fashion_mnist("train")
+    changed = images.copy()
+    changed[10, 5, 5] ^= 1  # one pixel
+    with pytest.raises(CacheMismatchError, match="samples differ"):
+        TeacherCacheDataset(out, images=changed, labels=labels)
+    with pytest.raises(CacheMismatchError, match="samples differ"):
+        TeacherCacheDataset(out, images=images[::-1], labels=labels[::-1])
+    with pytest.raises(CacheMismatchError, match="only 10 samples"):
+        TeacherCacheDataset(out, images=images[:10], labels=labels[:10])
+    TeacherCacheDataset(out, images=images, labels=labels)
+
+
+def test_cli_errors_and_exit_codes(models, tmp_path, capsys):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", tmp_path / "nope", "--out", out, "-q") == 2
+    assert "not a local model directory" in capsys.readouterr().err
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 0, "-q") == 2
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 20,
+                   "--data-dir", tmp_path, "-q") == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 20, "-q") == 0
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 20, "-q") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert run_cli("verify", tmp_path / "missing.h5", "--split", "train") == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["extract"])
+    assert exit_info.value.code == 2
+
+
+def test_progress_lines_when_piped(models, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "cache_tools", "extract", "--model", str(models["vit"]),
+         "--out", str(tmp_path / "c.h5"), "--limit", "64"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "extract: 64/64 samples" in result.stderr
+    assert "wrote" in result.stderr and result.stdout == ""
+    quiet = subprocess.run(
+        [sys.executable, "-m", "cache_tools", "extract", "--model", str(models["vit"]),
+         "--out", str(tmp_path / "c.h5"), "--limit", "64", "--overwrite", "-q"],
+        capture_output=True, text=True, check=True,
+    )
+    assert quiet.stderr == "" and quiet.stdout == ""
+
+
+def test_resume_after_kill_gives_identical_cache(models, tmp_path):
+    args = ["--model", str(models["resnet"]), "--limit", "1200", "--views", "2",
+            "--batch-size", "16", "--features", "int8", "-q"]
+    whole = tmp_path / "whole.h5"
+    assert run_cli("extract", "--out", whole, *args) == 0
+    path = tmp_path / "killed.h5"
+    stage = tmp_path / "killed.h5.partial"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cache_tools", "extract", "--out", str(path), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(stage.glob("rows-*.npz"))) < 5:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # a real kill, mid-run
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    shards = len(list(stage.glob("rows-*.npz")))
+    assert 5 <= shards < 1200 // 8 and not path.exists()
+    with pytest.raises(Exception, match="interrupted extraction"):
+        TeacherCache(path)
+    assert run_cli("extract", "--out", path, *args) == 0
+    assert not stage.exists()
+    a, b = TeacherCache(whole), TeacherCache(path)
+    assert a.arrays.keys() == b.arrays.keys()
+    for name in a.arrays:
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    assert a.attrs == b.attrs
