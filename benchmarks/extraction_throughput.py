@@ -1,0 +1,114 @@
+"""Extraction throughput: ``tosc-cache extract`` vs a bare torch forward loop, in one run.
+
+Both run the same model on the same inputs (N Fashion-MNIST images x V views)
+with the same batch size on the same device. The bare loop gets its inputs
+already augmented and preprocessed, so it times the model alone; the tool is
+timed end to end (dataset, teacher and weight-digest loading, augmentation,
+preprocessing, forward, compression, resumable shard writes and the final HDF5
+file with digests). Target: the tool costs at most 10% over the bare loop.
+Writes ``benchmarks/results/extraction_throughput.json``.
+
+The teacher is a ResNet-50-sized image classifier built from its config
+(random weights: the cost does not depend on the values).
+
+    python benchmarks/extraction_throughput.py [--limit N] [--views V] [--image-size PX]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+
+from cache_tools.augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
+from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from cache_tools.extract import extract
+from cache_tools.teachers import load_teacher
+
+
+def make_teacher(path: Path, image_size: int) -> None:
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    torch.manual_seed(0)
+    labels = dict(enumerate(FASHION_MNIST_CLASSES))
+    config = transformers.ResNetConfig(  # ResNet-50 layout, 10 classes
+        num_labels=10, id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
+    transformers.ResNetForImageClassification(config).save_pretrained(path)
+    transformers.ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(path)
+
+
+def bare_loop(model_dir: Path, images: np.ndarray, views: int, batch_size: int) -> float:
+    teacher = load_teacher(model_dir, class_names=list(FASHION_MNIST_CLASSES))
+    seeds = view_seeds(0, np.arange(len(images)), views)
+    rows = max(1, batch_size // views)
+    batches = []
+    for start in range(0, len(images), rows):
+        stop = min(start + rows, len(images))
+        views_uint8 = np.concatenate([
+            augment_batch(images[start:stop], seeds[start:stop, v], DEFAULT_AUGMENTATION)
+            for v in range(views)
+        ])
+        batches.append(teacher.preprocess(views_uint8))
+    model = teacher.model
+    begin = time.perf_counter()
+    with torch.inference_mode():
+        for pixels in batches:
+            model(pixel_values=pixels).logits.float().cpu().numpy()
+    return time.perf_counter() - begin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=512)
+    parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "extraction_throughput.json")
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    images, _ = load_fashion_mnist("train")
+    images = images[: args.limit]
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = Path(tmp) / "teacher"
+        make_teacher(model_dir, args.image_size)
+        bare, tool = [], []
+        for repeat in range(args.repeats):  # interleaved, so drift hits both alike
+            bare.append(bare_loop(model_dir, images, args.views, args.batch_size))
+            begin = time.perf_counter()
+            extract(model_dir, Path(tmp) / f"cache{repeat}.h5", limit=args.limit,
+                    views=args.views, batch_size=args.batch_size, features="float16")
+            tool.append(time.perf_counter() - begin)
+            print(f"repeat {repeat}: bare loop {bare[-1]:.2f} s, tool {tool[-1]:.2f} s", flush=True)
+    images_done = args.limit * args.views
+    result = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch": torch.__version__, "device": "cpu"},
+        "teacher": "ResNet-50 layout (transformers ResNetConfig defaults), 10 classes",
+        "image_size": args.image_size, "samples": args.limit, "views": args.views,
+        "batch_size": args.batch_size,
+        "bare_loop_s": min(bare), "tool_s": min(tool),
+        "bare_images_per_s": images_done / min(bare), "tool_images_per_s": images_done / min(tool),
+        "tool_overhead": min(tool) / min(bare) - 1.0,
+        "target_overhead": 0.10,
+    }
+    print(f"bare {result['bare_images_per_s']:.1f} img/s, tool {result['tool_images_per_s']:.1f} "
+          f"img/s, overhead {100 * result['tool_overhead']:.1f}% (target <= 10%)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
