@@ -43,7 +43,8 @@ def make_teacher(path: Path, image_size: int) -> None:
         num_labels=10, id2label=labels, label2id={v: k for k, v in labels.items()}
     )
     transformers.ResNetForImageClassification(config).save_pretrained(path)
-    transformers.ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(path)
+    processor = transformers.ViTImageProcessor(size={"height": image_size, "width": image_size})
+    processor.save_pretrained(path)
 
 
 def bare_loop(model_dir: Path, images: np.ndarray, views: int, batch_size: int) -> float:
