@@ -233,8 +233,13 @@ def load_teacher(
     ``class_names`` (the dataset's) name the prompts of a CLIP teacher and
     the classes of an encoder's fitted head; a classifier uses its own labels.
     """
-    _torch()  # a clear error if the [cache] extra is missing
+    torch = _torch()  # a clear error if the [cache] extra is missing
     import transformers
+
+    try:  # registers EfficientNet-Lite with the Auto classes (the shipped teacher)
+        from . import efficientnet_lite  # noqa: F401
+    except ImportError:
+        pass
 
     # Our CLI shows its own progress; keep transformers' bars and notices out of it.
     transformers.utils.logging.set_verbosity_error()
@@ -257,10 +262,13 @@ def load_teacher(
     preprocess = Preprocess.from_processor(processor, image_size)
     text_inputs: dict[str, Any] = {}
     if kind == "classifier":
-        net = transformers.AutoModelForImageClassification.from_pretrained(source)
+        # float32 on every device: the shipped teacher is stored in float16
+        net = transformers.AutoModelForImageClassification.from_pretrained(
+            source, dtype=torch.float32
+        )
         labels = [net.config.id2label[i] for i in range(len(net.config.id2label))]
     else:
-        net = transformers.AutoModel.from_pretrained(source)
+        net = transformers.AutoModel.from_pretrained(source, dtype=torch.float32)
         if not class_names:
             raise ValueError(f"A {kind} teacher needs the dataset's class names.")
         labels = list(class_names)
