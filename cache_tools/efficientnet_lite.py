@@ -9,7 +9,7 @@ directory loads offline with
 ``AutoModelForImageClassification.from_pretrained(dir)`` once this module is
 imported (``cache_tools.teachers`` imports it).
 
-    python -m cache_tools.efficientnet_lite --variant lite0 --out teachers/efficientnet-lite0-imagenet
+    python -m cache_tools.efficientnet_lite --variant lite0 --out lite0-imagenet
 """
 
 from __future__ import annotations

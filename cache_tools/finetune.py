@@ -84,7 +84,7 @@ def finetune(
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss)
+            total += float(loss.detach())
         log(f"epoch {epoch + 1}/{epochs}: loss {total / steps_per_epoch:.4f}, "
             f"{time.time() - start:.0f} s", flush=True)
     train_seconds = time.time() - start

