@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--head-from", help="train-split cache whose fitted head an encoder uses")
     ex.add_argument("--data-dir", help="folder with the dataset's files")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing cache")
+    ex.add_argument("--test-accuracy", action="store_true",
+                    help="also record the teacher's accuracy on the test split")
     ex.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     info = sub.add_parser("info", help="provenance, shapes, sizes and fidelity of a cache")
@@ -154,8 +156,8 @@ def _print_info(info: dict[str, Any]) -> None:
         )
     for key, label in (("teacher_accuracy", "accuracy"), ("teacher_test_accuracy", "test acc.")):
         if key in info:
-            lines.append(f"{label:13s} {info[key]:.4f} (teacher, view 0)"
-                         if key == "teacher_accuracy" else f"{label:13s} {info[key]:.4f}")
+            where = "this split, view 0" if key == "teacher_accuracy" else "test split"
+            lines.append(f"{label:13s} {info[key]:.4f} (teacher, {where})")
     lines.append("arrays        " + ", ".join(
         f"{n} {tuple(a['shape'])} {a['dtype']}" for n, a in info["arrays"].items()))
     print("\n".join(lines))
@@ -178,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                     topk=None if args.logits else args.topk, features=args.features,
                     batch_size=args.batch_size, device=args.device, image_size=args.image_size,
                     kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
-                    overwrite=args.overwrite, progress=progress,
+                    overwrite=args.overwrite, test_accuracy=args.test_accuracy,
+                    progress=progress,
                 )
             finally:
                 progress.close()

@@ -73,13 +73,16 @@ def extract(
     data_dir: str | os.PathLike | None = None,
     head_from: str | os.PathLike | None = None,
     overwrite: bool = False,
+    test_accuracy: bool = False,
     progress: Progress | None = None,
 ) -> Path:
     """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
 
     ``topk=None`` stores full float16 logits. ``batch_size`` counts images per
     teacher forward (rows x views). Re-running an interrupted extraction with
-    the same arguments resumes it and yields the same file.
+    the same arguments resumes it and yields the same file. ``test_accuracy``
+    also runs the teacher over the (unaugmented) test split and records its
+    accuracy as the root attribute ``teacher_test_accuracy``.
     """
     images, labels, class_names = load_dataset(dataset, split, data_dir)
     count = len(images) if limit is None else int(limit)
@@ -127,7 +130,27 @@ def extract(
         writer.write(start, compress_batch(spec, logits, feats))
         if progress is not None:
             progress(writer.rows_done(), count)
-    return writer.finalize(attrs=_accuracy_attrs(writer, spec, len(class_names)))
+    attrs = _accuracy_attrs(writer, spec, len(class_names))
+    if test_accuracy:
+        if spec.num_classes != len(class_names):
+            raise ValueError("--test-accuracy needs a teacher whose classes are the dataset's.")
+        attrs["teacher_test_accuracy"] = evaluate_teacher(
+            teacher, dataset, "test", data_dir, batch_size
+        )
+    return writer.finalize(attrs=attrs)
+
+
+def evaluate_teacher(
+    teacher: Teacher, dataset: str, split: str, data_dir: str | os.PathLike | None,
+    batch_size: int = 256,
+) -> float:
+    """Top-1 accuracy of the teacher on a whole split (unaugmented images)."""
+    images, labels, _ = load_dataset(dataset, split, data_dir)
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        logits, _ = teacher(images[start : start + batch_size])
+        correct += int(np.sum(logits.argmax(-1) == labels[start : start + batch_size]))
+    return correct / len(images)
 
 
 def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) -> dict[str, Any]:

@@ -257,3 +257,18 @@ def test_resume_after_kill_gives_identical_cache(models, tmp_path):
     for name in a.arrays:
         np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
     assert a.attrs == b.attrs
+
+
+def test_test_accuracy_recorded(models, tmp_path, capsys):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 32,
+                   "--test-accuracy", "--batch-size", 500, "-q") == 0
+    cache = TeacherCache(out)
+    teacher = load_teacher(models["vit"])
+    images, labels = load_fashion_mnist("test")
+    logits, _ = teacher(images)
+    expected = float(np.mean(logits.argmax(-1) == labels))
+    assert cache.attrs["teacher_test_accuracy"] == pytest.approx(expected)
+    capsys.readouterr()
+    assert run_cli("info", out) == 0
+    assert f"{expected:.4f} (teacher, test split)" in capsys.readouterr().out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +35,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "TeacherCache",
     "TeacherCacheDataset",
+    "default_teacher_cache",
     "DatasetFormatError",
     "DatasetNotFoundError",
     "find_fashion_mnist",
@@ -46,3 +49,23 @@ def load_fashion_mnist(
     """Student inputs for one split: images float32 ``[N, 28, 28, 1]`` in [0, 1], labels int32."""
     images, labels = _load_raw(split, data_dir)
     return (images.astype(np.float32) / 255.0)[..., None], labels.astype(np.int32)
+
+
+#: File name of the Fashion-MNIST teacher cache shipped inside this package.
+DEFAULT_TEACHER_CACHE = "fashion-mnist-lite0-train.h5"
+REGENERATE = (
+    "tosc-cache extract --model teachers/fashion-mnist-lite0 --dataset fashion-mnist "
+    "--split train --views 4 --topk 3 --test-accuracy "
+    f"--out tosc_sionna/data/{DEFAULT_TEACHER_CACHE}"
+)
+
+
+def default_teacher_cache() -> Path:
+    """Path of the shipped Fashion-MNIST train-split teacher cache (EfficientNet-Lite0 teacher)."""
+    path = Path(str(resources.files(__name__).joinpath(DEFAULT_TEACHER_CACHE)))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The shipped teacher cache {path} is missing from this installation; "
+            f"regenerate it from a clone with: {REGENERATE}"
+        )
+    return path
