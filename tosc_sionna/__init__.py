@@ -16,6 +16,7 @@ from .channels import (
 )
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
 from .link import TaskOrientedLink, make_link
+from .losses import IBDistillationLoss
 from .snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "CHANNEL_MODELS",
     "ChannelAdaptiveModule",
     "ChannelLayer",
+    "IBDistillationLoss",
     "OFDMChannel",
     "PowerNormalization",
     "RayleighBlockFadingChannel",
