@@ -60,7 +60,10 @@ class EfficientNetLiteForImageClassification(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module: Any) -> None:
-        pass  # the network initializes itself; pretrained weights are loaded after
+        # transformers calls this for weights missing from a checkpoint (e.g. a new
+        # head): torch's default initialization, as the network's own constructor uses.
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+            module.reset_parameters()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 **kwargs: Any) -> ImageClassifierOutput:

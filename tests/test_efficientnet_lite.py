@@ -44,3 +44,18 @@ def test_converted_directory_is_self_describing(converted):
     processor = transformers.AutoImageProcessor.from_pretrained(converted)
     assert processor.size == {"height": 224, "width": 224}
     np.testing.assert_allclose(processor.image_mean, [127 / 255] * 3)
+
+
+def test_new_head_is_initialized_and_backbone_kept(converted):
+    # fine-tuning starts from the ImageNet backbone with a fresh 10-class head
+    imagenet = transformers.AutoModelForImageClassification.from_pretrained(converted)
+    model = transformers.AutoModelForImageClassification.from_pretrained(
+        converted, num_labels=10, ignore_mismatched_sizes=True
+    )
+    head = model.net._fc.weight.detach()
+    assert head.shape == (10, 1280)
+    assert torch.isfinite(head).all() and 0 < float(head.abs().max()) < 1
+    assert torch.isfinite(model.net._fc.bias).all()
+    assert torch.equal(model.net._conv_stem.weight, imagenet.net._conv_stem.weight)
+    logits = model(pixel_values=torch.zeros(2, 3, 48, 48)).logits
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
