@@ -23,19 +23,24 @@ def _quiet():
     return transformers
 
 
-def make_vit(path: Path, seed: int = 0) -> Path:
+def _save_vit(path: Path, seed: int, head: bool) -> Path:
     t = _quiet()
     import torch
 
     torch.manual_seed(seed)
+    labels = {"num_labels": 10, "id2label": ID2LABEL, "label2id": LABEL2ID} if head else {}
     config = t.ViTConfig(
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, num_labels=10,
-        id2label=ID2LABEL, label2id=LABEL2ID,
+        num_attention_heads=2, intermediate_size=64, **labels,
     )
-    t.ViTForImageClassification(config).save_pretrained(path)
+    model = t.ViTForImageClassification(config) if head else t.ViTModel(config)
+    model.save_pretrained(path)
     t.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
     return path
+
+
+def make_vit(path: Path, seed: int = 0) -> Path:
+    return _save_vit(path, seed, head=True)
 
 
 def make_resnet(path: Path, seed: int = 0) -> Path:
@@ -94,14 +99,4 @@ def make_clip(path: Path, seed: int = 0) -> Path:
 
 def make_vit_encoder(path: Path, seed: int = 0) -> Path:
     """A ViT backbone without a task head (the encoder kind)."""
-    t = _quiet()
-    import torch
-
-    torch.manual_seed(seed)
-    config = t.ViTConfig(
-        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64,
-    )
-    t.ViTModel(config).save_pretrained(path)
-    t.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
-    return path
+    return _save_vit(path, seed, head=False)
