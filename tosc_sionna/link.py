@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
+from .losses import gaussian_rate
 from .snr import check_snr_db, check_snr_range
 
 
@@ -37,6 +38,10 @@ class TaskOrientedLink(keras.Model):
         SNR used at inference when none is passed, dB.
     seed : int or None, (default None)
         Seed of the training-SNR draws.
+    rate_weight : float, (default 0.0)
+        beta of the information-bottleneck loss: with a stochastic encoder,
+        ``beta * mean KL(N(mu, sigma^2) || N(0, I))`` is added to the training
+        loss, and the KL is reported as the metric ``rate``.
 
     Input
     -----
@@ -60,6 +65,7 @@ class TaskOrientedLink(keras.Model):
         snr_train_db: tuple[float, float] = (-5.0, 20.0),
         snr_eval_db: float = 10.0,
         seed: int | None = None,
+        rate_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +87,13 @@ class TaskOrientedLink(keras.Model):
         check_snr_db(snr_eval_db)
         self._snr_eval_db_init = float(snr_eval_db)
         self.seed = seed
+        if float(rate_weight) < 0:
+            raise ValueError(f"rate_weight must be >= 0; got {rate_weight}.")
+        self.rate_weight = float(rate_weight)
+        # I(X;Z) bound of a stochastic encoder, reported as the "rate" metric in fit
+        self.stochastic = bool(getattr(encoder, "stochastic", False))
+        if self.stochastic:
+            self.rate_metric = keras.metrics.Mean(name="rate")
         self.snr_seed_generator = keras.random.SeedGenerator(seed)
         self.snr_eval_db = self.add_weight(
             shape=(),
@@ -113,7 +126,12 @@ class TaskOrientedLink(keras.Model):
         """Transmitter only: inputs -> power-normalized real symbols ``[batch, 2n]``."""
         z = self.encoder(x, training=training)
         if isinstance(z, (tuple, list)):  # stochastic encoder: (sample, mu, log_var)
-            z = z[0]
+            z, mu, log_var = z
+            if training:
+                rate = ops.mean(gaussian_rate(mu, log_var))
+                self.rate_metric.update_state(rate)
+                if self.rate_weight > 0:
+                    self.add_loss(self.rate_weight * rate)
         return self.power_normalization(self.tx_cam(z, snr_db))
 
     def receive(self, y: Any, snr_db: Any, noise: Any = None) -> Any:
@@ -141,6 +159,7 @@ class TaskOrientedLink(keras.Model):
             "snr_train_db": list(self.snr_train_db),
             "snr_eval_db": self._snr_eval_db_init,
             "seed": self.seed,
+            "rate_weight": self.rate_weight,
         }
 
     @classmethod

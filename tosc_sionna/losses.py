@@ -102,3 +102,35 @@ class IBDistillationLoss(keras.losses.Loss):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "alpha": self.alpha, "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package="tosc_sionna")
+def label_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """Per-example top-1 correctness against column 0 of ``[label, teacher...]`` targets."""
+    labels = ops.cast(y_true[:, 0], "int32")
+    return ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels), "float32")
+
+
+@keras.saving.register_keras_serializable(package="tosc_sionna")
+def ce_term(y_true: Any, y_pred: Any) -> Any:
+    """The label term of :class:`IBDistillationLoss`, per example (0 if unlabelled)."""
+    return label_cross_entropy(y_true[:, 0], y_pred)
+
+
+@keras.saving.register_keras_serializable(package="tosc_sionna")
+def kd_term(y_true: Any, y_pred: Any, temperature: float = 4.0) -> Any:
+    """The distillation term of :class:`IBDistillationLoss`, per example."""
+    return distillation_kl(y_true[:, 1:], y_pred, temperature)
+
+
+def ib_metrics(loss: IBDistillationLoss) -> list[Any]:
+    """Metrics reporting each term of ``loss`` during ``fit``: ``ce``, ``kd``, ``accuracy``.
+
+    Pass them to ``compile(metrics=...)``; ``ce`` counts unlabelled rows as 0.
+    (The ``rate`` term is reported by :class:`~tosc_sionna.TaskOrientedLink` itself.)
+    """
+    return [
+        keras.metrics.MeanMetricWrapper(ce_term, name="ce"),
+        keras.metrics.MeanMetricWrapper(kd_term, name="kd", temperature=loss.temperature),
+        keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy"),
+    ]
