@@ -272,3 +272,17 @@ def test_test_accuracy_recorded(models, tmp_path, capsys):
     capsys.readouterr()
     assert run_cli("info", out) == 0
     assert f"{expected:.4f} (teacher, test split)" in capsys.readouterr().out
+
+
+def test_reader_labelled_fraction(models, tmp_path):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 200, "-q") == 0
+    data = TeacherCacheDataset(out, batch_size=200, seed=4, labelled_fraction=0.1)
+    _, y = data[0]
+    assert np.sum(y[:, 0] >= 0) == 20 and np.sum(y[:, 0] == -1) == 180
+    same = TeacherCacheDataset(out, batch_size=200, seed=4, labelled_fraction=0.1)
+    np.testing.assert_array_equal(same.labelled, data.labelled)
+    data.on_epoch_end()  # the labelled subset is fixed across epochs
+    np.testing.assert_array_equal(same.labelled, data.labelled)
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        TeacherCacheDataset(out, labelled_fraction=1.5)

@@ -45,6 +45,9 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         Where to look for the dataset (see :func:`tosc_sionna.data.load_fashion_mnist`).
     check_integrity : bool, (default True)
         Recompute the cache's digests on opening.
+    labelled_fraction : float, (default 1.0)
+        Keep the labels of a fraction of the samples, drawn once from
+        ``seed``; the others get label -1 in ``"kd"`` targets (teacher only).
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
@@ -69,6 +72,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         targets: str = "kd",
         data_dir: str | os.PathLike | None = None,
         check_integrity: bool = True,
+        labelled_fraction: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -101,6 +105,16 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         self.seed = int(seed)
         self.view = view if view == "random" else int(view)
         self.targets = targets
+        if not 0.0 <= float(labelled_fraction) <= 1.0:
+            raise ValueError(f"labelled_fraction must lie in [0, 1]; got {labelled_fraction}.")
+        if targets == "label" and labelled_fraction < 1.0:
+            raise ValueError("labelled_fraction < 1 needs targets='kd' (the teacher's labels).")
+        n = len(self.labels)
+        keep = np.random.default_rng([self.seed, 2**31]).permutation(n)[
+            : int(round(labelled_fraction * n))
+        ]
+        self.labelled = np.zeros(n, dtype=bool)
+        self.labelled[keep] = True
         self.epoch = 0
         self._plan()
 
@@ -134,7 +148,8 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         if self.targets == "label":
             return x, self.labels[rows]
         probs = self.probs[rows, views]
-        return x, np.concatenate([self.labels[rows, None].astype(np.float32), probs], axis=1)
+        labels = np.where(self.labelled[rows], self.labels[rows], -1).astype(np.float32)
+        return x, np.concatenate([labels[:, None], probs], axis=1)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
