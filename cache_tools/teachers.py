@@ -20,7 +20,6 @@ Kinds:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +149,7 @@ class Teacher:
     device: str = "cpu"
     digest: str = ""
     text_inputs: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None
     head: tuple[np.ndarray, np.ndarray] | None = None
     _features: list[Any] = field(default_factory=list)
 
@@ -283,7 +283,7 @@ def load_teacher(
     teacher = Teacher(
         model=net, kind=kind, model_id=model_id, class_names=labels,
         preprocess=preprocess, device=device, digest=weights_digest(net),
-        text_inputs=text_inputs,
+        text_inputs=text_inputs, prompt=prompt if kind == "clip" else None,
     )
     if kind == "classifier":
         head = _last_linear(net, len(labels))
@@ -304,5 +304,5 @@ def teacher_description(teacher: Teacher) -> dict[str, Any]:
         "teacher_kind": teacher.kind,
         "teacher_params": teacher.num_params,
         "preprocessing": teacher.preprocess.to_dict(),
-        "prompt": json.dumps(DEFAULT_PROMPT) if teacher.kind == "clip" else None,
+        "prompt": teacher.prompt,
     }

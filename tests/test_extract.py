@@ -43,6 +43,7 @@ def test_extract_info_verify(models, tmp_path, capsys, name):
                    "--views", 2, "--features", "--batch-size", 32, "-q") == 0
     cache = TeacherCache(out)
     assert cache.spec.teacher_kind == ("clip" if name == "clip" else "classifier")
+    assert cache.spec.extra == ({"prompt": "a photo of a {}."} if name == "clip" else {})
     assert cache.arrays["teacher/topk_values"].shape == (96, 2, 5)
     assert cache.arrays["teacher/features"].dtype == np.float16
     assert cache.spec.class_names == list(FASHION_MNIST_CLASSES)

@@ -55,7 +55,7 @@ def load_fashion_mnist(
 DEFAULT_TEACHER_CACHE = "fashion-mnist-lite0-train.h5"
 REGENERATE = (
     "tosc-cache extract --model teachers/fashion-mnist-lite0 --dataset fashion-mnist "
-    "--split train --views 4 --topk 3 --test-accuracy "
+    "--split train --views 4 --logits --test-accuracy --batch-size 256 "
     f"--out tosc_sionna/data/{DEFAULT_TEACHER_CACHE}"
 )
 
