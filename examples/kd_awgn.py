@@ -8,7 +8,8 @@ modules at both ends. It then sweeps accuracy vs SNR over the whole test split
 accuracy, and writes ``results.json`` and ``accuracy_vs_snr.png`` into --out.
 
     python examples/kd_awgn.py [--quick] [--epochs E] [--n-symbols N] [--channel awgn]
-        [--snr-train LOW HIGH] [--labelled-fraction F] [--cache FILE] [--out DIR] [--seed S]
+        [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
+        [--out DIR] [--seed S]
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--labelled-fraction", type=float, default=1.0,
                         help="fraction of training images whose labels the student sees")
+    parser.add_argument("--no-teacher", action="store_true",
+                        help="teacher-free baseline: labels only (alpha = 1), trained on the "
+                             "labelled images only, with as many steps as a distilled run")
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the label term")
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--beta", type=float, default=1e-4,
@@ -71,6 +75,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.no_teacher:
+        args.alpha = 1.0
     epochs = args.epochs or (1 if args.quick else 12)
     draws = args.draws or (1 if args.quick else 3)
     snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))
@@ -79,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         ts.set_seed(args.seed)
         data = TeacherCacheDataset(cache, batch_size=128, seed=args.seed,
                                    data_dir=args.data_dir,
-                                   labelled_fraction=args.labelled_fraction)
+                                   labelled_fraction=args.labelled_fraction,
+                                   labelled_only=args.no_teacher)
         x_test, y_test = load_fashion_mnist("test", args.data_dir)
     except (FileNotFoundError, DatasetNotFoundError, CacheError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -122,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "teacher_params": int(spec.teacher_params), "train_seconds": train_seconds,
         "epochs": epochs, "steps_per_epoch": steps, "width": args.width,
         "snr_train_db": args.snr_train,
-        "labelled_fraction": args.labelled_fraction, "alpha": args.alpha,
+        "labelled_fraction": args.labelled_fraction, "teacher_free": args.no_teacher,
+        "alpha": args.alpha,
         "temperature": args.temperature, "beta": args.beta, "seed": args.seed,
         "quick": args.quick, "cache": str(cache),
     }

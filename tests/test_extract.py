@@ -287,3 +287,21 @@ def test_reader_labelled_fraction(models, tmp_path):
     np.testing.assert_array_equal(same.labelled, data.labelled)
     with pytest.raises(ValueError, match="labelled_fraction"):
         TeacherCacheDataset(out, labelled_fraction=1.5)
+
+
+def test_reader_labelled_only_cycles_the_labelled_subset(models, tmp_path):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 200, "-q") == 0
+    full = TeacherCacheDataset(out, batch_size=64, seed=4, labelled_fraction=0.1)
+    data = TeacherCacheDataset(out, batch_size=64, seed=4, labelled_fraction=0.1,
+                               labelled_only=True)
+    assert len(data) == len(full) == 4  # as many steps as the distilled run
+    ys = np.concatenate([data[i][1] for i in range(len(data))])
+    assert len(ys) == 200 and np.all(ys[:, 0] >= 0)
+    served = data.order
+    assert set(served) == set(np.flatnonzero(full.labelled))
+    # every labelled sample once per pass of 20: 10 passes, each a permutation
+    np.testing.assert_array_equal(np.bincount(served, minlength=200)[full.labelled], 10)
+    assert not np.array_equal(served[:20], served[20:40])
+    with pytest.raises(ValueError, match="keeps no sample"):
+        TeacherCacheDataset(out, labelled_fraction=0.0, labelled_only=True)

@@ -48,6 +48,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     labelled_fraction : float, (default 1.0)
         Keep the labels of a fraction of the samples, drawn once from
         ``seed``; the others get label -1 in ``"kd"`` targets (teacher only).
+    labelled_only : bool, (default False)
+        Serve only the labelled samples: the teacher-free baseline of a
+        few-label study. An epoch keeps its length of ``ceil(N / batch_size)``
+        batches by cycling through the labelled samples (reshuffled on every
+        pass), so a baseline makes as many optimizer steps as the distilled
+        student it is compared with.
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
@@ -73,6 +79,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         data_dir: str | os.PathLike | None = None,
         check_integrity: bool = True,
         labelled_fraction: float = 1.0,
+        labelled_only: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,6 +122,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         ]
         self.labelled = np.zeros(n, dtype=bool)
         self.labelled[keep] = True
+        self.labelled_only = bool(labelled_only)
+        if self.labelled_only and not len(keep):
+            raise ValueError(
+                f"labelled_only=True but labelled_fraction={labelled_fraction} keeps no sample "
+                f"of {n}: raise the fraction."
+            )
         self.epoch = 0
         self._plan()
 
@@ -125,7 +138,14 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     def _plan(self) -> None:
         n = len(self.labels)
         rng = np.random.default_rng([self.seed, self.epoch])
-        self.order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.labelled_only:
+            pool = np.flatnonzero(self.labelled)
+            passes = -(-n // len(pool))
+            self.order = np.concatenate(
+                [rng.permutation(pool) if self.shuffle else pool for _ in range(passes)]
+            )[:n]
+        else:
+            self.order = rng.permutation(n) if self.shuffle else np.arange(n)
         if self.view == "random":
             self.views = rng.integers(0, self.cache.num_views, size=n)
         else:
