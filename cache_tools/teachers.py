@@ -164,6 +164,8 @@ class Teacher:
     def forward(self, pixel_values: Any) -> tuple[Any, Any]:
         """Logits (None for an encoder without head) and features, as torch tensors."""
         torch = _torch()
+        if pixel_values.ndim == 4:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.kind == "clip":
                 out = self.model(pixel_values=pixel_values, **self.text_inputs)
@@ -279,7 +281,9 @@ def load_teacher(
             )
             text_inputs = {k: v.to(device) for k, v in tokens.items()
                            if k in ("input_ids", "attention_mask")}
-    net = net.to(device).eval()
+    # NHWC: convolutional teachers run about 1.6x faster on CPU (benchmarks/
+    # extraction_throughput.py); the digest does not depend on the layout.
+    net = net.to(device, memory_format=torch.channels_last).eval()
     teacher = Teacher(
         model=net, kind=kind, model_id=model_id, class_names=labels,
         preprocess=preprocess, device=device, digest=weights_digest(net),
