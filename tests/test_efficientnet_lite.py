@@ -59,3 +59,25 @@ def test_new_head_is_initialized_and_backbone_kept(converted):
     assert torch.equal(model.net._conv_stem.weight, imagenet.net._conv_stem.weight)
     logits = model(pixel_values=torch.zeros(2, 3, 48, 48)).logits
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+
+
+def test_finetune_writes_a_loadable_fp16_teacher_and_its_record(converted, tmp_path):
+    import json
+
+    from cache_tools.finetune import finetune
+    from cache_tools.teachers import weights_digest
+
+    out = tmp_path / "teacher"
+    record = finetune(converted, out, epochs=1, image_size=32, batch_size=64, limit=128,
+                      log=lambda *a, **k: None)
+    assert json.loads((out / "training.json").read_text()) == record
+    assert record["base_model"].startswith("ImageNet EfficientNet-Lite0 from the efficientnet-")
+    assert record["recipe"]["epochs"] == 1 and record["recipe"]["train_images"] == 128
+    assert "32 px" in record["recipe"]["input"]
+    assert 0.0 <= record["test_accuracy"] <= 1.0 and record["train_seconds"] > 0
+    model = transformers.AutoModelForImageClassification.from_pretrained(out)
+    assert model.config.num_labels == 10 and model.config.id2label[0] == "T-shirt/top"
+    assert next(model.parameters()).dtype == torch.float16
+    assert weights_digest(model) == record["weights_sha256_fp16"]
+    processor = transformers.AutoImageProcessor.from_pretrained(out)
+    assert processor.size == {"height": 32, "width": 32}
