@@ -112,12 +112,23 @@ def finetune(
         },
         "test_accuracy": accuracy,
         "train_seconds": train_seconds,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+        "machine": {"platform": platform.platform(), "processor": _processor(),
                     "cores": os.cpu_count(), "device": device, "torch": torch.__version__},
         "weights_sha256_fp16": weights_digest(model),
     }
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _processor() -> str:
+    """CPU model name: platform.processor() is empty on many Linux systems."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def _describe_base(model_dir: str | Path) -> str:
