@@ -48,12 +48,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="a short run (about a minute): fewer images, epochs and SNRs")
-    parser.add_argument("--epochs", type=int, default=None, help="default 12 (quick: 1)")
+    parser.add_argument("--epochs", type=int, default=None, help="default 30 (quick: 1)")
     parser.add_argument("--n-symbols", type=int, default=16,
                         help="complex channel uses per image")
     parser.add_argument("--snr-train", type=float, nargs=2, default=[-10.0, 20.0],
                         metavar=("LOW", "HIGH"))
-    parser.add_argument("--width", type=int, default=16,
+    parser.add_argument("--width", type=int, default=32,
                         help="filters of the encoder's first convolution")
     parser.add_argument("--channel", choices=sorted(CHANNELS), default="awgn")
     parser.add_argument("--cache", default=None, help="teacher cache (default: the shipped one)")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.no_teacher:
         args.alpha = 1.0
-    epochs = args.epochs or (1 if args.quick else 12)
+    epochs = args.epochs or (1 if args.quick else 30)
     draws = args.draws or (1 if args.quick else 3)
     snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))
     try:

@@ -174,7 +174,7 @@ def make_link(
     channel: keras.layers.Layer,
     num_symbols: int = 16,
     num_classes: int = 10,
-    width: int = 16,
+    width: int = 32,
     hidden_units: tuple[int, ...] = (256,),
     stochastic: bool = False,
     **kwargs: Any,
