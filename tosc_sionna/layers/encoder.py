@@ -72,7 +72,10 @@ class SemanticEncoder(keras.layers.Layer):
             layers.Conv2D(m * self.width, 3, strides=s, padding="same", use_bias=False)
             for m, s in _STAGES
         ]
-        self.norms = [layers.BatchNormalization() for _ in _STAGES]
+        # momentum 0.9 (PyTorch's 0.1): Keras' 0.99 leaves the moving variance near
+        # its initial 1 for hundreds of steps, far above the first layer's true
+        # variance, so short runs classified at chance in inference.
+        self.norms = [layers.BatchNormalization(momentum=0.9) for _ in _STAGES]
         self.pool = layers.GlobalAveragePooling2D()
         self.mean = layers.Dense(2 * self.num_symbols)
         if self.stochastic:
