@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_link_demo_trains_above_chance():
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "link_demo.py"),
-         "--train-images", "2048", "--test-images", "500", "--epochs", "1",
+         "--train-images", "8192", "--test-images", "500", "--epochs", "1",
          "--snr-eval", "20"],
         capture_output=True, text=True, check=True, timeout=600,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
