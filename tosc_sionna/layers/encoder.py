@@ -72,16 +72,11 @@ class SemanticEncoder(keras.layers.Layer):
             layers.Conv2D(m * self.width, 3, strides=s, padding="same", use_bias=False)
             for m, s in _STAGES
         ]
-        # The moving statistics only serve inference. Keras starts the variance at 1,
-        # orders of magnitude above the first layer's true variance (~0.005 here), and
-        # with momentum 0.99 short runs then classified at chance in inference. From
-        # zero, after k steps the estimate is (1 - m^k) times the true value (a scale
-        # error of 1/sqrt(1 - m^k) at most), and momentum 0.9 (PyTorch's 0.1) makes
-        # it vanish within tens of steps. Training itself uses batch statistics.
-        self.norms = [
-            layers.BatchNormalization(momentum=0.9, moving_variance_initializer="zeros")
-            for _ in _STAGES
-        ]
+        # momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the moving variance stays
+        # near its initial 1, far above the first layer's true variance (~0.005),
+        # for hundreds of steps, and short runs classified at chance in inference.
+        # (Starting it at zero instead overflows float16 in an untrained model.)
+        self.norms = [layers.BatchNormalization(momentum=0.9) for _ in _STAGES]
         self.pool = layers.GlobalAveragePooling2D()
         self.mean = layers.Dense(2 * self.num_symbols)
         if self.stochastic:
