@@ -58,8 +58,7 @@ def bare_loop(model_dir: Path, images: np.ndarray, views: int, batch_size: int) 
             augment_batch(images[start:stop], seeds[start:stop, v], DEFAULT_AUGMENTATION)
             for v in range(views)
         ])
-        # the same NHWC layout as the tool's model (load_teacher), so only overhead differs
-        batches.append(teacher.preprocess(views_uint8).contiguous(memory_format=torch.channels_last))
+        batches.append(teacher.preprocess(views_uint8))  # channels-last, like the tool's
     model = teacher.model
     begin = time.perf_counter()
     with torch.inference_mode():

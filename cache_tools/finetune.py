@@ -31,18 +31,13 @@ from .augment import DEFAULT_AUGMENTATION, augment_batch
 from .datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 from .teachers import Preprocess, weights_digest
 
-# NHWC convolutions: about 2x faster training on a 2-core AVX-512 CPU (3.2 vs 1.55 s per
-# 256-image step at 64 px), same arithmetic.
-CHANNELS_LAST = torch.channels_last
-
 
 def evaluate(model, preprocess: Preprocess, images, labels, device: str, batch: int = 500) -> float:
     model.eval()
     correct = 0
     with torch.inference_mode():
         for i in range(0, len(images), batch):
-            pixels = preprocess(images[i : i + batch], device)
-            logits = model(pixel_values=pixels.contiguous(memory_format=CHANNELS_LAST)).logits
+            logits = model(pixel_values=preprocess(images[i : i + batch], device)).logits
             correct += int((logits.argmax(-1).cpu().numpy() == labels[i : i + batch]).sum())
     return correct / len(images)
 
@@ -59,11 +54,13 @@ def finetune(
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     labels = dict(enumerate(FASHION_MNIST_CLASSES))
+    # channels-last like Preprocess's output: 2x faster training on a 2-core AVX-512 CPU
+    # (1.55 vs 3.2 s per 256-image step at 64 px), same arithmetic
     model = transformers.AutoModelForImageClassification.from_pretrained(
         model_dir, num_labels=10, id2label=labels,
         label2id={v: k for k, v in labels.items()}, ignore_mismatched_sizes=True,
         dtype=torch.float32,
-    ).to(device, memory_format=CHANNELS_LAST)
+    ).to(device, memory_format=torch.channels_last)
     processor = efficientnet_lite.image_processor(image_size)
     preprocess = Preprocess.from_processor(processor)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -82,7 +79,7 @@ def finetune(
         for step in range(steps_per_epoch):
             rows = order[step * batch_size : (step + 1) * batch_size]
             views = augment_batch(x_train[rows], seeds[rows], DEFAULT_AUGMENTATION)
-            pixels = preprocess(views, device).contiguous(memory_format=CHANNELS_LAST)
+            pixels = preprocess(views, device)
             target = torch.as_tensor(y_train[rows].astype(np.int64), device=device)
             loss = loss_fn(model(pixel_values=pixels).logits, target)
             optimizer.zero_grad(set_to_none=True)

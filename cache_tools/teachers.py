@@ -61,7 +61,7 @@ class Preprocess:
     Read from the model's own image processor configuration (so it follows
     the processor, without its per-image PIL loop). Grey images are expanded
     to 3 channels. Resized values are rounded to 8 bits like the processor's
-    PIL path.
+    PIL path. Output: float32 pixels ``[B, 3, H, W]`` stored channels-last.
     """
 
     resize: tuple[int, int]
@@ -134,7 +134,10 @@ class Preprocess:
             x = x[..., top : top + self.crop[0], left : left + self.crop[1]]
         mean = torch.tensor(self.mean, device=device)[:, None, None]
         std = torch.tensor(self.std, device=device)[:, None, None]
-        return (x * self.rescale - mean) / std
+        # NCHW shape, NHWC memory (channels-last): what the models are converted to, so
+        # convolutions skip a layout change (about 1.6x faster forward, 2x training on CPU).
+        x = (x * self.rescale - mean) / std
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 @dataclass
@@ -164,8 +167,6 @@ class Teacher:
     def forward(self, pixel_values: Any) -> tuple[Any, Any]:
         """Logits (None for an encoder without head) and features, as torch tensors."""
         torch = _torch()
-        if pixel_values.ndim == 4:
-            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.kind == "clip":
                 out = self.model(pixel_values=pixel_values, **self.text_inputs)
@@ -281,8 +282,7 @@ def load_teacher(
             )
             text_inputs = {k: v.to(device) for k, v in tokens.items()
                            if k in ("input_ids", "attention_mask")}
-    # NHWC: convolutional teachers run about 1.6x faster on CPU (benchmarks/
-    # extraction_throughput.py); the digest does not depend on the layout.
+    # channels-last like Preprocess's output; the digest does not depend on the layout
     net = net.to(device, memory_format=torch.channels_last).eval()
     teacher = Teacher(
         model=net, kind=kind, model_id=model_id, class_names=labels,
