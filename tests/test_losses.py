@@ -49,12 +49,49 @@ def test_distillation_kl_zero_when_student_matches_teacher():
     np.testing.assert_allclose(got, 0.0, atol=1e-4)
 
 
-def test_gaussian_rate():
+def np_rate(mu, log_var):
+    """The scale-free bound by hand: 0.5 sum_j [ln E(mu_j^2 + sigma_j^2) - E ln sigma_j^2]."""
+    mu, log_var = mu.astype(np.float64), log_var.astype(np.float64)
+    s2 = np.mean(mu**2 + np.exp(log_var), axis=0)
+    return 0.5 * np.sum(np.log(s2) - np.mean(log_var, axis=0))
+
+
+def test_gaussian_rate_matches_hand_computation_and_the_optimal_prior_kl():
     mu = RNG.normal(size=(8, 6)).astype(np.float32)
     log_var = RNG.normal(size=(8, 6)).astype(np.float32)
-    expected = 0.5 * np.sum(mu**2 + np.exp(log_var) - 1 - log_var, -1)
-    np.testing.assert_allclose(np.asarray(losses.gaussian_rate(mu, log_var)), expected, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(losses.gaussian_rate(0 * mu, 0 * log_var)), 0.0)
+    got = float(losses.gaussian_rate(mu, log_var))
+    assert got == pytest.approx(np_rate(mu, log_var), rel=1e-5)
+    # it is the batch mean of KL(N(mu, sigma^2) || N(0, s^2)), s^2 = E(mu^2 + sigma^2)
+    s2 = np.mean(mu.astype(np.float64) ** 2 + np.exp(log_var), 0)
+    kl = 0.5 * np.sum((mu**2 + np.exp(log_var)) / s2 - 1 + np.log(s2) - log_var, -1)
+    assert got == pytest.approx(kl.mean(), rel=1e-5)
+    # a prior N(0, I) gives the old, larger bound (the optimal prior minimizes it)
+    assert float(np.mean(losses.standard_normal_kl(mu, log_var))) > got
+
+
+def test_gaussian_rate_is_scale_free_nonnegative_and_float32():
+    mu = RNG.normal(scale=3.0, size=(32, 16)).astype(np.float32)
+    log_var = RNG.normal(loc=-1.0, size=(32, 16)).astype(np.float32)
+    rates = [float(losses.gaussian_rate(c * mu, log_var + 2 * np.log(c)))  # (c mu, c sigma)
+             for c in (0.1, 1.0, 10.0)]
+    np.testing.assert_allclose(rates, rates[1], rtol=1e-5)
+    assert rates[1] == pytest.approx(np_rate(mu, log_var), rel=1e-5)
+    # the N(0, I) prior is not scale-free
+    kl = [float(np.mean(losses.standard_normal_kl(c * mu, log_var + 2 * np.log(c))))
+          for c in (0.1, 1.0, 10.0)]
+    assert max(kl) > 2 * min(kl)
+    for _ in range(20):  # >= 0, and 0 only when mu carries nothing
+        m = RNG.normal(size=(4, 3)).astype(np.float32) * RNG.uniform(0, 3)
+        v = RNG.normal(size=(4, 3)).astype(np.float32)
+        assert float(losses.gaussian_rate(m, v)) >= 0
+    same = np.zeros((5, 4), np.float32)
+    assert float(losses.gaussian_rate(same, same)) == pytest.approx(0.0, abs=1e-6)
+    # float32 whatever the input dtype: float16 inputs whose squares overflow float16
+    big = np.full((4, 2), 300.0, np.float16)  # 300^2 = 9e4 > 65504
+    out = losses.gaussian_rate(big, np.zeros((4, 2), np.float16))
+    assert out.dtype == "float32" and np.isfinite(float(out))
+    assert float(out) == pytest.approx(np_rate(big.astype(np.float32), np.zeros((4, 2))),
+                                       rel=1e-5)
 
 
 def test_ib_distillation_loss_combines_terms_and_serializes():
@@ -73,3 +110,86 @@ def test_ib_distillation_loss_combines_terms_and_serializes():
         ts.IBDistillationLoss(temperature=0.0)
     with pytest.raises(ValueError, match=r"\[batch, 1 \+ C\]"):
         loss(y_true[:, :5], LOGITS)
+
+
+def few_labels(alpha=0.3, tau=2.0):
+    """8 rows, only row 5 labelled; the loss and metrics by hand in NumPy."""
+    logits = LOGITS[:8].astype(np.float64)
+    p_t = softmax(TEACHER_LOGITS[:8])
+    labels = np.full(8, -1.0)
+    labels[5] = LABELS[5]
+    y_true = np.concatenate([labels[:, None], p_t], 1).astype(np.float32)
+    ce5 = -np_log_softmax(logits)[5, LABELS[5]]
+    p_tau = p_t ** (1 / tau)
+    p_tau /= p_tau.sum(-1, keepdims=True)
+    kd = tau**2 * np.sum(p_tau * (np.log(p_tau) - np_log_softmax(logits / tau)), -1)
+    return y_true, ce5, kd
+
+
+def test_label_term_is_averaged_over_labelled_rows_only():
+    y_true, ce5, kd = few_labels()
+    loss = ts.IBDistillationLoss(alpha=0.3, temperature=2.0)
+    # 1 of 8 labelled: the label term is that row's CE, not CE / 8
+    expected = 0.3 * ce5 + 0.7 * kd.mean()
+    assert float(loss(y_true, LOGITS[:8])) == pytest.approx(expected, rel=1e-5)
+    # no row labelled: only the distillation term, over all rows
+    y_none = y_true.copy()
+    y_none[:, 0] = -1
+    assert float(loss(y_none, LOGITS[:8])) == pytest.approx(0.7 * kd.mean(), rel=1e-5)
+    # every row labelled: the plain mean, as before
+    y_all = y_true.copy()
+    y_all[:, 0] = LABELS[:8]
+    ce = -np_log_softmax(LOGITS[:8].astype(np.float64))[np.arange(8), LABELS[:8]]
+    assert float(loss(y_all, LOGITS[:8])) == pytest.approx(
+        np.mean(0.3 * ce + 0.7 * kd), rel=1e-5)
+
+
+def test_labelled_metrics_ignore_unlabelled_rows():
+    y_true, ce5, _ = few_labels()
+    metrics = {m.name: m for m in losses.ib_metrics(ts.IBDistillationLoss(temperature=2.0))}
+    assert set(metrics) == {"ce", "kd", "accuracy"}
+    acc, ce = metrics["accuracy"], metrics["ce"]
+    logits = LOGITS[:8].copy()
+    logits[5] = 0.0
+    logits[5, LABELS[5]] = 5.0  # row 5 predicted right; the unlabelled rows do not count
+    acc.update_state(y_true, logits)
+    assert float(acc.result()) == 1.0
+    ce.update_state(y_true, LOGITS[:8])
+    assert float(ce.result()) == pytest.approx(ce5, rel=1e-5)
+    # a batch without labels leaves both unchanged
+    y_none = y_true.copy()
+    y_none[:, 0] = -1
+    acc.update_state(y_none, LOGITS[:8])
+    ce.update_state(y_none, LOGITS[:8])
+    assert float(acc.result()) == 1.0
+    assert float(ce.result()) == pytest.approx(ce5, rel=1e-5)
+    # accumulates across batches: 1 right of 1, then 0 right of 2 -> 1/3
+    wrong = np.stack([np.roll(np.eye(10)[LABELS[i]], 1) for i in range(2)]) * 5.0
+    y_two = np.concatenate([LABELS[:2, None], softmax(TEACHER_LOGITS[:2])], 1)
+    acc.update_state(y_two.astype(np.float32), wrong.astype(np.float32))
+    assert float(acc.result()) == pytest.approx(1 / 3)
+    acc.reset_state()
+    assert float(acc.result()) == 0.0
+    clone = keras.metrics.deserialize(keras.metrics.serialize(acc))
+    assert isinstance(clone, losses.LabelledMean) and clone.kind == "accuracy"
+    assert clone.name == "accuracy"
+    with pytest.raises(ValueError, match="kind"):
+        losses.LabelledMean("f1")
+
+
+def test_labelled_metrics_in_compiled_fit_and_evaluate():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(10)(inputs))
+    loss = ts.IBDistillationLoss()
+    model.compile(optimizer="sgd", loss=loss, metrics=losses.ib_metrics(loss))
+    x = RNG.normal(size=(16, 4)).astype(np.float32)
+    y = np.concatenate([LABELS[:, None], softmax(TEACHER_LOGITS)], 1).astype(np.float32)
+    y[1:, 0] = -1  # one labelled row
+    logits = np.asarray(model(x))
+    result = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    right = float(np.argmax(logits[0]) == LABELS[0])
+    assert result["accuracy"] == pytest.approx(right)
+    ce0 = -np_log_softmax(logits[:1].astype(np.float64))[0, LABELS[0]]
+    assert result["ce"] == pytest.approx(ce0, rel=1e-4)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["accuracy"]).all() and np.isfinite(history["ce"]).all()

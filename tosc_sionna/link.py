@@ -40,8 +40,13 @@ class TaskOrientedLink(keras.Model):
         Seed of the training-SNR draws.
     rate_weight : float, (default 0.0)
         beta of the information-bottleneck loss: with a stochastic encoder,
-        ``beta * mean KL(N(mu, sigma^2) || N(0, I))`` is added to the training
-        loss, and the KL is reported as the metric ``rate``.
+        ``beta * rate`` is added to the training loss, where ``rate`` is
+        :func:`~tosc_sionna.losses.gaussian_rate`, the scale-free upper bound
+        on I(X;U) of the encoder's latent U (before the channel-adaptive
+        module and power normalization), in nats per example over its 2n
+        real dimensions. ``rate`` is reported as a metric in ``fit`` and
+        ``evaluate`` (each time the stochastic encoder runs); the loss is
+        added only in training and only for ``rate_weight > 0``.
 
     Input
     -----
@@ -90,7 +95,7 @@ class TaskOrientedLink(keras.Model):
         if float(rate_weight) < 0:
             raise ValueError(f"rate_weight must be >= 0; got {rate_weight}.")
         self.rate_weight = float(rate_weight)
-        # I(X;Z) bound of a stochastic encoder, reported as the "rate" metric in fit
+        # I(X;U) bound of a stochastic encoder (nats per example), the "rate" metric
         self.stochastic = bool(getattr(encoder, "stochastic", False))
         if self.stochastic:
             self.rate_metric = keras.metrics.Mean(name="rate")
@@ -127,11 +132,10 @@ class TaskOrientedLink(keras.Model):
         z = self.encoder(x, training=training)
         if isinstance(z, (tuple, list)):  # stochastic encoder: (sample, mu, log_var)
             z, mu, log_var = z
-            if training:
-                rate = ops.mean(gaussian_rate(mu, log_var))
-                self.rate_metric.update_state(rate)
-                if self.rate_weight > 0:
-                    self.add_loss(self.rate_weight * rate)
+            rate = gaussian_rate(mu, log_var)  # nats per example, float32
+            self.rate_metric.update_state(rate)
+            if training and self.rate_weight > 0:
+                self.add_loss(self.rate_weight * rate)
         return self.power_normalization(self.tx_cam(z, snr_db))
 
     def receive(self, y: Any, snr_db: Any, noise: Any = None) -> Any:
