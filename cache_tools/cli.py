@@ -1,7 +1,9 @@
 """``tosc-cache``: extract, inspect and verify teacher caches.
 
 Exit codes: 0 success; 1 the cache is invalid, incomplete, corrupted or does
-not match the data; 2 bad usage or missing input (model, dataset, file).
+not match the data; 2 bad usage or missing input (model, dataset, file). Any
+other exception is a bug: it propagates with its traceback (the interpreter
+exits 1), never reported as bad usage.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="provenance, shapes, sizes and fidelity of a cache")
     info.add_argument("file")
     info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument("--temperature", type=_positive_float, action="append", metavar="T",
+                      help="report the reconstruction KL at distillation temperature T "
+                      "(repeatable; default: 1 and 4)")
 
     verify = sub.add_parser("verify", help="check a cache's integrity and its match to the data")
     verify.add_argument("file")
@@ -95,7 +100,48 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _info(path: str) -> dict[str, Any]:
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
+    return value
+
+
+def _fidelity(cache: Any, temperatures: list[float]) -> dict[str, Any]:
+    """Reconstruction KL at each temperature: as recorded at extraction, else a bound or None.
+
+    The KL is ``KL(temper(teacher, T) || temper(stored, T))`` (what the
+    distillation loss sees, before its ``T**2`` weight; ``scaled_*`` include it).
+    """
+    import numpy as np
+
+    from .compression import format_temperature, logits_kl_bound
+
+    recorded = json.loads(cache.attrs.get("compression_fidelity", "{}"))
+    out: dict[str, Any] = {}
+    for tau in temperatures:
+        key = format_temperature(tau)
+        if key in recorded:
+            out[key] = {**recorded[key], "source": "measured at extraction"}
+        elif key == "1" and cache.attrs.get("compression_kl_mean") is not None:
+            mean, top = cache.attrs["compression_kl_mean"], cache.attrs["compression_kl_max"]
+            out[key] = {"kl_mean": mean, "kl_max": top, "scaled_kl_mean": mean,
+                        "scaled_kl_max": top, "source": "measured at extraction"}
+        elif cache.spec.probs == "logits":
+            bound = logits_kl_bound(cache.arrays["teacher/logits"], tau)
+            mean, top = float(np.mean(bound)), float(np.max(bound))
+            out[key] = {"kl_mean": mean, "kl_max": top, "scaled_kl_mean": tau**2 * mean,
+                        "scaled_kl_max": tau**2 * top,
+                        "source": "upper bound from float16 rounding (not measured)"}
+        else:
+            out[key] = None  # not recorded by the version that wrote the cache
+    return out
+
+
+def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
     from .format import TeacherCache
 
     cache = TeacherCache(path, check_integrity=False)
@@ -123,6 +169,7 @@ def _info(path: str) -> dict[str, Any]:
         "file_bytes_per_sample_per_view": os.path.getsize(path) / rows,
         "reconstruction_kl_mean": cache.attrs.get("compression_kl_mean"),
         "reconstruction_kl_max": cache.attrs.get("compression_kl_max"),
+        "reconstruction_kl": _fidelity(cache, temperatures or [1.0, 4.0]),
     }
     for key in ("teacher_accuracy", "teacher_test_accuracy"):
         if key in cache.attrs:
@@ -149,10 +196,17 @@ def _print_info(info: dict[str, Any]) -> None:
         f"size          {info['bytes_per_sample_per_view']:.1f} bytes per sample per view "
         f"(uncompressed arrays), {info['file_bytes_per_sample_per_view']:.1f} on disk",
     ]
-    if info["reconstruction_kl_mean"] is not None:
+    for tau, fid in info["reconstruction_kl"].items():
+        head = f"fidelity T={tau:<4s}"
+        if fid is None:
+            lines.append(f"{head}not recorded in this cache (measure it with "
+                         "benchmarks/compression_fidelity.py)")
+            continue
+        bound = fid["source"].startswith("upper bound")
         lines.append(
-            f"fidelity      KL(teacher || stored) mean {info['reconstruction_kl_mean']:.3g} nats, "
-            f"max {info['reconstruction_kl_max']:.3g}"
+            f"{head}KL(teacher^T || stored^T) {'<= ' if bound else ''}mean "
+            f"{fid['kl_mean']:.3g} nats, max {fid['kl_max']:.3g}; x T^2 (as the loss weighs "
+            f"it) mean {fid['scaled_kl_mean']:.3g}" + (" (bound)" if bound else "")
         )
     for key, label in (("teacher_accuracy", "accuracy"), ("teacher_test_accuracy", "test acc.")):
         if key in info:
@@ -166,7 +220,7 @@ def _print_info(info: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .datasets import DatasetFormatError, DatasetNotFoundError
-    from .format import CacheError
+    from .format import CacheError, UsageError
 
     try:
         if args.command == "extract":
@@ -188,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.quiet:
                 print(f"wrote {path}", file=sys.stderr)
         elif args.command == "info":
-            info = _info(args.file)
+            info = _info(args.file, args.temperature)
             print(json.dumps(info, indent=2)) if args.json else _print_info(info)
         else:
             from .datasets import dataset_digest, load_dataset
@@ -209,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tosc-cache: {err}", file=sys.stderr)
         return EXIT_INVALID
     except (FileNotFoundError, FileExistsError, DatasetNotFoundError, DatasetFormatError,
-            ValueError) as err:
+            UsageError) as err:
         print(f"tosc-cache: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

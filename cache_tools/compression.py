@@ -15,6 +15,13 @@ import numpy as np
 PROB_METHODS = ("topk", "logits")
 FEATURE_METHODS = ("float16", "int8")
 
+#: Probability floor of ``tosc_sionna.losses.temper`` (training tempers with it).
+PROB_FLOOR = 1e-12
+#: Total mass given to the classes outside a float16 top-k whose values round to >= 1.
+TOPK_TAIL_FLOOR = 1e-6
+#: Temperatures at which extraction records the reconstruction fidelity.
+FIDELITY_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
@@ -43,12 +50,19 @@ def encode_topk(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decode_topk(values: np.ndarray, indices: np.ndarray, num_classes: int) -> np.ndarray:
-    """Top-k -> full distribution ``[..., C]`` (float32), rest spread evenly."""
+    """Top-k -> full distribution ``[..., C]`` (float32), rest spread evenly.
+
+    The remaining mass is ``1 - sum(top-k)`` computed in float64 from the
+    float16 values; where rounding makes the kept values sum to 1 or more
+    (a confident row), the other classes still get :data:`TOPK_TAIL_FLOOR` in
+    all, never exactly zero (a zero tail has no tempered mass and makes
+    KL(teacher || reconstruction) infinite).
+    """
     values = np.asarray(values, dtype=np.float64)
     k = values.shape[-1]
     kept = values.sum(axis=-1, keepdims=True)
     if k < num_classes:
-        rest = np.clip(1.0 - kept, 0.0, None) / (num_classes - k)
+        rest = np.maximum(1.0 - kept, TOPK_TAIL_FLOOR) / (num_classes - k)
         probs = np.broadcast_to(rest, values.shape[:-1] + (num_classes,)).copy()
     else:
         probs = np.zeros(values.shape[:-1] + (num_classes,))
@@ -82,3 +96,63 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * (np.log(np.clip(p, 1e-300, None)) - np.log(q)), 0.0)
     return terms.sum(axis=-1)
+
+
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """The distribution training sees at temperature tau, from probabilities (float64).
+
+    NumPy twin of ``tosc_sionna.losses.temper``: ``p^(1/tau)`` renormalized,
+    computed as ``softmax(log(max(p, 1e-12)) / tau)`` (the same floor).
+    """
+    log_p = np.log(np.maximum(np.asarray(probs, dtype=np.float64), PROB_FLOOR))
+    return softmax(log_p, temperature)
+
+
+def tempered_kl(full: np.ndarray, restored: np.ndarray, temperature: float) -> np.ndarray:
+    """``KL(temper(full, tau) || temper(restored, tau))`` along the last axis, nats.
+
+    Training distills against ``temper(restored, tau)`` and weighs the KL by
+    ``tau**2``; this is the unscaled KL (multiply by ``tau**2`` for what the
+    loss sees).
+    """
+    return kl_divergence(temper(full, temperature), temper(restored, temperature))
+
+
+def fidelity(
+    full: np.ndarray, restored: np.ndarray,
+    temperatures: tuple[float, ...] = FIDELITY_TEMPERATURES,
+) -> dict[str, dict[str, float]]:
+    """Summary of :func:`tempered_kl` per temperature: mean, p99 and max over rows.
+
+    Keys are ``format_temperature(tau)``; each entry has ``kl_mean``,
+    ``kl_p99``, ``kl_max`` (nats) and ``scaled_kl_mean``, ``scaled_kl_max``
+    (times ``tau**2``, the weight the distillation loss gives the KL).
+    """
+    out = {}
+    for tau in temperatures:
+        kl = tempered_kl(full, restored, tau).ravel()
+        out[format_temperature(tau)] = {
+            "kl_mean": float(kl.mean()), "kl_p99": float(np.percentile(kl, 99)),
+            "kl_max": float(kl.max()), "scaled_kl_mean": float(tau**2 * kl.mean()),
+            "scaled_kl_max": float(tau**2 * kl.max()),
+        }
+    return out
+
+
+def format_temperature(temperature: float) -> str:
+    """``4.0 -> "4"``, ``1.5 -> "1.5"``: the key of a temperature in recorded fidelity."""
+    return f"{float(temperature):g}"
+
+
+def logits_kl_bound(logits16: np.ndarray, temperature: float) -> np.ndarray:
+    """Upper bound on the tempered KL of softmax(float16 logits), per row.
+
+    Rounding shifts each logit by at most half a float16 spacing ``h``, so the
+    log-probabilities move by values in a range ``r <= 2 max h``; by Hoeffding's
+    lemma ``KL(softmax(z / T) || softmax((z + d) / T)) <= r**2 / (8 T**2)``
+    (the 1e-12 floor of :func:`temper` only narrows the range).
+    """
+    z = np.abs(np.asarray(logits16, dtype=np.float16))
+    half = np.spacing(z).astype(np.float64) / 2
+    spread = 2 * half.max(axis=-1)
+    return spread**2 / (8 * float(temperature) ** 2)

@@ -10,9 +10,16 @@ from typing import Any
 import numpy as np
 
 from .augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
-from .compression import decode_topk, encode_features, encode_topk, kl_divergence, softmax
+from .compression import (
+    FIDELITY_TEMPERATURES,
+    decode_topk,
+    encode_features,
+    encode_topk,
+    softmax,
+    tempered_kl,
+)
 from .datasets import dataset_digest, load_dataset
-from .format import CacheSpec, CacheWriter, TeacherCache
+from .format import CacheSpec, CacheWriter, TeacherCache, UsageError
 from .head import fit_linear_head
 from .teachers import Teacher, load_teacher, teacher_description
 
@@ -33,7 +40,10 @@ def compress_batch(
     else:
         arrays["teacher/logits"] = logits.astype(np.float16)
         restored = softmax(arrays["teacher/logits"].astype(np.float32))
-    arrays["compression_kl"] = kl_divergence(full, restored).astype(np.float32)
+    # what training sees: the reconstruction tempered as the loss tempers it
+    arrays["compression_kl"] = np.stack(
+        [tempered_kl(full, restored, tau) for tau in FIDELITY_TEMPERATURES], axis=-1
+    ).astype(np.float32)
     if spec.features is not None:
         values, scale = encode_features(features, spec.features)
         arrays["teacher/features"] = values
@@ -87,12 +97,15 @@ def extract(
     images, labels, class_names = load_dataset(dataset, split, data_dir)
     count = len(images) if limit is None else int(limit)
     if not 1 <= count <= len(images):
-        raise ValueError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
+        raise UsageError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
     if views < 1:
-        raise ValueError(f"--views must be >= 1; got {views}.")
+        raise UsageError(f"--views must be >= 1; got {views}.")
     indices = np.arange(count, dtype=np.int64)
-    teacher = load_teacher(model, kind=kind, device=device, image_size=image_size,
-                           class_names=list(class_names))
+    try:
+        teacher = load_teacher(model, kind=kind, device=device, image_size=image_size,
+                               class_names=list(class_names))
+    except ValueError as err:  # the model given cannot serve as a teacher: bad input
+        raise UsageError(f"{model}: {err}") from err
     described = teacher_description(teacher)
     feature_dim = teacher.feature_dim
     spec = CacheSpec(
@@ -133,7 +146,7 @@ def extract(
     attrs = _accuracy_attrs(writer, spec, len(class_names))
     if test_accuracy:
         if spec.num_classes != len(class_names):
-            raise ValueError("--test-accuracy needs a teacher whose classes are the dataset's.")
+            raise UsageError("--test-accuracy needs a teacher whose classes are the dataset's.")
         attrs["teacher_test_accuracy"] = evaluate_teacher(
             teacher, dataset, "test", data_dir, batch_size
         )
@@ -173,10 +186,10 @@ def _encoder_head(
     if head_from is not None:
         source = TeacherCache(head_from)
         if source.spec.teacher_digest != teacher.digest:
-            raise ValueError(f"{head_from} was made with another teacher; its head does not apply.")
+            raise UsageError(f"{head_from} was made with another teacher; its head does not apply.")
         return source.arrays["head/weight"], source.arrays["head/bias"]
     if split != "train":
-        raise ValueError(
+        raise UsageError(
             "An encoder teacher's linear head is fitted on the train split: extract the train "
             "split first, then pass it with --head-from TRAIN_CACHE.h5."
         )

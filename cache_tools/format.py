@@ -26,9 +26,11 @@ import numpy as np
 from . import __version__
 from .compression import (
     FEATURE_METHODS,
+    FIDELITY_TEMPERATURES,
     PROB_METHODS,
     decode_features,
     decode_topk,
+    format_temperature,
     index_dtype,
     softmax,
 )
@@ -36,6 +38,10 @@ from .compression import (
 FORMAT_NAME = "tosc-teacher-cache"
 FORMAT_VERSION = 1
 CHUNK_ROWS = 1024
+
+
+class UsageError(ValueError):
+    """An argument or input given by the user cannot be used (``tosc-cache`` exits 2)."""
 
 
 class CacheError(ValueError):
@@ -87,18 +93,18 @@ class CacheSpec:
 
     def __post_init__(self) -> None:
         if self.probs not in PROB_METHODS:
-            raise ValueError(f"probs must be one of {PROB_METHODS}; got {self.probs!r}.")
+            raise UsageError(f"probs must be one of {PROB_METHODS}; got {self.probs!r}.")
         if self.features not in (None,) + FEATURE_METHODS:
-            raise ValueError(
+            raise UsageError(
                 f"features must be None or one of {FEATURE_METHODS}; got {self.features!r}."
             )
         if self.probs == "topk" and not 1 <= self.topk <= self.num_classes:
-            raise ValueError(
+            raise UsageError(
                 f"topk must lie in [1, {self.num_classes}] for {self.num_classes} classes; "
                 f"got {self.topk}."
             )
         if self.num_views < 1 or self.num_samples < 1:
-            raise ValueError("A cache needs at least one sample and one view.")
+            raise UsageError("A cache needs at least one sample and one view.")
 
     @property
     def num_classes(self) -> int:
@@ -221,8 +227,10 @@ class CacheWriter:
         """Store the teacher outputs of rows ``[start, start + batch_rows)``.
 
         ``arrays`` holds every row array of the layout and, optionally,
-        ``compression_kl`` ``[rows, views]``: KL(full teacher distribution ||
-        reconstruction), summarized in the attributes at finalization.
+        ``compression_kl`` ``[rows, views, T]``: KL(full teacher distribution ||
+        reconstruction), both tempered as training tempers them, at the
+        temperatures :data:`~cache_tools.compression.FIDELITY_TEMPERATURES`
+        (tau = 1 first), summarized in the attributes at finalization.
         """
         if start % self.batch_rows:
             raise ValueError(f"start {start} is not a multiple of batch_rows {self.batch_rows}.")
@@ -251,10 +259,9 @@ class CacheWriter:
         shards = [np.load(self._shard(s)) for s in range(0, self.spec.num_samples, self.batch_rows)]
         for name in row_arrays:
             data[name] = np.concatenate([shard[name] for shard in shards])
-        if shards and "compression_kl" in shards[0]:
-            kl = np.concatenate([shard["compression_kl"] for shard in shards])
-            attrs = {**(attrs or {}), "compression_kl_mean": float(kl.mean()),
-                     "compression_kl_max": float(kl.max())}
+        if shards and all("compression_kl" in shard for shard in shards):
+            attrs = {**(attrs or {}), **_fidelity_attrs(
+                [shard["compression_kl"] for shard in shards])}
         tmp = self.path.with_name(self.path.name + ".tmp")
         with h5py.File(tmp, "w") as f:
             for name, (shape, dtype) in layout.items():
@@ -279,6 +286,28 @@ class CacheWriter:
         os.replace(tmp, self.path)
         shutil.rmtree(self.stage)
         return self.path
+
+
+def _fidelity_attrs(kls: list[np.ndarray]) -> dict[str, Any]:
+    """Root attributes summarizing the reconstruction KL of every row and view.
+
+    ``kls`` are ``[rows, views, T]`` at :data:`FIDELITY_TEMPERATURES` (or
+    ``[rows, views]`` at tau = 1, from shards of older versions).
+    """
+    if any(kl.ndim == 2 for kl in kls):
+        kl1 = np.concatenate([kl if kl.ndim == 2 else kl[..., 0] for kl in kls])
+        return {"compression_kl_mean": float(kl1.mean()), "compression_kl_max": float(kl1.max())}
+    kl = np.concatenate(kls)
+    by_tau = {}
+    for j, tau in enumerate(FIDELITY_TEMPERATURES):
+        by_tau[format_temperature(tau)] = {
+            "kl_mean": float(kl[..., j].mean()), "kl_max": float(kl[..., j].max()),
+            "scaled_kl_mean": float(tau**2 * kl[..., j].mean()),
+            "scaled_kl_max": float(tau**2 * kl[..., j].max()),
+        }
+    first = by_tau[format_temperature(FIDELITY_TEMPERATURES[0])]
+    return {"compression_kl_mean": first["kl_mean"], "compression_kl_max": first["kl_max"],
+            "compression_fidelity": json.dumps(by_tau, sort_keys=True)}
 
 
 def spec_attrs(spec: CacheSpec) -> dict[str, Any]:

@@ -266,3 +266,87 @@ def test_spec_validation():
     spec = _spec(probs="logits", features=None)
     assert set(spec.array_layout()) == {"sample_index", "labels", "view_seeds", "teacher/logits"}
     assert json.loads(spec.to_json())["probs"] == "logits"
+
+
+def _write_with_fidelity(path, spec, batch_rows=4):
+    """A cache whose shards carry the reconstruction KL at FIDELITY_TEMPERATURES."""
+    writer = CacheWriter(path, spec, _static(spec), batch_rows=batch_rows)
+    for start, stop in writer.pending():
+        rows = _rows(spec, start, stop)
+        kl = np.arange(len(compression.FIDELITY_TEMPERATURES), dtype=np.float32) + 1.0
+        rows["compression_kl"] = np.broadcast_to(
+            kl * (1 + start), (stop - start, spec.num_views, len(kl))).copy()
+        writer.write(start, rows)
+    return writer.finalize()
+
+
+def test_fidelity_recorded_per_temperature_and_shown_by_info(tmp_path, capsys):
+    from cache_tools import cli
+
+    path = _write_with_fidelity(tmp_path / "c.h5", _spec())
+    cache = TeacherCache(path)
+    recorded = json.loads(cache.attrs["compression_fidelity"])
+    j4 = compression.FIDELITY_TEMPERATURES.index(4.0)
+    # rows 0-3 carry (j + 1) * 1, rows 4-7 (j + 1) * 5, rows 8-9 (j + 1) * 9: mean over 10 rows
+    mean4 = (j4 + 1) * (4 * 1 + 4 * 5 + 2 * 9) / 10
+    assert recorded["4"]["kl_mean"] == pytest.approx(mean4)
+    assert recorded["4"]["kl_max"] == pytest.approx((j4 + 1) * 9)
+    assert recorded["4"]["scaled_kl_mean"] == pytest.approx(16 * mean4)
+    assert cache.attrs["compression_kl_mean"] == pytest.approx(4.2)  # tau = 1 column
+    assert cli.main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert set(info["reconstruction_kl"]) == {"1", "4"}  # the default temperatures
+    assert info["reconstruction_kl"]["4"]["kl_mean"] == pytest.approx(mean4)
+    assert cli.main(["info", str(path), "--temperature", "2", "--temperature", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "fidelity T=2" in text and "fidelity T=3   not recorded" in text
+
+
+def test_info_on_a_logits_cache_bounds_unrecorded_temperatures(tmp_path, capsys):
+    from cache_tools import cli
+
+    spec = _spec(probs="logits", features=None)
+    writer = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=10)
+    logits = np.random.default_rng(0).normal(scale=3, size=(10, 2, 10))
+    writer.write(0, {"teacher/logits": logits.astype(np.float16)})
+    path = writer.finalize()
+    assert cli.main(["info", str(path), "--json", "--temperature", "4"]) == 0
+    fid = json.loads(capsys.readouterr().out)["reconstruction_kl"]["4"]
+    assert fid["source"].startswith("upper bound")
+    bound = compression.logits_kl_bound(logits.astype(np.float16), 4.0)
+    assert fid["kl_max"] == pytest.approx(bound.max())
+
+
+def test_cli_exit_codes_usage_missing_and_crash(tmp_path, capsys, monkeypatch):
+    import subprocess
+    import sys
+
+    from cache_tools import cli
+
+    path = _write_all(tmp_path / "c.h5", _spec())
+    with pytest.raises(SystemExit) as usage:  # bad usage: argparse, exit 2
+        cli.main(["info", str(path), "--temperature", "-1"])
+    assert usage.value.code == 2
+    assert cli.main(["info", str(tmp_path / "missing.h5")]) == 2  # missing input
+    assert "No teacher cache at" in capsys.readouterr().err
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = False
+    assert cli.main(["verify", str(path), "--split", "train"]) == 1  # invalid cache
+    # an unexpected error inside the tool is a crash, even a ValueError: not "usage"
+    for error in (RuntimeError, ValueError):
+        def broken(*args, error=error, **kwargs):
+            raise error("injected bug")
+
+        monkeypatch.setattr(cli, "_info", broken)
+        with pytest.raises(error, match="injected bug"):
+            cli.main(["info", str(path)])
+    script = (
+        "import sys; from cache_tools import cli\n"
+        "def broken(*a, **k): raise RuntimeError('injected bug')\n"
+        "cli._info = broken\n"
+        f"sys.exit(cli.main(['info', {str(path)!r}]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "RuntimeError: injected bug" in proc.stderr
+    assert "usage" not in proc.stderr

@@ -59,11 +59,19 @@ def test_extract_info_verify(models, tmp_path, capsys, name):
     assert run_cli("info", out) == 0
     text = capsys.readouterr().out
     for needle in ("complete", "top-5 probabilities", "bytes per sample per view",
-                   "KL(teacher || stored)", cache.spec.teacher_digest, "96 samples"):
+                   "fidelity T=1", "fidelity T=4", "KL(teacher^T || stored^T)",
+                   cache.spec.teacher_digest, "96 samples"):
         assert needle in text
     assert run_cli("info", out, "--json") == 0
     info = json.loads(capsys.readouterr().out)
     assert info["views"] == 2 and info["bytes_per_sample_per_view"] > 0
+    # fidelity at the training temperature, measured as training tempers
+    from cache_tools.compression import tempered_kl
+
+    kl4 = tempered_kl(softmax(logits), cache.teacher_probs()[:, 0], 4.0)
+    fid4 = info["reconstruction_kl"]["4"]
+    assert kl4.max() <= fid4["kl_max"] + 1e-4 and fid4["kl_max"] > 0
+    assert fid4["scaled_kl_mean"] == pytest.approx(16 * fid4["kl_mean"])
     assert run_cli("verify", out, "--split", "train") == 0
     assert run_cli("verify", out, "--split", "test") == 1
     assert "split 'train' in the cache, 'test' given" in capsys.readouterr().err

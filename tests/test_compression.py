@@ -1,0 +1,79 @@
+"""Teacher-output compressions: reconstruction error bounds and fidelity as training sees it."""
+
+import numpy as np
+import pytest
+
+from cache_tools import compression
+
+
+def test_temper_is_the_training_formula():
+    rng = np.random.default_rng(0)
+    probs = compression.softmax(rng.normal(scale=3.0, size=(50, 7)))
+    probs[0, :3] = 0.0  # zeros are floored at 1e-12, as training floors them
+    probs[0] /= probs[0].sum()
+    for tau in (1.0, 2.0, 4.0):
+        floored = np.maximum(probs, 1e-12)
+        expected = floored ** (1 / tau) / np.sum(floored ** (1 / tau), -1, keepdims=True)
+        np.testing.assert_allclose(compression.temper(probs, tau), expected, rtol=1e-12)
+    # and it is what tosc_sionna.losses.temper computes (float64 there too)
+    from tosc_sionna.losses import temper as training_temper
+
+    for tau in (1.0, 4.0):
+        np.testing.assert_allclose(
+            compression.temper(probs, tau), np.asarray(training_temper(probs, tau)), rtol=1e-9)
+    assert compression.PROB_FLOOR == 1e-12
+    # softmax(z / tau) == temper(softmax(z), tau) away from the floor
+    z = rng.normal(size=(20, 10))
+    np.testing.assert_allclose(compression.temper(compression.softmax(z), 4.0),
+                               compression.softmax(z, 4.0), rtol=1e-10)
+
+
+def test_fidelity_reports_scaled_kl():
+    rng = np.random.default_rng(1)
+    full = compression.softmax(rng.normal(scale=2.0, size=(300, 10)))
+    restored = compression.decode_topk(*compression.encode_topk(np.log(full), 2), 10)
+    fid = compression.fidelity(full, restored, (1.0, 4.0))
+    assert set(fid) == {"1", "4"}
+    kl4 = compression.kl_divergence(compression.temper(full, 4), compression.temper(restored, 4))
+    assert fid["4"]["kl_mean"] == pytest.approx(kl4.mean())
+    assert fid["4"]["scaled_kl_mean"] == pytest.approx(16 * kl4.mean())
+    assert fid["4"]["kl_max"] == pytest.approx(kl4.max())
+    assert fid["1"]["kl_mean"] > fid["4"]["kl_mean"] > 0  # tempering flattens both
+
+
+def _rounds_above_one(k: int, num_classes: int) -> np.ndarray:
+    """A distribution whose float16 top-k sums to >= 1 although the rest holds mass."""
+    rng = np.random.default_rng(2)
+    for _ in range(10000):
+        top = rng.dirichlet(np.ones(k)) * (1 - 1e-4)
+        probs = np.concatenate([top, np.full(num_classes - k, 1e-4 / (num_classes - k))])
+        if top.astype(np.float16).astype(np.float64).sum() >= 1.0:
+            return probs
+    raise AssertionError("no such case found")
+
+
+def test_float16_topk_summing_above_one_keeps_a_tail():
+    probs = _rounds_above_one(2, 10)
+    values, indices = compression.encode_topk(np.log(probs)[None], 2)
+    assert values.astype(np.float64).sum() >= 1.0  # the case of the bug
+    restored = compression.decode_topk(values, indices, 10)[0].astype(np.float64)
+    tail = np.delete(restored, indices[0].astype(int))
+    assert np.all(tail > 0)  # was exactly 0: infinite KL, no tempered tail
+    np.testing.assert_allclose(tail.sum(), compression.TOPK_TAIL_FLOOR, rtol=1e-3)
+    np.testing.assert_allclose(restored.sum(), 1.0, rtol=1e-6)
+    # the KL the floor leaves: true tail 1e-4 against 1e-6, at tau = 1 and 4
+    assert compression.kl_divergence(probs, restored) < 1e-3
+    assert compression.tempered_kl(probs, restored, 4.0) < 0.1
+    assert np.isfinite(compression.tempered_kl(probs, restored, 1.0))
+
+
+def test_logits_kl_bound_holds():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(scale=5.0, size=(2000, 10)) + rng.uniform(-20, 20, (2000, 1))
+    stored = logits.astype(np.float16)
+    full, restored = compression.softmax(logits), compression.softmax(stored.astype(np.float64))
+    for tau in (1.0, 4.0):
+        kl = compression.tempered_kl(full, restored, tau)
+        bound = compression.logits_kl_bound(stored, tau)
+        assert np.all(kl <= bound + 1e-15)
+        assert bound.mean() < 100 * kl.mean() + 1e-9  # and it is not vacuous
