@@ -70,6 +70,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--beta", type=float, default=1e-4,
                         help="weight of the rate term (stochastic encoder)")
     parser.add_argument("--draws", type=int, default=None, help="channel draws per SNR")
+    parser.add_argument("--sample-encoder", action="store_true",
+                        help="evaluate the sampling encoder z = mu + sigma * eps (the one the "
+                             "information bottleneck describes) instead of z = mu")
     return parser.parse_args(argv)
 
 
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=verbose)
     train_seconds = time.time() - start
 
-    sweep = accuracy_vs_snr(link, x_test, y_test, snrs, draws=draws)
+    sweep = accuracy_vs_snr(link, x_test, y_test, snrs, draws=draws,
+                            sample_encoder=args.sample_encoder)
     teacher_accuracy = float(data.cache.attrs.get("teacher_test_accuracy", float("nan")))
     tx = link.encoder.count_params() + link.tx_cam.count_params()
     rx = link.rx_cam.count_params() + link.decoder.count_params()
@@ -122,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {
         "snr_db": sweep["snr_db"], "accuracy": sweep["accuracy"],
-        "accuracy_std": sweep["accuracy_std"], "draws": draws,
+        "accuracy_std": sweep["accuracy_std"], "accuracy_se": sweep["accuracy_se"],
+        "accuracy_ci95": sweep["accuracy_ci95"], "accuracy_draws": sweep["accuracy_draws"],
+        "error_bars": sweep["error_bars"], "sample_encoder": sweep["sample_encoder"],
+        "draws": draws,
         "test_images": len(y_test), "teacher_accuracy": teacher_accuracy,
         "channel": args.channel, "n_symbols": args.n_symbols,
         "student_params": tx + rx, "student_tx_params": tx, "student_rx_params": rx,

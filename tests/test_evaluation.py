@@ -1,11 +1,17 @@
 """Accuracy-vs-SNR sweep and plot, on a real (quickly trained) link."""
 
 import keras
+import numpy as np
 import pytest
 
 import tosc_sionna as ts
 from tosc_sionna.data import load_fashion_mnist
-from tosc_sionna.evaluation import accuracy_vs_snr, format_table, plot_accuracy_vs_snr
+from tosc_sionna.evaluation import (
+    accuracy_vs_snr,
+    format_table,
+    plot_accuracy_vs_snr,
+    wilson_interval,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +40,23 @@ def test_sweep_improves_with_snr_and_reloads(trained, tmp_path):
     assert sweep["accuracy"][2] > 0.5  # chance is 0.1
     assert sweep["accuracy"][0] < sweep["accuracy"][2]
     assert all(s > 0 for s in sweep["accuracy_std"][:2])  # draws differ in the channel
+    for draws, acc, std in zip(sweep["accuracy_draws"], sweep["accuracy"],
+                               sweep["accuracy_std"], strict=True):
+        assert std == pytest.approx(abs(draws[0] - draws[1]) / np.sqrt(2))  # ddof = 1
+        assert acc == pytest.approx(np.mean(draws))
+    for acc, se, (low, high) in zip(sweep["accuracy"], sweep["accuracy_se"],
+                                    sweep["accuracy_ci95"], strict=True):
+        assert se == pytest.approx(np.sqrt(acc * (1 - acc) / 1000))
+        assert low < acc < high and high - low == pytest.approx(2 * 1.96 * se, rel=0.05)
+    assert sweep["sample_encoder"] is False and "accuracy_ci95" in sweep["error_bars"]
     # a saved student reloads and evaluates to the same numbers for the same seed
     loaded = keras.models.load_model(path)
     ts.set_seed(1)
     assert accuracy_vs_snr(loaded, x, y, [-20.0, 0.0, 20.0], draws=2) == sweep
     table = format_table(sweep, reference=0.95)
-    assert "20.0" in table and "0.9500" in table
+    assert "20.0" in table and "0.9500" in table and "95% CI" in table
+    low, high = sweep["accuracy_ci95"][2]
+    assert f"[{low:.4f}, {high:.4f}]" in table
     plot_accuracy_vs_snr({"rayleigh": sweep}, tmp_path / "acc.png", reference=0.95)
     assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -53,3 +70,102 @@ def test_sweep_rejects_bad_input(trained):
         accuracy_vs_snr(link, x[:10], y[:10], [0.0], draws=0)
     with pytest.raises(ValueError, match="labels"):
         accuracy_vs_snr(link, x[:10], y[:9], [0.0])
+
+
+def test_wilson_interval_against_the_formula():
+    z = 1.959964
+    for p, n in [(0.93, 10_000), (0.5, 100), (0.1, 37), (0.999, 2000)]:
+        center = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        assert wilson_interval(p, n) == pytest.approx((center - half, center + half), rel=1e-9)
+    # 93% on 10,000 images: standard error 0.26 points, 95% interval about +-0.50 points
+    low, high = wilson_interval(0.93, 10_000)
+    assert (high - low) / 2 == pytest.approx(1.96 * np.sqrt(0.93 * 0.07 / 1e4), rel=0.01)
+    assert 0.0049 < (high - low) / 2 < 0.0051
+    # edge cases stay in [0, 1] and are not degenerate
+    assert wilson_interval(1.0, 50)[1] == pytest.approx(1.0) and wilson_interval(1.0, 50)[0] < 0.95
+    assert wilson_interval(0.0, 50)[0] == pytest.approx(0.0, abs=1e-12)
+    assert wilson_interval(0.0, 50)[1] > 0.05
+    with pytest.raises(ValueError):
+        wilson_interval(0.5, 0)
+    with pytest.raises(ValueError):
+        wilson_interval(1.5, 10)
+
+
+def test_one_draw_has_no_channel_spread(trained):
+    link, _ = trained
+    x, y = load_fashion_mnist("test")
+    sweep = accuracy_vs_snr(link, x[:200], y[:200], [10.0], draws=1)
+    assert sweep["accuracy_std"] == [None] and len(sweep["accuracy_ci95"]) == 1
+    assert "n/a" in format_table(sweep)
+
+
+def stochastic_link(log_var_bias):
+    """An untrained stochastic link whose encoder std is exp(log_var_bias / 2) everywhere."""
+    ts.set_seed(0)
+    link = ts.make_link(ts.AWGNChannel(), num_symbols=8, width=4, hidden_units=(32,),
+                        stochastic=True, seed=0)
+    x, _ = load_fashion_mnist("test")
+    x = x[:300]
+    link(x[:2])
+    link.encoder.log_var.kernel.assign(np.zeros(link.encoder.log_var.kernel.shape))
+    link.encoder.log_var.bias.assign(np.full(link.encoder.log_var.bias.shape, log_var_bias))
+    link.compile(loss=keras.losses.SparseCategoricalCrossentropy(True))
+    link.set_eval_snr(60.0)
+    labels = np.argmax(link.predict(x, verbose=0), -1)  # deterministic predictions
+    return link, x, labels
+
+
+def test_sampling_encoder_at_evaluation():
+    # large sigma: sampling changes the outputs, so the accuracy against the
+    # deterministic link's own predictions falls far below 1
+    link, x, labels = stochastic_link(10.0)
+    ts.set_seed(1)
+    det = accuracy_vs_snr(link, x, labels, [60.0], draws=2)
+    assert det["accuracy"][0] > 0.99 and det["sample_encoder"] is False
+    ts.set_seed(1)
+    sampled = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True)
+    assert sampled["accuracy"][0] < 0.8 and sampled["sample_encoder"] is True
+    # the flag is restored: deterministic again afterwards
+    assert not link.encoder.sample_at_inference
+    np.testing.assert_array_equal(np.argmax(link.predict(x, verbose=0), -1), labels)
+    # seeded: reproducible (explicit seed, or set_seed before the sweep)
+    ts.set_seed(1)
+    again = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True)
+    assert again == sampled
+    a = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True, seed=7)
+    b = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True, seed=7)
+    assert a["accuracy_draws"] == b["accuracy_draws"]
+    assert a["accuracy_draws"] != sampled["accuracy_draws"]
+    # encoder level: samples differ between calls and reseeding replays them
+    encoder = link.encoder
+    encoder.sample_at_inference = True
+    encoder.reseed(3)
+    z1 = np.asarray(encoder(x[:16])[0])
+    z2 = np.asarray(encoder(x[:16])[0])
+    encoder.reseed(3)
+    np.testing.assert_array_equal(np.asarray(encoder(x[:16])[0]), z1)
+    assert np.max(np.abs(z1 - z2)) > 1.0
+    encoder.sample_at_inference = False
+
+
+def test_sampling_with_tiny_sigma_is_the_deterministic_encoder():
+    link, x, labels = stochastic_link(-60.0)  # sigma = 1e-13
+    ts.set_seed(1)
+    det = accuracy_vs_snr(link, x, labels, [0.0, 60.0], draws=2)
+    ts.set_seed(1)
+    sampled = accuracy_vs_snr(link, x, labels, [0.0, 60.0], draws=2, sample_encoder=True)
+    assert sampled["accuracy_draws"] == det["accuracy_draws"]
+    encoder = link.encoder
+    mu = np.asarray(encoder(x[:16])[1])
+    encoder.sample_at_inference = True
+    np.testing.assert_allclose(np.asarray(encoder(x[:16])[0]), mu, rtol=1e-5, atol=1e-6)
+    encoder.sample_at_inference = False
+    # the option needs a stochastic encoder
+    plain = ts.make_link(ts.AWGNChannel(), num_symbols=4, width=4)
+    with pytest.raises(ValueError, match="stochastic"):
+        accuracy_vs_snr(plain, x[:10], labels[:10], [0.0], sample_encoder=True)
+    with pytest.raises(ValueError, match="stochastic"):
+        ts.SemanticEncoder(4, sample_at_inference=True)
+    config = ts.SemanticEncoder(4, stochastic=True, sample_at_inference=True).get_config()
+    assert ts.SemanticEncoder.from_config(config).sample_at_inference

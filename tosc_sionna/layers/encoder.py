@@ -25,7 +25,11 @@ class SemanticEncoder(keras.layers.Layer):
     With ``stochastic=True`` it is the variational encoder of the information
     bottleneck: it outputs a mean ``mu`` and a log-variance ``log_var`` and, in
     training, the sample ``z = mu + exp(log_var / 2) * eps``
-    (``eps ~ N(0, I)``); at inference ``z = mu``.
+    (``eps ~ N(0, I)``). At inference it is deterministic, ``z = mu``, unless
+    ``sample_at_inference`` is set: the information-bottleneck trade-off
+    (``docs/theory.md``) describes the sampling encoder, so evaluate with
+    sampling to measure the encoder the bound is about (see
+    :func:`~tosc_sionna.evaluation.accuracy_vs_snr`'s ``sample_encoder``).
 
     Parameters
     ----------
@@ -37,7 +41,12 @@ class SemanticEncoder(keras.layers.Layer):
     stochastic : bool, (default False)
         Variational output (see above).
     seed : int or None, (default None)
-        Seed of the sampling noise (stochastic only).
+        Seed of the sampling noise (stochastic only); see also :meth:`reseed`.
+    sample_at_inference : bool, (default False)
+        Stochastic only: also sample ``z`` at inference (``training=False``).
+        Read when a call is traced: after changing it on a compiled model,
+        rebuild its ``predict``/``evaluate`` functions (``accuracy_vs_snr``
+        does).
 
     Input
     -----
@@ -57,9 +66,12 @@ class SemanticEncoder(keras.layers.Layer):
         width: int = 32,
         stochastic: bool = False,
         seed: int | None = None,
+        sample_at_inference: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if sample_at_inference and not stochastic:
+            raise ValueError("sample_at_inference needs stochastic=True.")
         if int(num_symbols) < 1 or int(width) < 1:
             raise ValueError(
                 f"num_symbols and width must be >= 1; got {num_symbols} and {width}."
@@ -68,6 +80,7 @@ class SemanticEncoder(keras.layers.Layer):
         self.width = int(width)
         self.stochastic = bool(stochastic)
         self.seed = seed
+        self.sample_at_inference = bool(sample_at_inference)
         self.convs = [
             layers.Conv2D(m * self.width, 3, strides=s, padding="same", use_bias=False)
             for m, s in _STAGES
@@ -119,12 +132,23 @@ class SemanticEncoder(keras.layers.Layer):
         if not self.stochastic:
             return mu
         log_var = self.log_var(h)
-        if training:
+        if training or self.sample_at_inference:
             eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator, dtype=mu.dtype)
             z = mu + ops.exp(0.5 * log_var) * eps
         else:
             z = mu
         return z, mu, log_var
+
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling noise from ``seed`` (stochastic only).
+
+        Two encoders with the same weights, reseeded alike, draw the same
+        noise, so a sampled evaluation can be reproduced.
+        """
+        if not self.stochastic:
+            raise ValueError("reseed needs a stochastic encoder.")
+        state = self.seed_generator.state
+        state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = (self._image_shape(input_shape)[0], 2 * self.num_symbols)
@@ -137,4 +161,5 @@ class SemanticEncoder(keras.layers.Layer):
             "width": self.width,
             "stochastic": self.stochastic,
             "seed": self.seed,
+            "sample_at_inference": self.sample_at_inference,
         }
