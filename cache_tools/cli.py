@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--topk", type=int, default=5,
                        help="store the top-k probabilities (default 5)")
     group.add_argument("--logits", action="store_true", help="store all logits as float16")
+    ex.add_argument("--basis", type=int, metavar="RANK",
+                    help="store a rank-RANK basis of the logits fitted per cache, RANK float16 "
+                    "coefficients per view and the top-k classes' residual logits (--topk); "
+                    "for many classes, e.g. --basis 16 --topk 8 for 1000 (64 bytes per view)")
     ex.add_argument("--features", nargs="?", const="float16", choices=["float16", "int8"],
                     help="also store pooled teacher features (float16, or int8 + row scale)")
     ex.add_argument("--batch-size", type=int, default=64, help="images per teacher forward")
@@ -160,7 +164,9 @@ def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
                     "digest": spec.dataset_digest},
         "views": spec.num_views, "seed": spec.seed, "augmentation": spec.augmentation,
         "preprocessing": spec.preprocessing,
-        "compression": {"probs": spec.probs, "topk": spec.topk if spec.probs == "topk" else None,
+        "compression": {"probs": spec.probs,
+                        "topk": spec.topk if spec.probs in ("topk", "basis") else None,
+                        "rank": spec.rank if spec.probs == "basis" else None,
                         "features": spec.features, "feature_dim": spec.feature_dim},
         "classes": spec.class_names,
         "arrays": arrays,
@@ -179,7 +185,12 @@ def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
 
 def _print_info(info: dict[str, Any]) -> None:
     t, d, c = info["teacher"], info["dataset"], info["compression"]
-    probs = f"top-{c['topk']} probabilities (float16)" if c["probs"] == "topk" else "float16 logits"
+    probs = {
+        "topk": f"top-{c['topk']} probabilities (float16)",
+        "logits": "float16 logits",
+        "basis": f"rank-{c['rank']} logit basis (float16 coefficients) + top-{c['topk']} "
+        "residual logits (float16)",
+    }[c["probs"]]
     lines = [
         f"file          {info['file']} ({info['file_bytes']:,} bytes)",
         f"format        v{info['format_version']} (tool {info['tool_version']}), "
@@ -231,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                 path = extract(
                     args.model, args.out, dataset=args.dataset, split=args.split,
                     limit=args.limit, views=args.views, seed=args.seed,
-                    topk=None if args.logits else args.topk, features=args.features,
+                    topk=None if args.logits else args.topk, basis_rank=args.basis,
+                    features=args.features,
                     batch_size=args.batch_size, device=args.device, image_size=args.image_size,
                     kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
                     overwrite=args.overwrite, test_accuracy=args.test_accuracy,

@@ -4,6 +4,12 @@
   in the smallest unsigned integer type; on reconstruction the remaining mass
   ``1 - sum(top-k)`` is spread evenly over the other ``C - k`` classes.
 * ``logits``: all C logits as float16 (best when C is small).
+* ``basis``: a low-rank model of the logits fitted per cache (a mean and
+  ``rank`` principal directions over the classes, float32, stored once) with
+  ``rank`` float16 coefficients per row, plus the top-k classes' residual
+  logits (float16) and indices: for many classes (1000) at a few dozen bytes
+  per row, faithful also at high distillation temperatures, where the flat
+  tail of top-k loses the most.
 * features: pooled teacher features as float16, or int8 with one float32
   scale per row (symmetric, ``x ~ q * scale``).
 """
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PROB_METHODS = ("topk", "logits")
+PROB_METHODS = ("topk", "logits", "basis")
 FEATURE_METHODS = ("float16", "int8")
 
 #: Probability floor of ``tosc_sionna.losses.temper`` (training tempers with it).
@@ -156,3 +162,59 @@ def logits_kl_bound(logits16: np.ndarray, temperature: float) -> np.ndarray:
     half = np.spacing(z).astype(np.float64) / 2
     spread = 2 * half.max(axis=-1)
     return spread**2 / (8 * float(temperature) ** 2)
+
+
+# -- "basis": a low-rank model of the logits, fitted per cache, plus top-k corrections --------
+
+
+def fit_basis(logits: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``[C]`` and orthonormal basis ``[rank, C]`` (float32) of centered logit rows.
+
+    Principal components of ``z - mean_c(z)`` (softmax ignores a row's shift)
+    over the rows given (a calibration sample of the teacher's outputs).
+    """
+    z = np.asarray(logits, dtype=np.float64).reshape(-1, logits.shape[-1])
+    num_classes = z.shape[-1]
+    if not 0 <= rank <= min(num_classes, len(z)):
+        raise ValueError(f"rank must lie in [0, {min(num_classes, len(z))}]; got {rank}.")
+    z = z - z.mean(axis=-1, keepdims=True)
+    mean = z.mean(axis=0)
+    _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
+    return mean.astype(np.float32), vt[:rank].astype(np.float32)
+
+
+def _basis_approx(mean: np.ndarray, basis: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
+    return mean.astype(np.float64) + np.asarray(coeffs, np.float64) @ basis.astype(np.float64)
+
+
+def encode_basis(
+    logits: np.ndarray, mean: np.ndarray, basis: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``[..., C]`` logits -> coefficients ``[..., rank]`` (float16), the top-k classes'
+    indices (smallest uint, largest first) and their residual logits (float16).
+
+    The residual is the teacher's logit minus the low-rank approximation
+    computed from the float16 coefficients, so a decoded top-k logit is exact up
+    to the float16 rounding of a small number.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    num_classes = z.shape[-1]
+    if not 0 <= k <= num_classes:
+        raise ValueError(f"k must lie in [0, {num_classes}]; got {k}.")
+    z = z - z.mean(axis=-1, keepdims=True)
+    coeffs = ((z - mean.astype(np.float64)) @ basis.astype(np.float64).T).astype(np.float16)
+    approx = _basis_approx(mean, basis, coeffs)
+    order = np.argsort(-z, axis=-1, kind="stable")[..., :k]
+    residual = np.take_along_axis(z, order, -1) - np.take_along_axis(approx, order, -1)
+    return coeffs, order.astype(index_dtype(num_classes)), residual.astype(np.float16)
+
+
+def decode_basis(
+    coeffs: np.ndarray, indices: np.ndarray, residuals: np.ndarray,
+    mean: np.ndarray, basis: np.ndarray,
+) -> np.ndarray:
+    """Inverse of :func:`encode_basis`: the full distribution ``[..., C]`` (float32)."""
+    z = _basis_approx(mean, basis, coeffs)
+    idx = np.asarray(indices).astype(np.int64)
+    np.put_along_axis(z, idx, np.take_along_axis(z, idx, -1) + residuals.astype(np.float64), -1)
+    return softmax(z).astype(np.float32)

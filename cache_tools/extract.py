@@ -12,14 +12,24 @@ import numpy as np
 from .augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
 from .compression import (
     FIDELITY_TEMPERATURES,
+    decode_basis,
     decode_topk,
+    encode_basis,
     encode_features,
     encode_topk,
+    fit_basis,
     softmax,
     tempered_kl,
 )
 from .datasets import dataset_digest, load_dataset
-from .format import CacheSpec, CacheWriter, TeacherCache, UsageError
+from .format import (
+    CALIBRATION_ROWS,
+    CacheSpec,
+    CacheWriter,
+    TeacherCache,
+    UsageError,
+    staging_dir,
+)
 from .head import fit_linear_head
 from .teachers import Teacher, load_teacher, teacher_description
 
@@ -28,15 +38,28 @@ Progress = Callable[[int, int], None]
 
 
 def compress_batch(
-    spec: CacheSpec, logits: np.ndarray, features: np.ndarray | None
+    spec: CacheSpec, logits: np.ndarray, features: np.ndarray | None,
+    shared: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Teacher outputs ``[rows, views, ...]`` -> the arrays a cache stores for them."""
+    """Teacher outputs ``[rows, views, ...]`` -> the arrays a cache stores for them.
+
+    ``shared`` holds the per-cache arrays a ``basis`` compression encodes with
+    (``teacher/basis_mean``, ``teacher/basis``).
+    """
     arrays: dict[str, np.ndarray] = {}
     full = softmax(logits)
     if spec.probs == "topk":
         values, indices = encode_topk(logits, spec.topk)
         arrays["teacher/topk_values"], arrays["teacher/topk_indices"] = values, indices
         restored = decode_topk(values, indices, spec.num_classes)
+    elif spec.probs == "basis":
+        if shared is None:
+            raise ValueError("A basis compression needs the cache's basis (shared arrays).")
+        mean, basis = shared["teacher/basis_mean"], shared["teacher/basis"]
+        coeffs, indices, residuals = encode_basis(logits, mean, basis, spec.topk)
+        arrays["teacher/basis_coeffs"], arrays["teacher/topk_indices"] = coeffs, indices
+        arrays["teacher/topk_residuals"] = residuals
+        restored = decode_basis(coeffs, indices, residuals, mean, basis)
     else:
         arrays["teacher/logits"] = logits.astype(np.float16)
         restored = softmax(arrays["teacher/logits"].astype(np.float32))
@@ -75,6 +98,7 @@ def extract(
     views: int = 1,
     seed: int = 0,
     topk: int | None = 5,
+    basis_rank: int | None = None,
     features: str | None = None,
     batch_size: int = 64,
     device: str = "cpu",
@@ -88,7 +112,10 @@ def extract(
 ) -> Path:
     """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
 
-    ``topk=None`` stores full float16 logits. ``batch_size`` counts images per
+    ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a rank-R
+    basis of the logits, fitted on the teacher's outputs for the first
+    ``CALIBRATION_ROWS`` logit rows (samples x views), plus the ``topk``
+    largest classes' residuals. ``batch_size`` counts images per
     teacher forward (rows x views). Re-running an interrupted extraction with
     the same arguments resumes it and yields the same file. ``test_accuracy``
     also runs the teacher over the (unaugmented) test split and records its
@@ -100,6 +127,8 @@ def extract(
         raise UsageError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
     if views < 1:
         raise UsageError(f"--views must be >= 1; got {views}.")
+    if basis_rank and topk is None:
+        raise UsageError("--basis stores top-k residuals: it cannot go with --logits.")
     indices = np.arange(count, dtype=np.int64)
     try:
         teacher = load_teacher(model, kind=kind, device=device, image_size=image_size,
@@ -121,8 +150,9 @@ def extract(
         seed=int(seed),
         augmentation=dict(DEFAULT_AUGMENTATION),
         preprocessing=described["preprocessing"],
-        probs="logits" if topk is None else "topk",
+        probs="logits" if topk is None else "basis" if basis_rank else "topk",
         topk=0 if topk is None else int(topk),
+        rank=int(basis_rank or 0),
         features=features,
         feature_dim=feature_dim,
         teacher_params=teacher.num_params,
@@ -136,11 +166,14 @@ def extract(
         teacher.head = _encoder_head(teacher, images[indices], labels[indices], split,
                                      head_from, rows_per_batch, spec.num_classes)
         static["head/weight"], static["head/bias"] = teacher.head
+    if spec.probs == "basis":
+        static["teacher/basis_mean"], static["teacher/basis"] = _calibrate_basis(
+            teacher, images[indices], seeds, spec, rows_per_batch, out, overwrite)
     writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite)
     for start, stop in writer.pending():
         logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
                                         seeds[start:stop], spec.augmentation)
-        writer.write(start, compress_batch(spec, logits, feats))
+        writer.write(start, compress_batch(spec, logits, feats, writer.static_arrays))
         if progress is not None:
             progress(writer.rows_done(), count)
     attrs = _accuracy_attrs(writer, spec, len(class_names))
@@ -151,6 +184,36 @@ def extract(
             teacher, dataset, "test", data_dir, batch_size
         )
     return writer.finalize(attrs=attrs)
+
+
+def _calibrate_basis(
+    teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
+    rows_per_batch: int, out: str | os.PathLike, overwrite: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the logit basis on the first samples' views (deterministic, so resumable).
+
+    A resumed extraction reuses the basis stored with the interrupted one.
+    """
+    stored = staging_dir(out) / "index.npz"
+    if stored.exists() and not (Path(out).exists() and not overwrite):
+        with np.load(stored) as index:
+            if "teacher/basis" in index and index["teacher/basis"].shape[0] == spec.rank:
+                return index["teacher/basis_mean"], index["teacher/basis"]
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to "
+                              "replace it.")
+    rows = min(spec.num_samples, max(1, CALIBRATION_ROWS // spec.num_views))
+    logits = np.concatenate([
+        teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
+                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation)[0]
+        for i in range(0, rows, rows_per_batch)
+    ])
+    rank = min(spec.rank, len(logits.reshape(-1, spec.num_classes)))
+    mean, basis = fit_basis(logits, rank)
+    if rank < spec.rank:  # fewer calibration rows than the rank: pad with zero directions
+        basis = np.concatenate([basis, np.zeros((spec.rank - rank, spec.num_classes),
+                                                np.float32)])
+    return mean, basis
 
 
 def evaluate_teacher(
@@ -171,8 +234,15 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
     if spec.num_classes != dataset_classes:
         return {}  # the teacher's labels are not the dataset's
     shards = [np.load(writer._shard(s)) for s in range(0, spec.num_samples, writer.batch_rows)]
-    if spec.probs == "topk":
+    if spec.probs in ("topk", "basis") and spec.topk >= 1:
         top1 = np.concatenate([s["teacher/topk_indices"][:, 0, 0] for s in shards])
+    elif spec.probs == "basis":
+        shared = writer.static_arrays
+        top1 = np.concatenate([
+            decode_basis(s["teacher/basis_coeffs"][:, 0], s["teacher/topk_indices"][:, 0],
+                         s["teacher/topk_residuals"][:, 0], shared["teacher/basis_mean"],
+                         shared["teacher/basis"]).argmax(-1)
+            for s in shards])
     else:
         top1 = np.concatenate([s["teacher/logits"][:, 0].argmax(-1) for s in shards])
     labels = writer.static_arrays["labels"]

@@ -28,6 +28,7 @@ from .compression import (
     FEATURE_METHODS,
     FIDELITY_TEMPERATURES,
     PROB_METHODS,
+    decode_basis,
     decode_features,
     decode_topk,
     format_temperature,
@@ -36,8 +37,18 @@ from .compression import (
 )
 
 FORMAT_NAME = "tosc-teacher-cache"
+#: Version written for ``topk`` and ``logits`` caches; ``basis`` caches (new
+#: arrays an older reader cannot use) are written as version 2.
 FORMAT_VERSION = 1
+BASIS_FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+#: Logit rows (first samples, all their views) from which a ``basis`` is fitted.
+CALIBRATION_ROWS = 2048
 CHUNK_ROWS = 1024
+
+
+#: Teacher arrays stored once per cache (with the row-independent arrays), not per row.
+SHARED_TEACHER_ARRAYS = ("teacher/basis_mean", "teacher/basis")
 
 
 class UsageError(ValueError):
@@ -90,6 +101,7 @@ class CacheSpec:
     feature_dim: int = 0
     teacher_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    rank: int = 0
 
     def __post_init__(self) -> None:
         if self.probs not in PROB_METHODS:
@@ -103,6 +115,15 @@ class CacheSpec:
                 f"topk must lie in [1, {self.num_classes}] for {self.num_classes} classes; "
                 f"got {self.topk}."
             )
+        if self.probs == "basis" and not (
+            0 <= self.topk <= self.num_classes and 1 <= self.rank <= self.num_classes
+        ):
+            raise UsageError(
+                f"a basis cache needs 1 <= rank <= {self.num_classes} and 0 <= topk <= "
+                f"{self.num_classes}; got rank {self.rank}, topk {self.topk}."
+            )
+        if self.probs != "basis" and self.rank:
+            raise UsageError(f"rank applies to probs='basis' only; got probs={self.probs!r}.")
         if self.num_views < 1 or self.num_samples < 1:
             raise UsageError("A cache needs at least one sample and one view.")
 
@@ -110,8 +131,15 @@ class CacheSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def format_version(self) -> int:
+        return BASIS_FORMAT_VERSION if self.probs == "basis" else FORMAT_VERSION
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if not self.rank:
+            del fields["rank"]  # version-1 caches keep their version-1 spec
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> CacheSpec:
@@ -128,6 +156,12 @@ class CacheSpec:
         if self.probs == "topk":
             layout["teacher/topk_values"] = ((n, v, self.topk), np.dtype(np.float16))
             layout["teacher/topk_indices"] = ((n, v, self.topk), index_dtype(c))
+        elif self.probs == "basis":
+            layout["teacher/basis_mean"] = ((c,), np.dtype(np.float32))
+            layout["teacher/basis"] = ((self.rank, c), np.dtype(np.float32))
+            layout["teacher/basis_coeffs"] = ((n, v, self.rank), np.dtype(np.float16))
+            layout["teacher/topk_indices"] = ((n, v, self.topk), index_dtype(c))
+            layout["teacher/topk_residuals"] = ((n, v, self.topk), np.dtype(np.float16))
         else:
             layout["teacher/logits"] = ((n, v, c), np.dtype(np.float16))
         if self.teacher_kind == "encoder":
@@ -142,7 +176,8 @@ class CacheSpec:
 
     def row_arrays(self) -> list[str]:
         """Arrays written per batch of rows during extraction (the teacher outputs)."""
-        return [name for name in self.array_layout() if name.startswith("teacher/")]
+        return [name for name in self.array_layout()
+                if name.startswith("teacher/") and name not in SHARED_TEACHER_ARRAYS]
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -314,7 +349,7 @@ def spec_attrs(spec: CacheSpec) -> dict[str, Any]:
     """Root attributes recording a spec (JSON for nested values)."""
     attrs: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": spec.format_version,
         "tool_version": __version__,
         "spec": spec.to_json(),
     }
@@ -375,11 +410,11 @@ class TeacherCache:
         if self.attrs.get("format") != FORMAT_NAME:
             raise CacheFormatError(f"{self.path} is not a tosc-sionna teacher cache.")
         version = self.attrs.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READ_VERSIONS:
             raise CacheFormatError(
                 f"{self.path} has cache format version {version}; this tosc-sionna "
-                f"({__version__}) reads version {FORMAT_VERSION}. Extract it again with this "
-                "version, or install the tosc-sionna that wrote it."
+                f"({__version__}) reads versions {', '.join(map(str, READ_VERSIONS))}. Extract "
+                "it again with this version, or install the tosc-sionna that wrote it."
             )
         if not self.attrs.get("complete", False):
             raise CacheIncompleteError(f"{self.path} is not marked complete.")
@@ -449,6 +484,13 @@ class TeacherCache:
                 pick(self.arrays["teacher/topk_values"]),
                 pick(self.arrays["teacher/topk_indices"]),
                 self.num_classes,
+            )
+        if self.spec.probs == "basis":
+            return decode_basis(
+                pick(self.arrays["teacher/basis_coeffs"]),
+                pick(self.arrays["teacher/topk_indices"]),
+                pick(self.arrays["teacher/topk_residuals"]),
+                self.arrays["teacher/basis_mean"], self.arrays["teacher/basis"],
             )
         return softmax(pick(self.arrays["teacher/logits"]).astype(np.float32)).astype(np.float32)
 

@@ -229,8 +229,8 @@ def test_truncated_file_is_refused(tmp_path):
 def test_wrong_version_and_foreign_files_refused(tmp_path):
     path = _write_all(tmp_path / "c.h5", _spec())
     with h5py.File(path, "r+") as f:
-        f.attrs["format_version"] = 2
-    with pytest.raises(CacheFormatError, match="format version 2.*reads version 1"):
+        f.attrs["format_version"] = 3
+    with pytest.raises(CacheFormatError, match="format version 3.*reads versions 1, 2"):
         TeacherCache(path)
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
@@ -350,3 +350,40 @@ def test_cli_exit_codes_usage_missing_and_crash(tmp_path, capsys, monkeypatch):
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "RuntimeError: injected bug" in proc.stderr
     assert "usage" not in proc.stderr
+
+
+def test_basis_cache_round_trip_and_version(tmp_path, capsys):
+    from cache_tools import cli
+
+    spec = _spec(probs="basis", topk=2, rank=3, features=None)
+    assert spec.format_version == 2 and _spec().format_version == FORMAT_VERSION == 1
+    assert "rank" not in json.loads(_spec().to_json())  # version-1 specs unchanged
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(10, 2, 10)) @ np.diag(np.linspace(3, 0.1, 10))
+    mean, basis = compression.fit_basis(logits, 3)
+    static = {**_static(spec), "teacher/basis_mean": mean, "teacher/basis": basis}
+    writer = CacheWriter(tmp_path / "b.h5", spec, static, batch_rows=4)
+    assert writer.spec.row_arrays() == [
+        "teacher/basis_coeffs", "teacher/topk_indices", "teacher/topk_residuals"]
+    for start, stop in writer.pending():
+        c, i, r = compression.encode_basis(logits[start:stop], mean, basis, 2)
+        writer.write(start, {"teacher/basis_coeffs": c, "teacher/topk_indices": i,
+                             "teacher/topk_residuals": r})
+    cache = TeacherCache(writer.finalize())
+    assert cache.attrs["format_version"] == 2 and cache.spec == spec
+    np.testing.assert_array_equal(cache.arrays["teacher/basis"], basis)
+    expected = compression.decode_basis(
+        *compression.encode_basis(logits, mean, basis, 2), mean, basis)
+    np.testing.assert_array_equal(cache.teacher_probs(), expected)
+    np.testing.assert_array_equal(cache.teacher_probs(views=np.ones(10, int)), expected[:, 1])
+    assert cli.main(["info", str(cache.path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["compression"] == {"probs": "basis", "topk": 2, "rank": 3, "features": None,
+                                   "feature_dim": 4}
+    # 3 coefficients (6 B) + 2 x (uint8 index + float16 residual) (6 B) + basis shared by
+    # 20 rows ((3 + 1) x 10 float32 = 160 B: 8 B per row)
+    assert info["bytes_per_sample_per_view"] == pytest.approx(6 + 6 + 8)
+    with pytest.raises(ValueError, match="rank applies to probs='basis'"):
+        _spec(rank=2)
+    with pytest.raises(ValueError, match="a basis cache needs"):
+        _spec(probs="basis", rank=0)

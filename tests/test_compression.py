@@ -77,3 +77,69 @@ def test_logits_kl_bound_holds():
         bound = compression.logits_kl_bound(stored, tau)
         assert np.all(kl <= bound + 1e-15)
         assert bound.mean() < 100 * kl.mean() + 1e-9  # and it is not vacuous
+
+
+def _low_rank_logits(rows, num_classes=1000, rank=6, noise=0.0, seed=4):
+    rng = np.random.default_rng(seed)
+    directions = np.linalg.qr(rng.normal(size=(num_classes, rank)))[0].T  # orthonormal rows
+    offset = rng.normal(scale=2.0, size=num_classes)
+    coeffs = rng.normal(scale=20.0, size=(rows, rank))
+    return offset + coeffs @ directions + noise * rng.normal(size=(rows, num_classes))
+
+
+def _centered_log_probs(probs):
+    logp = np.log(np.asarray(probs, np.float64))
+    return logp - logp.mean(-1, keepdims=True)
+
+
+def test_basis_reconstructs_low_rank_logits_within_float16_rounding():
+    logits = _low_rank_logits(3000)
+    mean, basis = compression.fit_basis(logits[:1000], 6)
+    assert mean.dtype == basis.dtype == np.float32 and basis.shape == (6, 1000)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(6), atol=1e-5)
+    coeffs, indices, residuals = compression.encode_basis(logits[1000:], mean, basis, k=0)
+    assert coeffs.dtype == np.float16 and indices.shape == (2000, 0)
+    restored = compression.decode_basis(coeffs, indices, residuals, mean, basis)
+    # error per logit <= sum_j half-spacing(c_j) * max_i |B_ji| (+ float32 basis rounding)
+    half = np.spacing(np.abs(coeffs)).astype(np.float64) / 2
+    bound = half @ np.abs(basis).max(-1).astype(np.float64) + 1e-3
+    z = logits[1000:] - logits[1000:].mean(-1, keepdims=True)
+    error = _centered_log_probs(restored) - z
+    assert np.all(np.abs(error).max(-1) <= bound)
+    full = compression.softmax(logits[1000:])
+    for tau in (1.0, 4.0):
+        assert np.all(compression.tempered_kl(full, restored, tau) <= bound**2 / 2 / tau**2)
+
+
+def test_basis_top_k_residuals_make_the_largest_classes_exact():
+    logits = _low_rank_logits(2000, noise=1.0)
+    mean, basis = compression.fit_basis(logits[:1000], 6)
+    full = compression.softmax(logits[1000:])
+    kls = {}
+    for k in (0, 4, 16):
+        stored = compression.encode_basis(logits[1000:], mean, basis, k)
+        assert stored[1].dtype == np.uint16 and stored[2].dtype == np.float16
+        restored = compression.decode_basis(*stored, mean, basis)
+        np.testing.assert_allclose(restored.sum(-1), 1.0, rtol=1e-5)
+        if k:
+            top = np.argsort(-logits[1000:], -1)[:, :k]
+            np.testing.assert_array_equal(stored[1], top)
+            # the top-k logits differ from the teacher's by the rounding of their residuals
+            # and by the shift of the row's normalizer only: their gaps to the first are exact
+            got = np.take_along_axis(_centered_log_probs(restored), top, -1)
+            want = np.take_along_axis(logits[1000:], top, -1)
+            gaps_got, gaps_want = got - got[:, :1], want - want[:, :1]
+            tol = np.spacing(np.abs(stored[2]).astype(np.float16)).max(-1, keepdims=True) + 1e-4
+            assert np.all(np.abs(gaps_got - gaps_want) <= tol)
+        kls[k] = [compression.tempered_kl(full, restored, tau).mean() for tau in (1.0, 4.0)]
+    assert kls[0][0] > kls[4][0] > kls[16][0]  # corrections help at tau = 1 ...
+    assert kls[16][1] <= kls[0][1]  # ... and do not hurt at tau = 4
+
+
+def test_basis_rejects_bad_settings():
+    logits = _low_rank_logits(10, num_classes=20)
+    with pytest.raises(ValueError, match="rank must lie"):
+        compression.fit_basis(logits, 11)
+    mean, basis = compression.fit_basis(logits, 3)
+    with pytest.raises(ValueError, match="k must lie"):
+        compression.encode_basis(logits, mean, basis, 21)

@@ -313,3 +313,30 @@ def test_reader_labelled_only_cycles_the_labelled_subset(models, tmp_path):
     assert not np.array_equal(served[:20], served[20:40])
     with pytest.raises(ValueError, match="keeps no sample"):
         TeacherCacheDataset(out, labelled_fraction=0.0, labelled_only=True)
+
+
+def test_extract_basis_compression(models, tmp_path, capsys):
+    out = tmp_path / "basis.h5"
+    assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 64,
+                   "--views", 2, "--basis", 3, "--topk", 2, "--batch-size", 32, "-q") == 0
+    cache = TeacherCache(out)
+    assert cache.spec.probs == "basis" and cache.spec.rank == 3 and cache.spec.topk == 2
+    assert cache.attrs["format_version"] == 2
+    teacher = load_teacher(models["vit"], class_names=list(FASHION_MNIST_CLASSES))
+    images, labels = load_fashion_mnist("train")
+    logits, _ = teacher(images[:64])
+    from cache_tools.compression import tempered_kl
+
+    fidelity = json.loads(cache.attrs["compression_fidelity"])
+    for tau in (1, 4):
+        kl = tempered_kl(softmax(logits), cache.teacher_probs()[:, 0], tau)
+        assert kl.max() <= fidelity[str(tau)]["kl_max"] + 1e-5
+    assert fidelity["1"]["kl_mean"] < 0.01
+    # the top-2 classes are the teacher's and the accuracy is the teacher's
+    np.testing.assert_array_equal(cache.arrays["teacher/topk_indices"][:, 0, 0],
+                                  logits.argmax(-1))
+    assert cache.attrs["teacher_accuracy"] == np.mean(logits.argmax(-1) == labels[:64])
+    assert run_cli("verify", out, "--split", "train") == 0
+    assert run_cli("extract", "--model", models["vit"], "--out", tmp_path / "x.h5",
+                   "--limit", 8, "--basis", 3, "--logits", "-q") == 2
+    assert "--basis" in capsys.readouterr().err
