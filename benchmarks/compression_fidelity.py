@@ -1,42 +1,104 @@
-"""Fidelity vs size of the teacher-output compressions, on a real teacher.
+"""Fidelity vs size of the teacher-output compressions, on a real teacher, as training sees it.
 
 Runs the teacher over N Fashion-MNIST train images x V views (the cache's own
-augmentation), then for top-k (k = 1, 2, 3, 5) and float16 logits measures the
-KL divergence from the full teacher distribution to its reconstruction (mean,
-99th percentile, max, in nats; also at temperature 4, as distillation uses it)
-and the bytes stored per sample per view. Writes
-``benchmarks/results/compression_fidelity.json``; the shipped cache's
-compression is chosen from it.
+augmentation), then, for each compression the cache offers (top-k for several
+k, float16 logits, and the low-rank ``basis`` with 4-bit residuals for the k
+classes it ranks highest), measures
+the KL divergence from the full teacher distribution to its reconstruction
+after both are tempered exactly as training tempers them
+(:func:`cache_tools.compression.temper`: probabilities floored at 1e-12,
+``p^(1/tau)`` renormalized), at tau = 1 and tau = 4: mean, 99th percentile and
+max in nats, and the mean and max times ``tau**2`` (the weight the
+distillation loss gives the KL). Bytes are stored bytes per sample per view,
+indices included; a ``basis`` also counts its per-cache arrays (mean and
+basis, float32) spread over the rows measured (a full cache spreads them
+over more rows, so it is smaller).
 
-    python benchmarks/compression_fidelity.py --model teachers/fashion-mnist-lite0 [--limit N]
+The basis is fitted, as extraction fits it, on the first
+``CALIBRATION_ROWS`` logit rows; the fidelity is measured on all rows.
+
+    python benchmarks/compression_fidelity.py --model teachers/fashion-mnist-lite0
+    python benchmarks/compression_fidelity.py --model LITE0_IMAGENET_DIR --limit 10000 \\
+        --views 1 --logits /tmp/lite0-logits.npz \\
+        --out benchmarks/results/compression_fidelity_imagenet1000.json
+
+``--logits FILE.npz`` keeps the teacher's logits (computed once if FILE is
+missing), so other compressions can be measured without running the teacher.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import time
 from pathlib import Path
 
 import numpy as np
 
-from cache_tools.augment import DEFAULT_AUGMENTATION, view_seeds
-from cache_tools.compression import decode_topk, encode_topk, index_dtype, kl_divergence, softmax
-from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-from cache_tools.extract import teacher_outputs
-from cache_tools.teachers import load_teacher
+from cache_tools.compression import (
+    basis_bytes,
+    decode_basis,
+    decode_topk,
+    encode_basis,
+    encode_topk,
+    fidelity,
+    fit_basis,
+    index_dtype,
+    softmax,
+)
+from cache_tools.format import CALIBRATION_ROWS
+
+TEMPERATURES = (1.0, 4.0)
 
 
-def tempered(p: np.ndarray, tau: float) -> np.ndarray:
-    q = np.power(np.clip(p, 1e-30, None), 1.0 / tau)
-    return q / q.sum(-1, keepdims=True)
+def teacher_logits(model: str, limit: int, views: int, batch: int = 100) -> np.ndarray:
+    """Logits ``[limit, views, C]`` of the teacher for the first train images' views."""
+    from cache_tools.augment import DEFAULT_AUGMENTATION, view_seeds
+    from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+    from cache_tools.extract import teacher_outputs
+    from cache_tools.teachers import load_teacher
+
+    teacher = load_teacher(model, class_names=list(FASHION_MNIST_CLASSES))
+    images, _ = load_fashion_mnist("train")
+    seeds = view_seeds(0, np.arange(limit), views)
+    return np.concatenate([
+        teacher_outputs(teacher, images[i : i + batch], seeds[i : i + batch],
+                        DEFAULT_AUGMENTATION)[0]
+        for i in range(0, limit, batch)
+    ])
 
 
-def stats(full: np.ndarray, restored: np.ndarray) -> dict[str, float]:
-    kl = kl_divergence(full, restored).ravel()
-    kl4 = kl_divergence(tempered(full, 4.0), tempered(restored, 4.0)).ravel()
-    return {"kl_mean": float(kl.mean()), "kl_p99": float(np.percentile(kl, 99)),
-            "kl_max": float(kl.max()), "kl_tau4_mean": float(kl4.mean()),
-            "kl_tau4_max": float(kl4.max())}
+def measure(logits: np.ndarray, topks: list[int], bases: list[tuple[int, int]]) -> dict:
+    """Bytes per view and tempered fidelity of each compression, for logits ``[N, V, C]``."""
+    rows = logits.shape[0] * logits.shape[1]
+    c = logits.shape[-1]
+    index_bytes = index_dtype(c).itemsize
+    full = softmax(logits)
+    out = {}
+    for k in topks:
+        values, indices = encode_topk(logits, k)
+        out[f"top{k}"] = {"bytes": k * (2 + index_bytes),
+                          "fidelity": fidelity(full, decode_topk(values, indices, c),
+                                               TEMPERATURES)}
+    out["logits_float16"] = {
+        "bytes": 2 * c,
+        "fidelity": fidelity(full, softmax(logits.astype(np.float16).astype(np.float64)),
+                             TEMPERATURES),
+    }
+    calibration = logits.reshape(-1, c)[:CALIBRATION_ROWS]
+    for rank, k in bases:
+        fitted = fit_basis(calibration, rank, k)
+        codes, residuals = encode_basis(logits, fitted, k)
+        per_row = basis_bytes(rank, k)
+        shared = sum(a.nbytes for a in fitted.values())
+        out[f"basis{rank}_k{k}"] = {
+            "bytes": per_row + shared / rows, "bytes_per_row": per_row,
+            "bytes_shared": shared,
+            "fidelity": fidelity(full, decode_basis(codes, residuals, fitted, k), TEMPERATURES),
+        }
+    return out
 
 
 def main() -> None:
@@ -44,32 +106,56 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--logits", help="npz file keeping the teacher's logits")
+    parser.add_argument("--topk", type=int, nargs="+",
+                        help="k of the top-k rows (default: 1 2 3 5, and 10 20 50 100 for "
+                        "more than 100 classes)")
+    parser.add_argument("--basis", nargs="+", default=["2:4", "4:4", "32:64", "40:48", "48:32"],
+                        help="RANK:K of the basis rows (default 2:4 4:4 32:64 40:48 48:32)")
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "compression_fidelity.json")
     )
     args = parser.parse_args()
-    teacher = load_teacher(args.model, class_names=list(FASHION_MNIST_CLASSES))
-    images, _ = load_fashion_mnist("train")
-    seeds = view_seeds(0, np.arange(args.limit), args.views)
-    logits = np.concatenate([
-        teacher_outputs(teacher, images[i : i + 250], seeds[i : i + 250], DEFAULT_AUGMENTATION)[0]
-        for i in range(0, args.limit, 250)
-    ])
-    full = softmax(logits)
+    seconds = None
+    if args.logits and Path(args.logits).exists():
+        stored = np.load(args.logits)
+        logits, seconds = stored["logits"], float(stored["seconds"])
+        if logits.shape[:2] != (args.limit, args.views):
+            raise SystemExit(f"{args.logits} holds {logits.shape[:2]} rows x views, not "
+                             f"{(args.limit, args.views)}.")
+    else:
+        start = time.perf_counter()
+        logits = teacher_logits(args.model, args.limit, args.views)
+        seconds = time.perf_counter() - start
+        if args.logits:
+            np.savez(args.logits, logits=logits, seconds=seconds)
     c = logits.shape[-1]
-    rows = {}
-    for k in (1, 2, 3, 5):
-        values, indices = encode_topk(logits, k)
-        rows[f"top{k}"] = {"bytes": k * (2 + index_dtype(c).itemsize),
-                           **stats(full, decode_topk(values, indices, c))}
-    rows["logits_float16"] = {"bytes": 2 * c,
-                              **stats(full, softmax(logits.astype(np.float16).astype(np.float32)))}
+    topks = args.topk or [k for k in (1, 2, 3, 5, 10, 20, 50, 100) if k < c and (k <= 5 or c > 100)]
+    bases = [tuple(int(x) for x in b.split(":")) for b in args.basis]
+    bases = [(r, k) for r, k in bases if r <= c and k <= c]
+    rows = measure(logits, topks, bases)
     for name, row in rows.items():
-        print(f"{name:15s} {row['bytes']:3d} B  KL mean {row['kl_mean']:.2e}  p99 "
-              f"{row['kl_p99']:.2e}  max {row['kl_max']:.2e}  | tau=4 mean "
-              f"{row['kl_tau4_mean']:.2e} max {row['kl_tau4_max']:.2e}")
-    result = {"teacher": args.model, "samples": args.limit, "views": args.views,
-              "classes": c, "compressions": rows}
+        f1, f4 = row["fidelity"]["1"], row["fidelity"]["4"]
+        print(f"{name:16s} {row['bytes']:7.1f} B | tau=1 KL mean {f1['kl_mean']:.2e} max "
+              f"{f1['kl_max']:.2e} | tau=4 KL mean {f4['kl_mean']:.2e} max {f4['kl_max']:.2e}, "
+              f"x16 mean {f4['scaled_kl_mean']:.2e}")
+    full = softmax(logits.reshape(-1, c))
+    result = {
+        "teacher": args.model, "samples": args.limit, "views": args.views, "classes": c,
+        "dataset": "fashion-mnist train (first samples; view 0 unaugmented)",
+        "teacher_entropy_mean_nats": float(-(full * np.log(np.maximum(full, 1e-300))).sum(-1)
+                                           .mean()),
+        "teacher_max_prob_mean": float(full.max(-1).mean()),
+        "temperatures": list(TEMPERATURES),
+        "kl": "KL(temper(teacher, T) || temper(reconstruction, T)), nats; temper floors "
+              "probabilities at 1e-12 as training does; scaled_* = T^2 x KL (the loss weight)",
+        "bytes": "stored bytes per sample per view, indices included; basis rows add their "
+                 "per-cache arrays spread over these rows",
+        "basis_calibration_rows": min(CALIBRATION_ROWS, len(full)),
+        "teacher_seconds": seconds,
+        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)",
+        "compressions": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

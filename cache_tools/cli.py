@@ -73,9 +73,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="store the top-k probabilities (default 5)")
     group.add_argument("--logits", action="store_true", help="store all logits as float16")
     ex.add_argument("--basis", type=int, metavar="RANK",
-                    help="store a rank-RANK basis of the logits fitted per cache, RANK float16 "
-                    "coefficients per view and the top-k classes' residual logits (--topk); "
-                    "for many classes, e.g. --basis 16 --topk 8 for 1000 (64 bytes per view)")
+                    help="store a rank-RANK basis of the logits fitted per cache (once), RANK "
+                    "int8 coefficients per view and 4-bit residuals for the --topk classes "
+                    "it ranks highest: RANK + K/2 bytes per view, for many classes (e.g. "
+                    "--basis 48 --topk 32 for 1000 classes: 64 bytes)")
     ex.add_argument("--features", nargs="?", const="float16", choices=["float16", "int8"],
                     help="also store pooled teacher features (float16, or int8 + row scale)")
     ex.add_argument("--batch-size", type=int, default=64, help="images per teacher forward")
@@ -188,8 +189,8 @@ def _print_info(info: dict[str, Any]) -> None:
     probs = {
         "topk": f"top-{c['topk']} probabilities (float16)",
         "logits": "float16 logits",
-        "basis": f"rank-{c['rank']} logit basis (float16 coefficients) + top-{c['topk']} "
-        "residual logits (float16)",
+        "basis": f"rank-{c['rank']} logit basis (int8 coefficients) + 4-bit residuals of its "
+        f"top {c['topk']} classes",
     }[c["probs"]]
     lines = [
         f"file          {info['file']} ({info['file_bytes']:,} bytes)",

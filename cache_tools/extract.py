@@ -24,10 +24,12 @@ from .compression import (
 from .datasets import dataset_digest, load_dataset
 from .format import (
     CALIBRATION_ROWS,
+    SHARED_TEACHER_ARRAYS,
     CacheSpec,
     CacheWriter,
     TeacherCache,
     UsageError,
+    basis_arrays,
     staging_dir,
 )
 from .head import fit_linear_head
@@ -44,7 +46,7 @@ def compress_batch(
     """Teacher outputs ``[rows, views, ...]`` -> the arrays a cache stores for them.
 
     ``shared`` holds the per-cache arrays a ``basis`` compression encodes with
-    (``teacher/basis_mean``, ``teacher/basis``).
+    (:data:`~cache_tools.format.SHARED_TEACHER_ARRAYS`).
     """
     arrays: dict[str, np.ndarray] = {}
     full = softmax(logits)
@@ -55,11 +57,10 @@ def compress_batch(
     elif spec.probs == "basis":
         if shared is None:
             raise ValueError("A basis compression needs the cache's basis (shared arrays).")
-        mean, basis = shared["teacher/basis_mean"], shared["teacher/basis"]
-        coeffs, indices, residuals = encode_basis(logits, mean, basis, spec.topk)
-        arrays["teacher/basis_coeffs"], arrays["teacher/topk_indices"] = coeffs, indices
-        arrays["teacher/topk_residuals"] = residuals
-        restored = decode_basis(coeffs, indices, residuals, mean, basis)
+        fitted = basis_arrays(shared)
+        codes, residuals = encode_basis(logits, fitted, spec.topk)
+        arrays["teacher/basis_coeffs"], arrays["teacher/basis_residuals"] = codes, residuals
+        restored = decode_basis(codes, residuals, fitted, spec.topk)
     else:
         arrays["teacher/logits"] = logits.astype(np.float16)
         restored = softmax(arrays["teacher/logits"].astype(np.float32))
@@ -167,8 +168,8 @@ def extract(
                                      head_from, rows_per_batch, spec.num_classes)
         static["head/weight"], static["head/bias"] = teacher.head
     if spec.probs == "basis":
-        static["teacher/basis_mean"], static["teacher/basis"] = _calibrate_basis(
-            teacher, images[indices], seeds, spec, rows_per_batch, out, overwrite)
+        static.update(_calibrate_basis(
+            teacher, images[indices], seeds, spec, rows_per_batch, out, overwrite))
     writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite)
     for start, stop in writer.pending():
         logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
@@ -189,7 +190,7 @@ def extract(
 def _calibrate_basis(
     teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
     rows_per_batch: int, out: str | os.PathLike, overwrite: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> dict[str, np.ndarray]:
     """Fit the logit basis on the first samples' views (deterministic, so resumable).
 
     A resumed extraction reuses the basis stored with the interrupted one.
@@ -197,8 +198,8 @@ def _calibrate_basis(
     stored = staging_dir(out) / "index.npz"
     if stored.exists() and not (Path(out).exists() and not overwrite):
         with np.load(stored) as index:
-            if "teacher/basis" in index and index["teacher/basis"].shape[0] == spec.rank:
-                return index["teacher/basis_mean"], index["teacher/basis"]
+            if all(name in index for name in SHARED_TEACHER_ARRAYS):
+                return {name: index[name] for name in SHARED_TEACHER_ARRAYS}
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to "
                               "replace it.")
@@ -207,13 +208,16 @@ def _calibrate_basis(
         teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
                         seeds[i : min(i + rows_per_batch, rows)], spec.augmentation)[0]
         for i in range(0, rows, rows_per_batch)
-    ])
-    rank = min(spec.rank, len(logits.reshape(-1, spec.num_classes)))
-    mean, basis = fit_basis(logits, rank)
-    if rank < spec.rank:  # fewer calibration rows than the rank: pad with zero directions
-        basis = np.concatenate([basis, np.zeros((spec.rank - rank, spec.num_classes),
-                                                np.float32)])
-    return mean, basis
+    ]).reshape(-1, spec.num_classes)
+    rank = min(spec.rank, len(logits))
+    fitted = fit_basis(logits, rank, spec.topk)
+    if rank < spec.rank:  # fewer calibration rows than the rank: pad with unused directions
+        pad = spec.rank - rank
+        fitted["basis"] = np.concatenate(
+            [fitted["basis"], np.zeros((pad, spec.num_classes), np.float32)])
+        fitted["scale"] = np.concatenate([fitted["scale"], np.ones(pad, np.float32)])
+    return {"teacher/basis" if key == "basis" else f"teacher/basis_{key}": value
+            for key, value in fitted.items()}
 
 
 def evaluate_teacher(
@@ -234,14 +238,13 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
     if spec.num_classes != dataset_classes:
         return {}  # the teacher's labels are not the dataset's
     shards = [np.load(writer._shard(s)) for s in range(0, spec.num_samples, writer.batch_rows)]
-    if spec.probs in ("topk", "basis") and spec.topk >= 1:
+    if spec.probs == "topk":
         top1 = np.concatenate([s["teacher/topk_indices"][:, 0, 0] for s in shards])
     elif spec.probs == "basis":
-        shared = writer.static_arrays
+        fitted = basis_arrays(writer.static_arrays)
         top1 = np.concatenate([
-            decode_basis(s["teacher/basis_coeffs"][:, 0], s["teacher/topk_indices"][:, 0],
-                         s["teacher/topk_residuals"][:, 0], shared["teacher/basis_mean"],
-                         shared["teacher/basis"]).argmax(-1)
+            decode_basis(s["teacher/basis_coeffs"][:, 0], s["teacher/basis_residuals"][:, 0],
+                         fitted, spec.topk).argmax(-1)
             for s in shards])
     else:
         top1 = np.concatenate([s["teacher/logits"][:, 0].argmax(-1) for s in shards])

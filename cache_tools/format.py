@@ -48,7 +48,15 @@ CHUNK_ROWS = 1024
 
 
 #: Teacher arrays stored once per cache (with the row-independent arrays), not per row.
-SHARED_TEACHER_ARRAYS = ("teacher/basis_mean", "teacher/basis")
+SHARED_TEACHER_ARRAYS = (
+    "teacher/basis_mean", "teacher/basis", "teacher/basis_scale", "teacher/basis_step")
+
+
+def basis_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The shared arrays of a basis cache, keyed as :func:`~cache_tools.compression.fit_basis`
+    returns them (``mean``, ``basis``, ``scale``, ``step``)."""
+    return {name.removeprefix("teacher/basis_") if name != "teacher/basis" else "basis":
+            arrays[name] for name in SHARED_TEACHER_ARRAYS}
 
 
 class UsageError(ValueError):
@@ -157,11 +165,13 @@ class CacheSpec:
             layout["teacher/topk_values"] = ((n, v, self.topk), np.dtype(np.float16))
             layout["teacher/topk_indices"] = ((n, v, self.topk), index_dtype(c))
         elif self.probs == "basis":
+            r = self.rank
             layout["teacher/basis_mean"] = ((c,), np.dtype(np.float32))
-            layout["teacher/basis"] = ((self.rank, c), np.dtype(np.float32))
-            layout["teacher/basis_coeffs"] = ((n, v, self.rank), np.dtype(np.float16))
-            layout["teacher/topk_indices"] = ((n, v, self.topk), index_dtype(c))
-            layout["teacher/topk_residuals"] = ((n, v, self.topk), np.dtype(np.float16))
+            layout["teacher/basis"] = ((r, c), np.dtype(np.float32))
+            layout["teacher/basis_scale"] = ((r,), np.dtype(np.float32))
+            layout["teacher/basis_step"] = ((1,), np.dtype(np.float32))
+            layout["teacher/basis_coeffs"] = ((n, v, r), np.dtype(np.int8))
+            layout["teacher/basis_residuals"] = ((n, v, (self.topk + 1) // 2), np.dtype(np.uint8))
         else:
             layout["teacher/logits"] = ((n, v, c), np.dtype(np.float16))
         if self.teacher_kind == "encoder":
@@ -488,9 +498,8 @@ class TeacherCache:
         if self.spec.probs == "basis":
             return decode_basis(
                 pick(self.arrays["teacher/basis_coeffs"]),
-                pick(self.arrays["teacher/topk_indices"]),
-                pick(self.arrays["teacher/topk_residuals"]),
-                self.arrays["teacher/basis_mean"], self.arrays["teacher/basis"],
+                pick(self.arrays["teacher/basis_residuals"]),
+                basis_arrays(self.arrays), self.spec.topk,
             )
         return softmax(pick(self.arrays["teacher/logits"]).astype(np.float32)).astype(np.float32)
 

@@ -354,35 +354,38 @@ def test_cli_exit_codes_usage_missing_and_crash(tmp_path, capsys, monkeypatch):
 
 def test_basis_cache_round_trip_and_version(tmp_path, capsys):
     from cache_tools import cli
+    from cache_tools.format import basis_arrays
 
-    spec = _spec(probs="basis", topk=2, rank=3, features=None)
+    spec = _spec(probs="basis", topk=3, rank=3, features=None)
     assert spec.format_version == 2 and _spec().format_version == FORMAT_VERSION == 1
     assert "rank" not in json.loads(_spec().to_json())  # version-1 specs unchanged
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(10, 2, 10)) @ np.diag(np.linspace(3, 0.1, 10))
-    mean, basis = compression.fit_basis(logits, 3)
-    static = {**_static(spec), "teacher/basis_mean": mean, "teacher/basis": basis}
+    fitted = compression.fit_basis(logits, 3, 3)
+    static = {**_static(spec), "teacher/basis_mean": fitted["mean"],
+              "teacher/basis": fitted["basis"], "teacher/basis_scale": fitted["scale"],
+              "teacher/basis_step": fitted["step"]}
     writer = CacheWriter(tmp_path / "b.h5", spec, static, batch_rows=4)
-    assert writer.spec.row_arrays() == [
-        "teacher/basis_coeffs", "teacher/topk_indices", "teacher/topk_residuals"]
+    assert writer.spec.row_arrays() == ["teacher/basis_coeffs", "teacher/basis_residuals"]
     for start, stop in writer.pending():
-        c, i, r = compression.encode_basis(logits[start:stop], mean, basis, 2)
-        writer.write(start, {"teacher/basis_coeffs": c, "teacher/topk_indices": i,
-                             "teacher/topk_residuals": r})
+        codes, residuals = compression.encode_basis(logits[start:stop], fitted, 3)
+        writer.write(start, {"teacher/basis_coeffs": codes,
+                             "teacher/basis_residuals": residuals})
     cache = TeacherCache(writer.finalize())
     assert cache.attrs["format_version"] == 2 and cache.spec == spec
-    np.testing.assert_array_equal(cache.arrays["teacher/basis"], basis)
+    for key, value in basis_arrays(cache.arrays).items():
+        np.testing.assert_array_equal(value, fitted[key])
     expected = compression.decode_basis(
-        *compression.encode_basis(logits, mean, basis, 2), mean, basis)
+        *compression.encode_basis(logits, fitted, 3), fitted, 3)
     np.testing.assert_array_equal(cache.teacher_probs(), expected)
     np.testing.assert_array_equal(cache.teacher_probs(views=np.ones(10, int)), expected[:, 1])
     assert cli.main(["info", str(cache.path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["compression"] == {"probs": "basis", "topk": 2, "rank": 3, "features": None,
+    assert info["compression"] == {"probs": "basis", "topk": 3, "rank": 3, "features": None,
                                    "feature_dim": 4}
-    # 3 coefficients (6 B) + 2 x (uint8 index + float16 residual) (6 B) + basis shared by
-    # 20 rows ((3 + 1) x 10 float32 = 160 B: 8 B per row)
-    assert info["bytes_per_sample_per_view"] == pytest.approx(6 + 6 + 8)
+    # 3 int8 coefficients + 2 bytes of 4-bit residuals per row, and the shared arrays
+    # ((3 + 1) x 10 + 3 + 1 float32 = 176 B) spread over 20 rows
+    assert info["bytes_per_sample_per_view"] == pytest.approx(3 + 2 + 176 / 20)
     with pytest.raises(ValueError, match="rank applies to probs='basis'"):
         _spec(rank=2)
     with pytest.raises(ValueError, match="a basis cache needs"):
