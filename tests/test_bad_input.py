@@ -78,8 +78,10 @@ def test_more_symbols_than_data_resource_elements():
     "kwargs, match",
     [
         ({"csi": "blind"}, "csi must be one of"),
-        ({"equalizer": "mmse"}, "equalizer must be one of"),
+        ({"equalizer": "ml"}, "equalizer must be one of"),
         ({"interpolation": "cubic"}, "interpolation must be one of"),
+        ({"mapping": "random"}, "mapping must be one of"),
+        ({"num_resource_blocks": 0}, "num_resource_blocks"),
         ({"pilot_ofdm_symbol_indices": (14,)}, "must be distinct indices"),
         ({"channel_model": 3}, "ChannelModel"),
     ],
@@ -91,7 +93,7 @@ def test_bad_ofdm_options(kwargs, match):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"equalizer": "lmmse"}, "equalizer"), ({"csi": "x"}, "csi"), ({"num_pilots": 0}, "pilots")],
+    [({"equalizer": "ml"}, "equalizer"), ({"csi": "x"}, "csi"), ({"num_pilots": 0}, "pilots")],
 )
 def test_bad_rayleigh_options(kwargs, match):
     with pytest.raises(ValueError, match=match):

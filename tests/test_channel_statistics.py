@@ -60,7 +60,7 @@ def test_rayleigh_mmse_error_matches_closed_form(snr_db):
     no = 10 ** (-snr_db / 10)
     closed_form = no * np.exp(no) * exp1(no)
     x = unit_symbols(200000, 4)
-    channel = ts.RayleighBlockFadingChannel(equalizer="mmse", csi="perfect", return_noise=True)
+    channel = ts.RayleighBlockFadingChannel(equalizer="lmmse", csi="perfect", return_noise=True)
     y, no_eff = channel(x, snr_db)
     mse = np.mean(np.abs(to_complex(y) - to_complex(x)) ** 2)
     assert abs(mse / closed_form - 1) < 0.05
@@ -84,13 +84,13 @@ def test_rayleigh_ls_estimate_error_variance():
 
 def test_rayleigh_outputs_finite_in_deep_fades():
     x = unit_symbols(100000, 4)
-    for equalizer in ("mmse", "zf"):
+    for equalizer in ("lmmse", "zf"):
         y, no_eff = ts.RayleighBlockFadingChannel(equalizer=equalizer, return_noise=True)(
             x, -30.0
         )
         assert np.all(np.isfinite(y)) and np.all(np.isfinite(no_eff))
     # MMSE output is bounded: |x_hat| <= |y| |h| / (|h|^2 + no) <= |y| / (2 sqrt(no))
-    y, _ = ts.RayleighBlockFadingChannel(equalizer="mmse", return_noise=True)(x, 20.0)
+    y, _ = ts.RayleighBlockFadingChannel(equalizer="lmmse", return_noise=True)(x, 20.0)
     assert np.max(np.abs(to_complex(y))) < 50
 
 
@@ -138,12 +138,11 @@ def test_ofdm_mobility_makes_channel_vary_over_time():
     assert spread(300.0) > 0.05
 
 
-def test_grid_size_follows_num_symbols():
-    channel = ts.OFDMChannel(num_ofdm_symbols=14, pilot_ofdm_symbol_indices=(2, 11))
-    channel(unit_symbols(2, 100), 10.0)
-    # 12 data OFDM symbols -> ceil(100 / 12) = 9 subcarriers
-    assert channel.grid.fft_size == 9
-    assert channel.grid.num_data_symbols == 108
+def test_equalizer_names_agree_across_layers():
+    # "lmmse" everywhere; "mmse", the Rayleigh layer's old name, still loads
+    assert ts.RayleighBlockFadingChannel().equalizer == "lmmse"
+    assert ts.RayleighBlockFadingChannel(equalizer="mmse").equalizer == "lmmse"
+    assert ts.OFDMChannel().equalizer == "lmmse"
 
 
 def test_snr_tensor_inside_tf_function():

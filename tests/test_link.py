@@ -139,6 +139,33 @@ def test_mixed_precision_channel_stays_float32():
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_mixed_precision_numerics_with_extreme_input_power():
+    # float16 cannot hold 1e-12 (the epsilon) nor squares above 65504: the
+    # power normalization and the channel state are computed in float32.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        norm = ts.PowerNormalization()
+        x = np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32)
+        for scale in (300.0, 1e-4):
+            y = np.asarray(norm(keras.ops.cast(x * scale, "float16")), np.float32)
+            assert np.all(np.isfinite(y))
+            np.testing.assert_allclose(2 * np.mean(y**2, axis=-1), 1.0, rtol=2e-3)
+        assert np.all(np.asarray(norm(np.zeros((2, 8), np.float16))) == 0)
+        cam = ts.ChannelAdaptiveModule(use_noise=True)
+        tiny_noise = np.full((4, 8), 1e-12, np.float32)
+        out = cam(keras.ops.cast(x, "float16"), 20.0, tiny_noise)
+        assert out.dtype == "float16" and np.all(np.isfinite(np.asarray(out, np.float32)))
+        link = ts.make_link(ts.RayleighBlockFadingChannel(return_noise=True), num_symbols=8,
+                            width=4, hidden_units=(16,))
+        for scale in (1e3, 1e-3):
+            logits = link(images(4)[0] * scale, snr_db=60.0)
+            assert np.all(np.isfinite(np.asarray(logits, np.float32)))
+            sent = np.asarray(link.transmit(images(4)[0] * scale, 60.0), np.float32)
+            np.testing.assert_allclose(2 * np.mean(sent**2, axis=-1), 1.0, rtol=2e-3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_rate_metric_in_fit_and_evaluate_and_rate_loss_only_in_training():
     ts.set_seed(0)
     link = ts.make_link(ts.AWGNChannel(), num_symbols=4, width=4, hidden_units=(16,),

@@ -34,7 +34,7 @@ class AWGNChannel(ChannelLayer):
     """
 
     def build_channel(self, num_symbols: int) -> None:
-        self._awgn = AWGN(precision="single")
+        self._awgn = AWGN()  # precision: sionna.phy.config
 
     def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         y = self._awgn(s, no[:, None])

@@ -62,16 +62,41 @@ def check_static_snr_db(snr_db: Any) -> None:
         check_snr_db(value)
 
 
-def real_to_complex(x: tf.Tensor) -> tf.Tensor:
-    """``[batch, 2n]`` float, (Re, Im) interleaved -> ``[batch, n]`` complex64."""
-    x = tf.cast(x, tf.float32)
+def sionna_dtypes() -> tuple[tf.DType, tf.DType]:
+    """The (real, complex) dtypes of ``sionna.phy.config.precision`` ("single" or "double")."""
+    if sionna_config.precision == "double":
+        return tf.float64, tf.complex128
+    return tf.float32, tf.complex64
+
+
+def real_to_complex(x: tf.Tensor, dtype: tf.DType = tf.complex64) -> tf.Tensor:
+    """``[batch, 2n]`` float, (Re, Im) interleaved -> ``[batch, n]`` complex ``dtype``."""
+    x = tf.cast(x, dtype.real_dtype)
     return tf.complex(x[:, 0::2], x[:, 1::2])
 
 
 def complex_to_real(z: tf.Tensor) -> tf.Tensor:
     """``[batch, n]`` complex -> ``[batch, 2n]`` float32, (Re, Im) interleaved."""
-    pairs = tf.stack([tf.math.real(z), tf.math.imag(z)], axis=-1)
+    pairs = tf.cast(tf.stack([tf.math.real(z), tf.math.imag(z)], axis=-1), tf.float32)
     return tf.reshape(pairs, [tf.shape(z)[0], 2 * z.shape[-1]])
+
+
+def noise_variance_to_snr_db(no: Any) -> Any:
+    """``snr_db = -10 log10(no)``; concrete values are checked (finite, > 0, in range)."""
+    if tf.is_tensor(no) or isinstance(no, keras.KerasTensor):
+        value = tf.get_static_value(no) if tf.is_tensor(no) else None
+        if value is None:
+            return -10.0 * keras.ops.log(keras.ops.cast(no, "float32")) / np.log(10.0)
+        no = value
+    value = np.asarray(no, dtype=np.float64)
+    if not np.all(np.isfinite(value)) or np.any(value <= 0):
+        raise ValueError(
+            "no (the noise variance per complex symbol) must be finite and > 0; got "
+            f"{no!r}. Pass snr_db in dB instead if that is what you have."
+        )
+    snr_db = -10.0 * np.log10(value)
+    check_snr_db(snr_db)
+    return snr_db.astype(np.float32)
 
 
 class ChannelLayer(keras.layers.Layer):
@@ -90,6 +115,13 @@ class ChannelLayer(keras.layers.Layer):
         complex symbol (see :class:`~tosc_sionna.PowerNormalization`).
     snr_db : scalar or [batch], float
         Es/N0 per complex symbol in dB, within [-30, 60].
+    no : scalar or [batch], float
+        Instead of ``snr_db`` (keyword only): the noise variance per complex
+        symbol, ``no = 10 ** (-snr_db / 10)``, Sionna's convention.
+
+    The Sionna blocks run in ``sionna.phy.config.precision`` ("single" by
+    default; "double" for reference simulations); inputs and outputs are
+    float32 either way.
 
     Output
     ------
@@ -111,7 +143,16 @@ class ChannelLayer(keras.layers.Layer):
         with tf.init_scope():
             _ = sionna_config.tf_rng
 
-    def __call__(self, x: Any, snr_db: Any, **kwargs: Any) -> Any:
+    def __call__(self, x: Any, snr_db: Any = None, no: Any = None, **kwargs: Any) -> Any:
+        # Sionna users think in noise variances: ``no=`` is the same contract,
+        # converted once here so that every layer keeps one code path.
+        if (snr_db is None) == (no is None):
+            raise ValueError(
+                "Pass exactly one of snr_db (Es/N0 in dB) and no (noise variance per "
+                "complex symbol, no = 10 ** (-snr_db / 10))."
+            )
+        if no is not None:
+            snr_db = noise_variance_to_snr_db(no)
         # Keras accepts only tensors as positional inputs: let users write
         # layer(x, 10.0) by converting Python/NumPy SNRs (checked first).
         if not (tf.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):
@@ -155,11 +196,12 @@ class ChannelLayer(keras.layers.Layer):
     def call(self, x: Any, snr_db: Any) -> Any:
         check_symbol_shape(x.shape)
         x = tf.cast(x, tf.float32)
-        no = self.noise_variance(snr_db, tf.shape(x)[0])
-        y, no_eff = self.transmit(real_to_complex(x), no)
+        rdtype, cdtype = sionna_dtypes()
+        no = tf.cast(self.noise_variance(snr_db, tf.shape(x)[0]), rdtype)
+        y, no_eff = self.transmit(real_to_complex(x, cdtype), no)
         y = complex_to_real(y)
         if self.return_noise:
-            return y, tf.minimum(no_eff, _NOISE_CAP)
+            return y, tf.cast(tf.minimum(no_eff, _NOISE_CAP), tf.float32)
         return y
 
     def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -187,6 +229,46 @@ class ChannelLayer(keras.layers.Layer):
         config = super().get_config()
         config["return_noise"] = self.return_noise
         return config
+
+
+#: Equalizer names shared by every fading channel layer.
+EQUALIZERS = ("lmmse", "zf")
+
+
+def check_equalizer(equalizer: str) -> str:
+    """Validate an equalizer name; ``"mmse"`` (the name used before 0.2) means ``"lmmse"``."""
+    if equalizer == "mmse":
+        return "lmmse"
+    if equalizer not in EQUALIZERS:
+        raise ValueError(f"equalizer must be one of {EQUALIZERS}; got {equalizer!r}.")
+    return equalizer
+
+
+def equalize(
+    y: tf.Tensor, h_hat: tf.Tensor, err_var: tf.Tensor, no: tf.Tensor, equalizer: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    r"""Single-antenna equalization of ``y = h x + w`` from an LMMSE channel estimate.
+
+    ``h = h_hat + eps`` with ``eps`` of variance ``err_var``, uncorrelated with
+    ``h_hat`` (true of an LMMSE estimate), so for unit-power symbols the
+    receiver sees ``y = h_hat x + n'`` with ``E|n'|^2 = no + err_var``,
+    uncorrelated with ``x``:
+
+    * ``"lmmse"``: ``x_hat = conj(h_hat) y / (|h_hat|^2 + s)``, error variance
+      ``s / (|h_hat|^2 + s)`` with ``s = no + err_var``; bounded in deep fades.
+    * ``"zf"``: ``x_hat = y / h_hat``, error variance ``s / |h_hat|^2``; unbiased,
+      unbounded in deep fades (``|h_hat|^2`` floored at 1e-12).
+
+    All arguments broadcast against each other; returns ``(x_hat, no_eff)``.
+    """
+    gain = tf.math.real(h_hat * tf.math.conj(h_hat))
+    noise = no + err_var
+    if equalizer == "lmmse":
+        denom = gain + noise
+    else:
+        denom = tf.maximum(gain, tf.cast(_GAIN_FLOOR, gain.dtype))
+    x_hat = tf.math.conj(h_hat) * y / tf.complex(denom, tf.zeros_like(denom))
+    return x_hat, noise / denom
 
 
 def mmse_shrink(x_hat: tf.Tensor, no_eff: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

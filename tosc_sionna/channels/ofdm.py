@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-from sionna.phy.channel import ChannelModel, RayleighBlockFading
+from sionna.phy.channel import ChannelModel, GenerateOFDMChannel, RayleighBlockFading
 from sionna.phy.channel import OFDMChannel as SionnaOFDMChannel
 from sionna.phy.channel.tr38901 import CDL, TDL, Antenna
-from sionna.phy.mimo import StreamManagement
-from sionna.phy.ofdm import (
-    LMMSEEqualizer,
-    LSChannelEstimator,
-    RemoveNulledSubcarriers,
-    ResourceGrid,
-    ResourceGridMapper,
-    ZFEqualizer,
-)
+from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid, ResourceGridMapper
 
-from .base import ChannelLayer, mmse_shrink
+from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize
+from .ofdm_grid import (
+    MAPPINGS,
+    PilotLMMSEEstimator,
+    grid_positions,
+    sampled_covariances,
+    symbol_positions,
+    tdl_covariances,
+)
 
 #: Channel model names understood by :class:`OFDMChannel`.
 CHANNEL_MODELS = ("rayleigh",) + tuple(f"tdl-{m}" for m in "abcde") + tuple(
     f"cdl-{m}" for m in "abcde"
 )
-EQUALIZERS = ("lmmse", "zf")
 CSI_MODES = ("perfect", "ls")
-INTERPOLATIONS = ("nn", "lin", "lin_time_avg")
+INTERPOLATIONS = ("lmmse", "nn", "lin", "lin_time_avg")
+__all__ = ["CHANNEL_MODELS", "CSI_MODES", "EQUALIZERS", "INTERPOLATIONS", "OFDMChannel"]
 
 
 def make_channel_model(
@@ -37,12 +36,12 @@ def make_channel_model(
 ) -> ChannelModel:
     """A single-antenna Sionna channel model from its name (see ``CHANNEL_MODELS``)."""
     if name == "rayleigh":
-        return RayleighBlockFading(1, 1, 1, 1, precision="single")
+        return RayleighBlockFading(1, 1, 1, 1)
     family, letter = name.split("-")
     if family == "tdl":
         return TDL(
             letter.upper(), delay_spread, carrier_frequency,
-            min_speed=speed, max_speed=speed, precision="single",
+            min_speed=speed, max_speed=speed,
         )
     antenna = Antenna(
         polarization="single", polarization_type="V",
@@ -51,28 +50,36 @@ def make_channel_model(
     return CDL(
         letter.upper(), delay_spread, carrier_frequency, ut_array=antenna,
         bs_array=antenna, direction="uplink", min_speed=speed, max_speed=speed,
-        precision="single",
     )
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
 class OFDMChannel(ChannelLayer):
-    r"""Analog symbols over an OFDM resource grid through a Sionna channel model.
+    r"""Analog symbols over a 5G NR-like OFDM grid through a Sionna channel model.
 
-    The n complex symbols of an example fill the first n data resource
-    elements of one Sionna :class:`~sionna.phy.ofdm.ResourceGrid` (the rest
-    carry zeros); pilots follow a Kronecker pattern on the OFDM symbols
-    ``pilot_ofdm_symbol_indices``. Sionna's
+    Each example gets its own resource grid (one slot: 14 OFDM symbols of
+    ``12 * num_resource_blocks`` subcarriers at 30 kHz by default, a 15 MHz
+    NR carrier) and an independent channel realization. Its n complex
+    symbols are placed on n data resource elements (``mapping``): spread
+    over the whole band and every data OFDM symbol by default, so they see
+    the channel's frequency and time selectivity; the other data elements
+    carry zeros, and Kronecker pilots (unit-modulus QPSK) fill the OFDM
+    symbols ``pilot_ofdm_symbol_indices``. Sionna's
     :class:`~sionna.phy.channel.OFDMChannel` applies the frequency response
-    (unit average energy per resource element over channel draws, not per
-    example, so fading is kept) and the noise;
-    the receiver estimates the channel (perfect CSI, or LS at the pilots with
-    interpolation) and equalizes with Sionna's LMMSE or ZF equalizer.
+    (not normalized per example, so fading is kept; the 3GPP power delay
+    profiles have unit energy) and the noise.
 
-    Sionna's LMMSE equalizer returns the unbiased estimate; this layer
-    returns the MMSE estimate ``x_hat / (1 + no_eff)`` with error variance
-    ``no_eff / (1 + no_eff)``, so deep fades on a subcarrier stay bounded.
-    ZF returns the unbiased estimate and Sionna's ``no_eff``.
+    The receiver estimates the channel at the n data elements (perfect CSI,
+    or from the pilots: by default the LMMSE estimate ``E[h | pilots]`` from
+    all pilots of the grid, with the model's time and frequency covariances,
+    exact for TDL models; or Sionna's LS estimator with ``"nn"``/``"lin"``/
+    ``"lin_time_avg"`` interpolation) and equalizes each symbol:
+    ``"lmmse"``: ``x_hat = conj(g) y / (|g|^2 + no + e)``, effective noise
+    ``(no + e) / (|g|^2 + no + e)``; ``"zf"``: ``y / g``, ``(no + e) / |g|^2``
+    (``g`` the estimate, ``e`` its error variance). With perfect or LMMSE CSI
+    the reported effective noise is the true error variance; Sionna's LS
+    interpolators report an error variance that ignores the correlation of
+    the estimate with its error and the interpolation error, so it is not.
 
     Parameters
     ----------
@@ -80,21 +87,29 @@ class OFDMChannel(ChannelLayer):
         One of ``"rayleigh"``, ``"tdl-a"`` .. ``"tdl-e"``, ``"cdl-a"`` ..
         ``"cdl-e"`` (one omnidirectional antenna at each end, uplink), or a Sionna channel model
         object with one single-antenna transmitter and receiver.
-    delay_spread : float, (default 100e-9)
-        RMS delay spread [s] of the TDL/CDL models.
+    delay_spread : float, (default 300e-9)
+        RMS delay spread [s] of the TDL/CDL models (3GPP TR 38.901's "long").
     carrier_frequency : float, (default 3.5e9)
         Carrier frequency [Hz].
     speed : float, (default 0.0)
-        Terminal speed [m/s]; nonzero gives time variation across OFDM symbols.
+        Terminal speed [m/s]; nonzero gives time variation across OFDM symbols
+        (small within one slot: the time correlation over a slot is still
+        0.98 at 30 km/h and 3.5 GHz).
     subcarrier_spacing : float, (default 30e3)
         Subcarrier spacing [Hz].
     num_ofdm_symbols : int, (default 14)
+    num_resource_blocks : int, (default 38)
+        Resource blocks of 12 subcarriers (38: a 15 MHz carrier at 30 kHz).
     fft_size : int or None, (default None)
-        Number of subcarriers; None picks the smallest grid that holds n symbols.
+        Number of subcarriers; overrides ``num_resource_blocks``.
     pilot_ofdm_symbol_indices : tuple of int, (default (2, 11))
+    mapping : "spread" (default) | "contiguous"
+        Placement of an example's symbols on the data resource elements:
+        spread over band and slot, or the first n in Sionna's order
+        (subcarrier by subcarrier, then OFDM symbol by symbol).
     csi : "ls" (default) | "perfect"
-    interpolation : "lin" (default) | "nn" | "lin_time_avg"
-        Interpolation of the LS estimates (``csi="ls"`` only).
+    interpolation : "lmmse" (default) | "nn" | "lin" | "lin_time_avg"
+        Channel estimation from the pilots (``csi="ls"`` only).
     equalizer : "lmmse" (default) | "zf"
     resource_grid : ``sionna.phy.ofdm.ResourceGrid`` or None, (default None)
         A grid of your own (one transmitter, one stream); overrides the grid
@@ -123,7 +138,7 @@ class OFDMChannel(ChannelLayer):
     def __init__(
         self,
         channel_model: str | ChannelModel = "tdl-a",
-        delay_spread: float = 100e-9,
+        delay_spread: float = 300e-9,
         carrier_frequency: float = 3.5e9,
         speed: float = 0.0,
         subcarrier_spacing: float = 30e3,
@@ -131,10 +146,12 @@ class OFDMChannel(ChannelLayer):
         fft_size: int | None = None,
         pilot_ofdm_symbol_indices: tuple[int, ...] = (2, 11),
         csi: str = "ls",
-        interpolation: str = "lin",
+        interpolation: str = "lmmse",
         equalizer: str = "lmmse",
         resource_grid: ResourceGrid | None = None,
         return_noise: bool = False,
+        num_resource_blocks: int = 38,
+        mapping: str = "spread",
         **kwargs: Any,
     ) -> None:
         super().__init__(return_noise=return_noise, **kwargs)
@@ -150,10 +167,11 @@ class OFDMChannel(ChannelLayer):
                 "channel_model must be a name or a sionna.phy.channel.ChannelModel; "
                 f"got {type(channel_model).__name__}."
             )
+        equalizer = check_equalizer(equalizer)
         for name, value, allowed in (
             ("csi", csi, CSI_MODES),
             ("interpolation", interpolation, INTERPOLATIONS),
-            ("equalizer", equalizer, EQUALIZERS),
+            ("mapping", mapping, MAPPINGS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
@@ -176,79 +194,139 @@ class OFDMChannel(ChannelLayer):
             )
         if len(pilots) >= num_ofdm_symbols:
             raise ValueError("At least one OFDM symbol must carry data.")
+        if int(num_resource_blocks) < 1:
+            raise ValueError(f"num_resource_blocks must be >= 1; got {num_resource_blocks}.")
+        if fft_size is not None and int(fft_size) < 1:
+            raise ValueError(f"fft_size must be >= 1; got {fft_size}.")
         self.channel_model = channel_model
         self.delay_spread = float(delay_spread)
         self.carrier_frequency = float(carrier_frequency)
         self.speed = float(speed)
         self.subcarrier_spacing = float(subcarrier_spacing)
         self.num_ofdm_symbols = int(num_ofdm_symbols)
+        self.num_resource_blocks = int(num_resource_blocks)
         self.fft_size = None if fft_size is None else int(fft_size)
         self.pilot_ofdm_symbol_indices = pilots
+        self.mapping = mapping
         self.csi = csi
         self.interpolation = interpolation
         self.equalizer = equalizer
         self.resource_grid = resource_grid
 
-    def _make_resource_grid(self, num_symbols: int) -> ResourceGrid:
-        data_ofdm_symbols = self.num_ofdm_symbols - len(self.pilot_ofdm_symbol_indices)
-        fft_size = self.fft_size or math.ceil(num_symbols / data_ofdm_symbols)
+    def _make_resource_grid(self) -> ResourceGrid:
         return ResourceGrid(
             num_ofdm_symbols=self.num_ofdm_symbols,
-            fft_size=fft_size,
+            fft_size=self.fft_size or 12 * self.num_resource_blocks,
             subcarrier_spacing=self.subcarrier_spacing,
             num_tx=1,
             num_streams_per_tx=1,
             pilot_pattern="kronecker",
             pilot_ofdm_symbol_indices=list(self.pilot_ofdm_symbol_indices),
-            precision="single",
         )
 
     def build_channel(self, num_symbols: int) -> None:
-        rg = self.resource_grid or self._make_resource_grid(num_symbols)
-        capacity = int(rg.num_data_symbols)
-        if num_symbols > capacity:
-            raise ValueError(
-                f"{num_symbols} complex symbols do not fit the resource grid's {capacity} "
-                "data resource elements; use a larger fft_size / num_ofdm_symbols, or "
-                "fewer symbols."
-            )
+        rg = self.resource_grid or self._make_resource_grid()
+        data, pilots, pilot_values = grid_positions(rg)
+        chosen = symbol_positions(data, num_symbols, self.mapping)
         self.grid = rg
-        self._capacity = capacity
+        self._capacity = len(data)
+        #: ``(ofdm_symbol, subcarrier)`` of each of the example's symbols
+        self.symbol_positions = data[chosen]
+        # data vector of the mapper: symbol k at data element chosen[k], zeros elsewhere
+        # (index num_symbols points at an appended zero column)
+        scatter = np.full(len(data), num_symbols)
+        scatter[chosen] = np.arange(num_symbols)
+        self._scatter = tf.constant(scatter, tf.int32)
+        fft = rg.fft_size
+        self._used = tf.constant(self.symbol_positions @ [fft, 1], tf.int32)
+        self._pilot_flat = tf.constant(pilots @ [fft, 1], tf.int32)
         model = self.channel_model
         if isinstance(model, str):
             model = make_channel_model(
                 model, self.delay_spread, self.carrier_frequency, self.speed
             )
-        self._mapper = ResourceGridMapper(rg, precision="single")
+        self._mapper = ResourceGridMapper(rg)
         # No per-example normalization: it would cancel the fading of narrow
         # grids. The 3GPP power delay profiles already have unit total energy.
         self._channel = SionnaOFDMChannel(
-            model, rg, normalize_channel=False, return_channel=True, precision="single"
+            model, rg, normalize_channel=False, return_channel=True
         )
-        self._remove_nulled = RemoveNulledSubcarriers(rg, precision="single")
-        self._estimator = LSChannelEstimator(
-            rg, interpolation_type=self.interpolation, precision="single"
-        )
-        sm = StreamManagement(np.ones([1, 1], dtype=int), 1)
-        equalizer = LMMSEEqualizer if self.equalizer == "lmmse" else ZFEqualizer
-        self._equalize = equalizer(rg, sm, precision="single")
+        self._generate = GenerateOFDMChannel(model, rg, normalize_channel=False)
+        if self.csi == "ls" and self.interpolation == "lmmse":
+            r_t, r_f = self._covariances(model, rg)
+            self._lmmse = PilotLMMSEEstimator(
+                r_t, r_f, pilots, pilot_values, self.symbol_positions,
+                dtype=self._channel.cdtype,
+            )
+        elif self.csi == "ls":
+            self._estimator = LSChannelEstimator(rg, interpolation_type=self.interpolation)
+            # Sionna's estimate covers the effective subcarriers (no guards, no DC)
+            effective = np.asarray(rg.effective_subcarrier_ind)
+            column = np.full(fft, -1)
+            column[effective] = np.arange(len(effective))
+            self._used_effective = tf.constant(
+                self.symbol_positions[:, 0] * len(effective)
+                + column[self.symbol_positions[:, 1]],
+                tf.int32,
+            )
+
+    def _covariances(self, model: ChannelModel, rg: ResourceGrid) -> tuple[Any, Any]:
+        name = self.channel_model
+        if name == "rayleigh":
+            return np.ones([rg.num_ofdm_symbols] * 2), np.ones([rg.fft_size] * 2)
+        if isinstance(name, str) and name.startswith("tdl-"):
+            return tdl_covariances(
+                name[-1].upper(), rg, self.delay_spread, self.carrier_frequency, self.speed
+            )
+        return sampled_covariances(model, rg)
+
+    def draw_channel(self, batch_size: int) -> tf.Tensor:
+        """Fresh channel realizations at an example's symbols, ``[batch_size, n]`` complex.
+
+        The frequency response the n symbols of each example would see (for
+        inspecting the physics; :meth:`call` draws its own).
+        """
+        if self.num_symbols is None:
+            raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
+        h = tf.reshape(self._generate(batch_size), [batch_size, -1])
+        return tf.gather(h, self._used, axis=1)
+
+    def bandwidth_ratio(self, source_dimension: int) -> dict[str, float]:
+        """Complex channel uses per source dimension (e.g. 784 pixels).
+
+        ``"data"``: the n symbols of an example; ``"with_pilots"``: plus the
+        grid's pilot resource elements; ``"grid"``: the whole grid an example
+        occupies (data, pilots and unused resource elements).
+        """
+        if self.num_symbols is None:
+            raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
+        rg = self.grid
+        pilots = int(rg.num_pilot_symbols)
+        total = int(rg.num_ofdm_symbols * rg.fft_size)
+        return {
+            "data": self.num_symbols / source_dimension,
+            "with_pilots": (self.num_symbols + pilots) / source_dimension,
+            "grid": total / source_dimension,
+        }
 
     def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        n = s.shape[-1]
-        # Unused data resource elements carry zeros.
-        data = tf.pad(s, [[0, 0], [0, self._capacity - n]])
+        batch = tf.shape(s)[0]
+        data = tf.gather(tf.pad(s, [[0, 0], [0, 1]]), self._scatter, axis=1)
         x_rg = self._mapper(data[:, None, None, :])
         y, h_freq = self._channel(x_rg, no)
+        y = tf.reshape(y, [batch, -1])  # [batch, T * fft]
+        y_used = tf.gather(y, self._used, axis=1)
+        no_col = no[:, None]
         if self.csi == "perfect":
-            h_hat = self._remove_nulled(h_freq)
-            err_var = tf.zeros([], tf.float32)
+            h_hat = tf.gather(tf.reshape(h_freq, [batch, -1]), self._used, axis=1)
+            err_var = tf.zeros_like(no_col)
+        elif self.interpolation == "lmmse":
+            h_hat, err_var = self._lmmse(tf.gather(y, self._pilot_flat, axis=1), no)
         else:
-            h_hat, err_var = self._estimator(y, no)
-        x_hat, no_eff = self._equalize(y, h_hat, err_var, no)
-        x_hat, no_eff = x_hat[:, 0, 0, :n], no_eff[:, 0, 0, :n]
-        if self.equalizer == "lmmse":
-            x_hat, no_eff = mmse_shrink(x_hat, no_eff)
-        return x_hat, no_eff
+            h_ls, err_ls = self._estimator(y_rg_shape(y, self.grid), no)
+            h_hat = tf.gather(tf.reshape(h_ls, [batch, -1]), self._used_effective, axis=1)
+            err_var = tf.gather(tf.reshape(err_ls, [batch, -1]), self._used_effective, axis=1)
+        return equalize(y_used, h_hat, err_var, no_col, self.equalizer)
 
     def get_config(self) -> dict[str, Any]:
         if not isinstance(self.channel_model, str) or self.resource_grid is not None:
@@ -265,10 +343,17 @@ class OFDMChannel(ChannelLayer):
             speed=self.speed,
             subcarrier_spacing=self.subcarrier_spacing,
             num_ofdm_symbols=self.num_ofdm_symbols,
+            num_resource_blocks=self.num_resource_blocks,
             fft_size=self.fft_size,
             pilot_ofdm_symbol_indices=list(self.pilot_ofdm_symbol_indices),
+            mapping=self.mapping,
             csi=self.csi,
             interpolation=self.interpolation,
             equalizer=self.equalizer,
         )
         return config
+
+
+def y_rg_shape(y: tf.Tensor, rg: ResourceGrid) -> tf.Tensor:
+    """Flat received grids ``[batch, T * fft]`` -> Sionna's ``[batch, 1, 1, T, fft]``."""
+    return tf.reshape(y, [-1, 1, 1, rg.num_ofdm_symbols, rg.fft_size])

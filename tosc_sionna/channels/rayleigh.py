@@ -8,10 +8,10 @@ import keras
 import tensorflow as tf
 from sionna.phy.channel import AWGN, RayleighBlockFading
 
-from .base import _GAIN_FLOOR, ChannelLayer
+from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize
 
-EQUALIZERS = ("mmse", "zf")
 CSI_MODES = ("perfect", "ls")
+__all__ = ["CSI_MODES", "EQUALIZERS", "RayleighBlockFadingChannel"]
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
@@ -21,23 +21,30 @@ class RayleighBlockFadingChannel(ChannelLayer):
     Each example gets one independent gain ``h ~ CN(0, 1)`` (drawn with
     Sionna's :class:`~sionna.phy.channel.RayleighBlockFading`), constant over
     its n symbols; ``w ~ CN(0, no)``. The receiver equalizes with either
-    perfect CSI or a least-squares estimate from ``num_pilots`` pilot symbols
-    (value 1) sent through the same gain, which has error variance
-    ``no / num_pilots`` and is treated as extra noise.
+    perfect CSI or an estimate from ``num_pilots`` pilot symbols (value 1)
+    sent through the same gain (``csi="ls"``). The estimate is the LMMSE one,
+    ``g = E[h | pilots] = mean(y_p) / (1 + no / P)``, whose error
+    ``h - g`` has variance ``e = no / (P + no)`` and is uncorrelated with
+    ``g``: so the equalizer below and its reported noise are exact at every
+    SNR. (The raw least-squares average ``mean(y_p)`` is not: its error is
+    correlated with it, and at -10 dB with 4 pilots equalizing with it gives
+    a larger error than sending nothing.)
 
-    * ``"mmse"``: ``x_hat = conj(g) y / (|g|^2 + no + e)``, error variance
+    * ``"lmmse"``: ``x_hat = conj(g) y / (|g|^2 + no + e)``, error variance
       ``(no + e) / (|g|^2 + no + e)`` for unit-power symbols (``g`` the CSI,
       ``e`` its error variance). Bounded in deep fades.
     * ``"zf"``: ``x_hat = y / g``, error variance ``(no + e) / |g|^2``.
       Unbiased but unbounded in deep fades (``|g|^2`` is floored at 1e-12 so
-      values stay finite).
+      values stay finite); calibrated given ``g``, but its mean over fades
+      is infinite (``E[1/|g|^2]`` diverges for Rayleigh fading).
 
     Pilots are extra channel uses: with ``csi="ls"`` an example occupies
-    ``n + num_pilots`` channel uses.
+    ``n + num_pilots`` channel uses (:attr:`channel_uses`).
 
     Parameters
     ----------
-    equalizer : "mmse" (default) | "zf"
+    equalizer : "lmmse" (default) | "zf"
+        ``"mmse"``, the name used before, is accepted for ``"lmmse"``.
     csi : "perfect" (default) | "ls"
     num_pilots : int, (default 4)
         Pilot symbols per example for ``csi="ls"``.
@@ -61,15 +68,14 @@ class RayleighBlockFadingChannel(ChannelLayer):
 
     def __init__(
         self,
-        equalizer: str = "mmse",
+        equalizer: str = "lmmse",
         csi: str = "perfect",
         num_pilots: int = 4,
         return_noise: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(return_noise=return_noise, **kwargs)
-        if equalizer not in EQUALIZERS:
-            raise ValueError(f"equalizer must be one of {EQUALIZERS}; got {equalizer!r}.")
+        equalizer = check_equalizer(equalizer)
         if csi not in CSI_MODES:
             raise ValueError(f"csi must be one of {CSI_MODES}; got {csi!r}.")
         if int(num_pilots) < 1:
@@ -79,39 +85,49 @@ class RayleighBlockFadingChannel(ChannelLayer):
         self.num_pilots = int(num_pilots)
 
     def build_channel(self, num_symbols: int) -> None:
-        self._fading = RayleighBlockFading(1, 1, 1, 1, precision="single")
-        self._awgn = AWGN(precision="single")
+        # precision=None: Sionna's config.precision decides
+        self._fading = RayleighBlockFading(1, 1, 1, 1)
+        self._awgn = AWGN()
+
+    @property
+    def channel_uses(self) -> int | None:
+        """Complex channel uses per example: ``n``, plus the pilots with ``csi="ls"``."""
+        if self.num_symbols is None:
+            return None
+        return self.num_symbols + (self.num_pilots if self.csi == "ls" else 0)
 
     def draw_gains(self, batch_size: int | tf.Tensor) -> tf.Tensor:
-        """One CN(0, 1) gain per example, ``[batch_size, 1]`` complex64."""
+        """One CN(0, 1) gain per example, ``[batch_size, 1]`` complex."""
         if not self.built:
             self.build_channel(0)
         # a: [batch, 1, 1, 1, 1, 1 path, 1 time step]
         a, _ = self._fading(batch_size, 1)
         return tf.reshape(a, [batch_size, 1])
 
+    def estimate_gains(self, h: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The receiver's CSI for gains ``h`` [batch, 1] at noise ``no`` [batch, 1].
+
+        Returns ``(g, e)``: the estimate and its error variance (``h`` and 0
+        with perfect CSI; the LMMSE estimate from the pilots with ``"ls"``).
+        """
+        if self.csi == "perfect":
+            return h, tf.zeros_like(no)
+        pilots = tf.ones([tf.shape(h)[0], self.num_pilots], dtype=h.dtype)
+        y_pilots = self._awgn(h * pilots, no)
+        # mean(y_p) = h + w, w ~ CN(0, no / P): E[h | y_p] = mean(y_p) / (1 + no / P)
+        ls_noise = no / self.num_pilots
+        shrink = 1.0 / (1.0 + ls_noise)
+        h_hat = tf.reduce_mean(y_pilots, axis=1, keepdims=True) * tf.complex(
+            shrink, tf.zeros_like(shrink)
+        )
+        return h_hat, ls_noise * shrink
+
     def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        batch_size = tf.shape(s)[0]
-        h = self.draw_gains(batch_size)
+        h = self.draw_gains(tf.shape(s)[0])
         no_col = no[:, None]
         y = self._awgn(h * s, no_col)
-        if self.csi == "perfect":
-            h_hat = h
-            err_var = tf.zeros_like(no_col)
-        else:
-            pilots = tf.ones([batch_size, self.num_pilots], dtype=s.dtype)
-            y_pilots = self._awgn(h * pilots, no_col)
-            h_hat = tf.reduce_mean(y_pilots, axis=1, keepdims=True)
-            err_var = no_col / self.num_pilots
-        gain = tf.math.real(h_hat * tf.math.conj(h_hat))
-        noise = no_col + err_var
-        # MMSE and ZF differ only in the denominator.
-        if self.equalizer == "mmse":
-            denom = gain + noise
-        else:
-            denom = tf.maximum(gain, _GAIN_FLOOR)
-        x_hat = tf.math.conj(h_hat) * y / tf.complex(denom, 0.0)
-        no_eff = noise / denom
+        h_hat, err_var = self.estimate_gains(h, no_col)
+        x_hat, no_eff = equalize(y, h_hat, err_var, no_col, self.equalizer)
         return x_hat, tf.broadcast_to(no_eff, tf.shape(s, out_type=tf.int32))
 
     def get_config(self) -> dict[str, Any]:

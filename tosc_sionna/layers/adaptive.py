@@ -62,7 +62,7 @@ class ChannelAdaptiveModule(keras.layers.Layer):
         # Keras takes only tensors as positional inputs: convert Python/NumPy SNRs.
         if not (ops.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):
             check_snr_db(snr_db)
-            snr_db = ops.convert_to_tensor(snr_db, dtype=self.compute_dtype)
+            snr_db = ops.convert_to_tensor(snr_db, dtype="float32")
         if self.use_noise and noise is None:
             raise ValueError("This ChannelAdaptiveModule has use_noise=True: pass noise.")
         if not self.use_noise and noise is not None:
@@ -91,13 +91,17 @@ class ChannelAdaptiveModule(keras.layers.Layer):
     def call(self, features: Any, snr_db: Any, noise: Any = None) -> Any:
         batch = ops.shape(features)[0]
         spatial = len(features.shape) == 4
-        pooled = ops.mean(features, axis=(1, 2)) if spatial else features
-        snr = ops.broadcast_to(ops.cast(snr_db, pooled.dtype), (batch,))
+        # The channel state is computed in float32 whatever the policy: under
+        # float16 the noise floor (1e-10) underflows to 0 and its log to -inf.
+        x32 = ops.cast(features, "float32")
+        pooled = ops.mean(x32, axis=(1, 2)) if spatial else x32
+        snr = ops.broadcast_to(ops.cast(snr_db, "float32"), (batch,))
         state = [pooled, ops.expand_dims(snr / _SNR_SCALE_DB, -1)]
         if self.use_noise:
-            noise = ops.cast(noise, pooled.dtype)
+            noise = ops.cast(noise, "float32")
             state.append(ops.log10(ops.maximum(noise, _NOISE_FLOOR)))
-        scales = self.scales(self.hidden(ops.concatenate(state, axis=-1)))
+        state = ops.cast(ops.concatenate(state, axis=-1), self.compute_dtype)
+        scales = self.scales(self.hidden(state))
         if spatial:
             scales = scales[:, None, None, :]
         return features * scales

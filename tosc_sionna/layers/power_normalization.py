@@ -20,8 +20,10 @@ class PowerNormalization(keras.layers.Layer):
 
     Parameters
     ----------
-    epsilon : float, (default 1e-12)
-        Added to the power before the division (an all-zero input stays zero).
+    epsilon : float, (default 1e-24)
+        Floor on the power before the division (an all-zero input stays zero);
+        a floor rather than an added term, so tiny inputs still come out at
+        unit power. Norms are computed in float32 under any dtype policy.
 
     Input
     -----
@@ -34,7 +36,7 @@ class PowerNormalization(keras.layers.Layer):
         Normalized symbols.
     """
 
-    def __init__(self, epsilon: float = 1e-12, **kwargs: Any) -> None:
+    def __init__(self, epsilon: float = 1e-24, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
@@ -43,9 +45,12 @@ class PowerNormalization(keras.layers.Layer):
         self.built = True
 
     def call(self, x: Any) -> Any:
+        # float32 whatever the policy: under float16 a small epsilon underflows to 0
+        # and squares above 65504 overflow; the unit-power result fits float16.
+        x32 = ops.cast(x, "float32")
         # mean of x**2 over 2n reals is half the power per complex symbol
-        power = 2.0 * ops.mean(ops.square(x), axis=-1, keepdims=True)
-        return x * ops.rsqrt(power + self.epsilon)
+        power = 2.0 * ops.mean(ops.square(x32), axis=-1, keepdims=True)
+        return ops.cast(x32 * ops.rsqrt(ops.maximum(power, self.epsilon)), self.compute_dtype)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape)

@@ -1,0 +1,206 @@
+"""Where an example's symbols sit on an OFDM resource grid, and how the receiver estimates
+the channel there (NumPy precomputation, TensorFlow application).
+
+Coordinates are ``(ofdm_symbol, subcarrier)`` on the full FFT grid (guard
+and DC carriers included), the layout of Sionna's received grid ``y`` and
+frequency response ``h_freq``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from sionna.phy import config as sionna_config
+from sionna.phy.channel import ChannelModel, GenerateOFDMChannel
+from sionna.phy.ofdm import ResourceGrid, tdl_freq_cov_mat, tdl_time_cov_mat
+
+#: How an example's n symbols are placed on the grid's data resource elements.
+MAPPINGS = ("spread", "contiguous")
+
+# Relative eigenvalue below which a pilot-covariance direction carries no channel energy.
+_RANK_TOL = 1e-9
+
+
+def grid_positions(rg: ResourceGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Data and pilot positions of a one-stream grid, in Sionna's mapping order.
+
+    Returns
+    -------
+    data : [num_data, 2] int
+        ``(ofdm_symbol, subcarrier)`` of each data resource element, in the
+        order :class:`~sionna.phy.ofdm.ResourceGridMapper` fills them.
+    pilots : [num_pilots, 2] int
+        Positions of the pilots, in the order of ``rg.pilot_pattern.pilots``.
+    pilot_values : [num_pilots] complex
+    """
+    rg_type = np.asarray(rg.build_type_grid())[0, 0]  # [T, fft]: 0 data, 1 pilot
+    data = np.argwhere(rg_type == 0)
+    pilots = np.argwhere(rg_type == 1)
+    values = np.asarray(rg.pilot_pattern.pilots)[0, 0]
+    return data, pilots, values
+
+
+def symbol_positions(data: np.ndarray, num_symbols: int, mapping: str) -> np.ndarray:
+    """Indices into ``data`` (see :func:`grid_positions`) of an example's symbols.
+
+    * ``"contiguous"``: the first ``n`` data resource elements (Sionna's order:
+      subcarriers of the first data OFDM symbol, then the next symbol).
+    * ``"spread"``: symbol ``k`` goes to the data subcarrier at fraction
+      ``(k + 1/2) / n`` of the band and to data OFDM symbol ``(k * s) mod T``
+      (``s`` coprime with the number ``T`` of data OFDM symbols, close to
+      ``0.4 T``), the nearest free data element where that one is taken: an
+      example spans the whole band and all data OFDM symbols, so it sees the
+      channel's frequency and time selectivity.
+    """
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS}; got {mapping!r}.")
+    if num_symbols > len(data):
+        raise ValueError(
+            f"{num_symbols} complex symbols do not fit the resource grid's {len(data)} "
+            "data resource elements; use more resource blocks or OFDM symbols, or fewer "
+            "symbols."
+        )
+    if mapping == "contiguous":
+        return np.arange(num_symbols)
+    times = np.unique(data[:, 0])
+    freqs = np.unique(data[:, 1])
+    num_t = len(times)
+    step = min(
+        (s for s in range(1, num_t + 1) if math.gcd(s, num_t) == 1),
+        key=lambda s: abs(s - 0.4 * num_t),
+    )
+    index = {(int(t), int(f)): i for i, (t, f) in enumerate(data)}
+    t_rank = {int(t): i for i, t in enumerate(times)}
+    f_rank = {int(f): i for i, f in enumerate(freqs)}
+    free = np.ones(len(data), bool)
+    chosen = []
+    for k in range(num_symbols):
+        t = int(times[(k * step) % num_t])
+        f = int(freqs[int((k + 0.5) * len(freqs) / num_symbols)])
+        i = index.get((t, f))
+        if i is None or not free[i]:
+            # nearest free data element, frequency distance first
+            cost = [
+                (abs(f_rank[int(df)] - f_rank[f]) * num_t + abs(t_rank[int(dt)] - t_rank[t]))
+                if free[j] else np.inf
+                for j, (dt, df) in enumerate(data)
+            ]
+            i = int(np.argmin(cost))
+        free[i] = False
+        chosen.append(i)
+    return np.asarray(chosen)
+
+
+def tdl_covariances(
+    letter: str, rg: ResourceGrid, delay_spread: float, carrier_frequency: float, speed: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time ``[T, T]`` and frequency ``[fft, fft]`` covariances of a 3GPP TDL model."""
+    r_t = tdl_time_cov_mat(
+        letter, speed, carrier_frequency, rg.ofdm_symbol_duration, rg.num_ofdm_symbols,
+        precision="double",
+    )
+    r_f = tdl_freq_cov_mat(
+        letter, rg.subcarrier_spacing, rg.fft_size, delay_spread, precision="double"
+    )
+    return np.asarray(r_t), np.asarray(r_f)
+
+
+def sampled_covariances(
+    model: ChannelModel, rg: ResourceGrid, num_draws: int = 2048, seed: int = 1234
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time and frequency covariances of any single-antenna model, from channel draws.
+
+    The draws use a generator of their own (``seed``), so building a layer
+    does not move Sionna's global generator.
+    """
+    rng = sionna_config.tf_rng
+    saved = tf.identity(rng.state)
+    rng.reset_from_seed(seed)
+    try:
+        h = GenerateOFDMChannel(model, rg, normalize_channel=False)(num_draws)
+    finally:
+        rng.reset(saved)
+    h = np.asarray(h, np.complex128).reshape(num_draws, rg.num_ofdm_symbols, rg.fft_size)
+    r_f = np.einsum("btf,btg->fg", h, h.conj()) / (num_draws * rg.num_ofdm_symbols)
+    r_t = np.einsum("btf,bsf->ts", h, h.conj()) / (num_draws * rg.fft_size)
+    return r_t / np.mean(np.real(np.diag(r_t))), r_f
+
+
+class PilotLMMSEEstimator:
+    r"""LMMSE channel estimate at chosen resource elements from all pilots of one grid.
+
+    With pilots ``y_p = h_p * p + w`` (unit-modulus ``p``), the estimate at
+    the targets is ``E[h_d | y_p] = R_dp (R_pp + no I)^-1 (y_p / p)`` and its
+    error variance ``diag(R_dd - R_dp (R_pp + no I)^-1 R_pd)``, with the
+    channel covariance ``R = R_t (x) R_f`` (time times frequency). One
+    eigendecomposition ``R_pp = U diag(lam) U^H`` at construction makes the
+    per-example cost ``O(K r + n r)`` for ``K`` pilots, ``n`` targets and the
+    rank ``r`` of ``R_pp`` (at most the number of paths times the number of
+    pilot OFDM symbols), whatever the noise variance of each example.
+
+    Parameters
+    ----------
+    r_t : [T, T], complex
+    r_f : [fft, fft], complex
+    pilots : [K, 2], int
+        Pilot positions ``(ofdm_symbol, subcarrier)``.
+    pilot_values : [K], complex
+        Unit-modulus pilot symbols.
+    targets : [n, 2], int
+        Where the estimate is wanted.
+    dtype : tf.DType, (default tf.complex64)
+
+    Input
+    -----
+    y_pilots : [batch, K], complex
+        Received pilot resource elements.
+    no : [batch], float
+        Noise variance.
+
+    Output
+    ------
+    h_hat : [batch, n], complex
+    err_var : [batch, n], float
+        ``E|h - h_hat|^2`` at each target.
+    """
+
+    def __init__(
+        self,
+        r_t: np.ndarray,
+        r_f: np.ndarray,
+        pilots: np.ndarray,
+        pilot_values: np.ndarray,
+        targets: np.ndarray,
+        dtype: tf.DType = tf.complex64,
+    ) -> None:
+        power = np.abs(pilot_values) ** 2
+        if not np.allclose(power, 1.0, atol=1e-5):
+            raise ValueError(
+                "LMMSE channel estimation needs unit-modulus pilots (a Kronecker pilot "
+                "pattern with normalize=True); use interpolation='lin' for other patterns."
+            )
+
+        def cov(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return r_t[np.ix_(a[:, 0], b[:, 0])] * r_f[np.ix_(a[:, 1], b[:, 1])]
+
+        lam, u = np.linalg.eigh(cov(pilots, pilots))
+        keep = lam > _RANK_TOL * lam.max()
+        lam, u = lam[keep], u[:, keep]
+        m = cov(targets, pilots) @ u  # [n, r]
+        rdtype = dtype.real_dtype
+        # LS (y_p / p = y_p conj(p) for unit-modulus p), then U^H, as one [K, r] matrix
+        self._project = tf.constant(u.conj() * pilot_values.conj()[:, None], dtype)
+        self._lam = tf.constant(lam, rdtype)
+        self._m_t = tf.constant(m.T, dtype)  # [r, n]
+        self._m_power_t = tf.constant((np.abs(m) ** 2).T, rdtype)  # [r, n]
+        self._prior = tf.constant(np.real(np.diag(cov(targets, targets))), rdtype)
+        self.rank = int(lam.size)
+
+    def __call__(self, y_pilots: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        inv = 1.0 / (self._lam[None, :] + no[:, None])  # [batch, r]
+        z = tf.matmul(y_pilots, self._project) * tf.complex(inv, tf.zeros_like(inv))
+        h_hat = tf.matmul(z, self._m_t)
+        err_var = tf.maximum(self._prior[None, :] - tf.matmul(inv, self._m_power_t), 0.0)
+        return h_hat, err_var
