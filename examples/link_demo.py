@@ -25,10 +25,10 @@ from tosc_sionna.data import DatasetNotFoundError, load_fashion_mnist  # noqa: E
 BATCH = 128
 CHANNELS = {
     "awgn": lambda: ts.AWGNChannel(),
-    "rayleigh (MMSE, 4 pilots)": lambda: ts.RayleighBlockFadingChannel(
+    "rayleigh (LMMSE CSI, 4 pilots)": lambda: ts.RayleighBlockFadingChannel(
         csi="ls", num_pilots=4, return_noise=True
     ),
-    "ofdm tdl-a (LS + LMMSE)": lambda: ts.OFDMChannel("tdl-a", return_noise=True),
+    "ofdm tdl-a (LMMSE CSI + eq.)": lambda: ts.OFDMChannel("tdl-a", return_noise=True),
 }
 
 
