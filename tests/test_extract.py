@@ -341,3 +341,21 @@ def test_extract_basis_compression(models, tmp_path, capsys):
     assert run_cli("extract", "--model", models["vit"], "--out", tmp_path / "x.h5",
                    "--limit", 8, "--basis", 3, "--logits", "-q") == 2
     assert "--basis" in capsys.readouterr().err
+
+
+def test_basis_extraction_resumes_identically(models, tmp_path):
+    from cache_tools.extract import extract
+
+    kwargs = dict(limit=48, views=2, topk=5, basis_rank=3, batch_size=32)
+    whole = TeacherCache(extract(models["vit"], tmp_path / "whole.h5", **kwargs))
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(models["vit"], tmp_path / "resumed.h5", progress=interrupt, **kwargs)
+    assert (tmp_path / "resumed.h5.partial").exists()
+    resumed = TeacherCache(extract(models["vit"], tmp_path / "resumed.h5", **kwargs))
+    for name in whole.arrays:
+        np.testing.assert_array_equal(resumed.arrays[name], whole.arrays[name])
+    np.testing.assert_array_equal(resumed.teacher_probs(), whole.teacher_probs())
