@@ -205,3 +205,36 @@ def test_sionna_precision_follows_config():
         assert ofdm._channel.cdtype == tf.complex128
     finally:
         sionna_config.precision = old
+
+
+def test_configs_saved_before_0_2_keep_their_grid():
+    old = ts.OFDMChannel(fft_size=None).get_config()
+    for key in ("mapping", "num_resource_blocks"):
+        del old[key]
+    old["interpolation"] = "lin"
+    revived = ts.OFDMChannel.from_config(old)
+    revived.build((None, 32))
+    assert revived.mapping == "contiguous"
+    assert revived.grid.fft_size == 2  # ceil(16 / 12 data OFDM symbols)
+    assert revived.get_config()["num_resource_blocks"] is None
+
+
+def test_lmmse_error_variance_without_cancellation_at_high_snr():
+    # err = prior - sum |m|^2 / (lam + no) cancels in float32 at 60 dB; the
+    # layer evaluates it in a stable form: compare with float64.
+    channel = ts.OFDMChannel("tdl-c", num_resource_blocks=4, return_noise=True)
+    _, no_eff = channel(unit_symbols(64, 16), 60.0)
+    estimator = channel._lmmse
+    y_p = tf.zeros([1, estimator._project.shape[0]], estimator._project.dtype)
+    _, err32 = estimator(y_p, tf.constant([1e-6], tf.float32))
+    old = sionna_config.precision
+    try:
+        sionna_config.precision = "double"
+        ref = ts.OFDMChannel("tdl-c", num_resource_blocks=4, return_noise=True)
+        ref.build((None, 32))
+        y_p = tf.zeros([1, ref._lmmse._project.shape[0]], tf.complex128)
+        _, err64 = ref._lmmse(y_p, tf.constant([1e-6], tf.float64))
+    finally:
+        sionna_config.precision = old
+    np.testing.assert_allclose(err32.numpy(), err64.numpy(), rtol=1e-3)
+    assert np.all(np.isfinite(no_eff))

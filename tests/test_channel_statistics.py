@@ -69,7 +69,7 @@ def test_rayleigh_mmse_error_matches_closed_form(snr_db):
 
 
 def test_rayleigh_ls_estimate_error_variance():
-    # LS from P unit pilots has error variance no / P: worse than perfect CSI,
+    # The estimate from P unit pilots has error variance no / (P + no): worse than perfect CSI,
     # and approaching it as P grows (same channel and noise draws via the seed).
     x = unit_symbols(50000, 4)
     mses = []

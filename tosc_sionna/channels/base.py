@@ -167,6 +167,8 @@ class ChannelLayer(keras.layers.Layer):
                 f"snr_db must be a scalar or have shape [batch]; got shape {tuple(snr_db_shape)}."
             )
         # Sionna objects hold NumPy/eager state: create them outside any trace.
+        # Their precision is fixed now, so the layer's dtypes are too.
+        self._dtypes = sionna_dtypes()
         with tf.init_scope():
             self.build_channel(self.num_symbols)
         self.built = True
@@ -196,7 +198,7 @@ class ChannelLayer(keras.layers.Layer):
     def call(self, x: Any, snr_db: Any) -> Any:
         check_symbol_shape(x.shape)
         x = tf.cast(x, tf.float32)
-        rdtype, cdtype = sionna_dtypes()
+        rdtype, cdtype = self._dtypes
         no = tf.cast(self.noise_variance(snr_db, tf.shape(x)[0]), rdtype)
         y, no_eff = self.transmit(real_to_complex(x, cdtype), no)
         y = complex_to_real(y)
@@ -269,16 +271,3 @@ def equalize(
         denom = tf.maximum(gain, tf.cast(_GAIN_FLOOR, gain.dtype))
     x_hat = tf.math.conj(h_hat) * y / tf.complex(denom, tf.zeros_like(denom))
     return x_hat, noise / denom
-
-
-def mmse_shrink(x_hat: tf.Tensor, no_eff: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Unbiased estimate with noise ``no_eff`` -> MMSE estimate for unit-power symbols.
-
-    For ``x_hat = x + e`` with ``E|x|^2 = 1`` and ``E|e|^2 = no_eff``, the
-    linear MMSE estimate is ``x_hat / (1 + no_eff)`` with error variance
-    ``no_eff / (1 + no_eff)`` (< 1): bounded however deep the fade.
-    """
-    scale = 1.0 / (1.0 + no_eff)
-    return x_hat * tf.complex(scale, 0.0), no_eff * scale
-
-

@@ -77,7 +77,9 @@ class OFDMChannel(ChannelLayer):
     ``"lmmse"``: ``x_hat = conj(g) y / (|g|^2 + no + e)``, effective noise
     ``(no + e) / (|g|^2 + no + e)``; ``"zf"``: ``y / g``, ``(no + e) / |g|^2``
     (``g`` the estimate, ``e`` its error variance). With perfect or LMMSE CSI
-    the reported effective noise is the true error variance; Sionna's LS
+    the reported effective noise is the true error variance (exact for
+    TDL-A/B/C and for any TDL at speed 0; TDL-D/E in motion and CDL are only
+    approximately time x frequency separable); Sionna's LS
     interpolators report an error variance that ignores the correlation of
     the estimate with its error and the interpolation error, so it is not.
 
@@ -98,8 +100,10 @@ class OFDMChannel(ChannelLayer):
     subcarrier_spacing : float, (default 30e3)
         Subcarrier spacing [Hz].
     num_ofdm_symbols : int, (default 14)
-    num_resource_blocks : int, (default 38)
+    num_resource_blocks : int or None, (default 38)
         Resource blocks of 12 subcarriers (38: a 15 MHz carrier at 30 kHz).
+        None (with ``fft_size=None``): the fewest subcarriers that hold n
+        symbols, the sizing before version 0.2.
     fft_size : int or None, (default None)
         Number of subcarriers; overrides ``num_resource_blocks``.
     pilot_ofdm_symbol_indices : tuple of int, (default (2, 11))
@@ -150,7 +154,7 @@ class OFDMChannel(ChannelLayer):
         equalizer: str = "lmmse",
         resource_grid: ResourceGrid | None = None,
         return_noise: bool = False,
-        num_resource_blocks: int = 38,
+        num_resource_blocks: int | None = 38,
         mapping: str = "spread",
         **kwargs: Any,
     ) -> None:
@@ -194,7 +198,7 @@ class OFDMChannel(ChannelLayer):
             )
         if len(pilots) >= num_ofdm_symbols:
             raise ValueError("At least one OFDM symbol must carry data.")
-        if int(num_resource_blocks) < 1:
+        if num_resource_blocks is not None and int(num_resource_blocks) < 1:
             raise ValueError(f"num_resource_blocks must be >= 1; got {num_resource_blocks}.")
         if fft_size is not None and int(fft_size) < 1:
             raise ValueError(f"fft_size must be >= 1; got {fft_size}.")
@@ -204,7 +208,9 @@ class OFDMChannel(ChannelLayer):
         self.speed = float(speed)
         self.subcarrier_spacing = float(subcarrier_spacing)
         self.num_ofdm_symbols = int(num_ofdm_symbols)
-        self.num_resource_blocks = int(num_resource_blocks)
+        self.num_resource_blocks = (
+            None if num_resource_blocks is None else int(num_resource_blocks)
+        )
         self.fft_size = None if fft_size is None else int(fft_size)
         self.pilot_ofdm_symbol_indices = pilots
         self.mapping = mapping
@@ -213,10 +219,15 @@ class OFDMChannel(ChannelLayer):
         self.equalizer = equalizer
         self.resource_grid = resource_grid
 
-    def _make_resource_grid(self) -> ResourceGrid:
+    def _make_resource_grid(self, num_symbols: int) -> ResourceGrid:
+        fft_size = self.fft_size
+        if fft_size is None and self.num_resource_blocks is None:
+            # the sizing before 0.2: the fewest subcarriers that hold n symbols
+            data_symbols = self.num_ofdm_symbols - len(self.pilot_ofdm_symbol_indices)
+            fft_size = -(-num_symbols // data_symbols)
         return ResourceGrid(
             num_ofdm_symbols=self.num_ofdm_symbols,
-            fft_size=self.fft_size or 12 * self.num_resource_blocks,
+            fft_size=fft_size or 12 * self.num_resource_blocks,
             subcarrier_spacing=self.subcarrier_spacing,
             num_tx=1,
             num_streams_per_tx=1,
@@ -225,7 +236,7 @@ class OFDMChannel(ChannelLayer):
         )
 
     def build_channel(self, num_symbols: int) -> None:
-        rg = self.resource_grid or self._make_resource_grid()
+        rg = self.resource_grid or self._make_resource_grid(num_symbols)
         data, pilots, pilot_values = grid_positions(rg)
         chosen = symbol_positions(data, num_symbols, self.mapping)
         self.grid = rg
@@ -327,6 +338,15 @@ class OFDMChannel(ChannelLayer):
             h_hat = tf.gather(tf.reshape(h_ls, [batch, -1]), self._used_effective, axis=1)
             err_var = tf.gather(tf.reshape(err_ls, [batch, -1]), self._used_effective, axis=1)
         return equalize(y_used, h_hat, err_var, no_col, self.equalizer)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OFDMChannel:
+        config = dict(config)
+        if "mapping" not in config:
+            # saved before 0.2: keep that grid and mapping, not today's defaults
+            config["mapping"] = "contiguous"
+            config.setdefault("num_resource_blocks", None)
+        return cls(**config)
 
     def get_config(self) -> dict[str, Any]:
         if not isinstance(self.channel_model, str) or self.resource_grid is not None:

@@ -108,7 +108,8 @@ def tdl_covariances(
 
 
 def sampled_covariances(
-    model: ChannelModel, rg: ResourceGrid, num_draws: int = 2048, seed: int = 1234
+    model: ChannelModel, rg: ResourceGrid, num_draws: int = 2048, seed: int = 1234,
+    chunk: int = 128,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Time and frequency covariances of any single-antenna model, from channel draws.
 
@@ -118,13 +119,22 @@ def sampled_covariances(
     rng = sionna_config.tf_rng
     saved = tf.identity(rng.state)
     rng.reset_from_seed(seed)
+    generate = GenerateOFDMChannel(model, rg, normalize_channel=False)
+    r_t = np.zeros([rg.num_ofdm_symbols] * 2, np.complex128)
+    r_f = np.zeros([rg.fft_size] * 2, np.complex128)
     try:
-        h = GenerateOFDMChannel(model, rg, normalize_channel=False)(num_draws)
+        # in chunks: one call materializes [draws, paths, symbols, subcarriers]
+        for _ in range(0, num_draws, chunk):
+            h = np.asarray(generate(chunk), np.complex128).reshape(
+                chunk, rg.num_ofdm_symbols, rg.fft_size
+            )
+            r_f += np.einsum("btf,btg->fg", h, h.conj())
+            r_t += np.einsum("btf,bsf->ts", h, h.conj())
     finally:
         rng.reset(saved)
-    h = np.asarray(h, np.complex128).reshape(num_draws, rg.num_ofdm_symbols, rg.fft_size)
-    r_f = np.einsum("btf,btg->fg", h, h.conj()) / (num_draws * rg.num_ofdm_symbols)
-    r_t = np.einsum("btf,bsf->ts", h, h.conj()) / (num_draws * rg.fft_size)
+    draws = chunk * -(-num_draws // chunk)
+    r_f /= draws * rg.num_ofdm_symbols
+    r_t /= draws * rg.fft_size
     return r_t / np.mean(np.real(np.diag(r_t))), r_f
 
 
@@ -133,12 +143,16 @@ class PilotLMMSEEstimator:
 
     With pilots ``y_p = h_p * p + w`` (unit-modulus ``p``), the estimate at
     the targets is ``E[h_d | y_p] = R_dp (R_pp + no I)^-1 (y_p / p)`` and its
-    error variance ``diag(R_dd - R_dp (R_pp + no I)^-1 R_pd)``, with the
+    error variance ``diag(R_dd - R_dp (R_pp + no I)^-1 R_pd)`` (evaluated
+    without cancellation at high SNR), with the
     channel covariance ``R = R_t (x) R_f`` (time times frequency). One
     eigendecomposition ``R_pp = U diag(lam) U^H`` at construction makes the
     per-example cost ``O(K r + n r)`` for ``K`` pilots, ``n`` targets and the
     rank ``r`` of ``R_pp`` (at most the number of paths times the number of
-    pilot OFDM symbols), whatever the noise variance of each example.
+    pilot OFDM symbols), whatever the noise variance of each example. The
+    decomposition itself costs ``O(K^3)`` once: fine for the default grid
+    (912 pilots), slow for very wide grids (e.g. 273 resource blocks with 4
+    pilot symbols); exploiting the time x frequency structure would fix that.
 
     Parameters
     ----------
@@ -189,18 +203,24 @@ class PilotLMMSEEstimator:
         keep = lam > _RANK_TOL * lam.max()
         lam, u = lam[keep], u[:, keep]
         m = cov(targets, pilots) @ u  # [n, r]
+        m_power = np.abs(m) ** 2
         rdtype = dtype.real_dtype
         # LS (y_p / p = y_p conj(p) for unit-modulus p), then U^H, as one [K, r] matrix
         self._project = tf.constant(u.conj() * pilot_values.conj()[:, None], dtype)
         self._lam = tf.constant(lam, rdtype)
         self._m_t = tf.constant(m.T, dtype)  # [r, n]
-        self._m_power_t = tf.constant((np.abs(m) ** 2).T, rdtype)  # [r, n]
-        self._prior = tf.constant(np.real(np.diag(cov(targets, targets))), rdtype)
+        # err = prior - sum |m|^2 / (lam + no) = floor + sum |m|^2 no / (lam (lam + no)),
+        # floor = prior - sum |m|^2 / lam (the error at no = 0), computed here in
+        # float64: the direct difference cancels catastrophically at high SNR.
+        prior = np.real(np.diag(cov(targets, targets)))
+        floor = np.maximum(prior - m_power @ (1.0 / lam), 0.0)
+        self._floor = tf.constant(floor, rdtype)
+        self._m_power_t = tf.constant((m_power / lam[None, :]).T, rdtype)  # [r, n]
         self.rank = int(lam.size)
 
     def __call__(self, y_pilots: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         inv = 1.0 / (self._lam[None, :] + no[:, None])  # [batch, r]
         z = tf.matmul(y_pilots, self._project) * tf.complex(inv, tf.zeros_like(inv))
         h_hat = tf.matmul(z, self._m_t)
-        err_var = tf.maximum(self._prior[None, :] - tf.matmul(inv, self._m_power_t), 0.0)
+        err_var = self._floor[None, :] + tf.matmul(no[:, None] * inv, self._m_power_t)
         return h_hat, err_var
