@@ -202,7 +202,7 @@ def test_sionna_precision_follows_config():
         assert np.mean(np.abs(to_complex(y) - to_complex(x)) ** 2) < 1e-3
         ofdm = ts.OFDMChannel(num_resource_blocks=4)
         assert ofdm(x, 40.0).dtype == tf.float32
-        assert ofdm._channel.cdtype == tf.complex128
+        assert ofdm._apply.cdtype == tf.complex128
     finally:
         sionna_config.precision = old
 

@@ -7,8 +7,14 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from sionna.phy.channel import ChannelModel, GenerateOFDMChannel, RayleighBlockFading
-from sionna.phy.channel import OFDMChannel as SionnaOFDMChannel
+from sionna.phy.channel import (
+    ApplyOFDMChannel,
+    ChannelModel,
+    GenerateOFDMChannel,
+    RayleighBlockFading,
+    cir_to_ofdm_channel,
+    subcarrier_frequencies,
+)
 from sionna.phy.channel.tr38901 import CDL, TDL, Antenna
 from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid, ResourceGridMapper
 
@@ -64,10 +70,12 @@ class OFDMChannel(ChannelLayer):
     over the whole band and every data OFDM symbol by default, so they see
     the channel's frequency and time selectivity; the other data elements
     carry zeros, and Kronecker pilots (unit-modulus QPSK) fill the OFDM
-    symbols ``pilot_ofdm_symbol_indices``. Sionna's
-    :class:`~sionna.phy.channel.OFDMChannel` applies the frequency response
-    (not normalized per example, so fading is kept; the 3GPP power delay
-    profiles have unit energy) and the noise.
+    symbols ``pilot_ofdm_symbol_indices``. Sionna's ``GenerateOFDMChannel``
+    and ``ApplyOFDMChannel`` (the two halves of its ``OFDMChannel``) apply
+    the frequency response (not normalized per example, so fading is kept;
+    the 3GPP power delay profiles have unit energy) and the noise; at speed 0
+    the response is computed for one OFDM symbol and repeated over the slot,
+    which it equals.
 
     The receiver estimates the channel at the n data elements (perfect CSI,
     or from the pilots: by default the LMMSE estimate ``E[h | pilots]`` from
@@ -257,17 +265,23 @@ class OFDMChannel(ChannelLayer):
                 model, self.delay_spread, self.carrier_frequency, self.speed
             )
         self._mapper = ResourceGridMapper(rg)
+        # Sionna's OFDMChannel, taken apart so that a static channel (our
+        # models at speed 0) is computed for one OFDM symbol and repeated: its
+        # [batch, paths, symbols, subcarriers] intermediate dominates a step.
         # No per-example normalization: it would cancel the fading of narrow
         # grids. The 3GPP power delay profiles already have unit total energy.
-        self._channel = SionnaOFDMChannel(
-            model, rg, normalize_channel=False, return_channel=True
+        self._model = model
+        self._static = isinstance(self.channel_model, str) and self.speed == 0.0
+        self._generate_full = GenerateOFDMChannel(model, rg, normalize_channel=False)
+        self._frequencies = subcarrier_frequencies(
+            rg.fft_size, rg.subcarrier_spacing, self._generate_full.precision
         )
-        self._generate = GenerateOFDMChannel(model, rg, normalize_channel=False)
+        self._apply = ApplyOFDMChannel()
         if self.csi == "ls" and self.interpolation == "lmmse":
             r_t, r_f = self._covariances(model, rg)
             self._lmmse = PilotLMMSEEstimator(
                 r_t, r_f, pilots, pilot_values, self.symbol_positions,
-                dtype=self._channel.cdtype,
+                dtype=self._apply.cdtype,
             )
         elif self.csi == "ls":
             self._estimator = LSChannelEstimator(rg, interpolation_type=self.interpolation)
@@ -290,6 +304,14 @@ class OFDMChannel(ChannelLayer):
                 name[-1].upper(), rg, self.delay_spread, self.carrier_frequency, self.speed
             )
         return sampled_covariances(model, rg)
+
+    def _generate(self, batch_size: Any) -> tf.Tensor:
+        """Frequency responses ``[batch, 1, 1, 1, 1, T, fft]`` (Sionna's layout)."""
+        if not self._static:
+            return self._generate_full(batch_size)
+        a, tau = self._model(batch_size, 1, 1.0 / self.grid.ofdm_symbol_duration)
+        h = cir_to_ofdm_channel(self._frequencies, a, tau, normalize=False)
+        return tf.repeat(h, self.grid.num_ofdm_symbols, axis=-2)
 
     def draw_channel(self, batch_size: int) -> tf.Tensor:
         """Fresh channel realizations at an example's symbols, ``[batch_size, n]`` complex.
@@ -324,7 +346,8 @@ class OFDMChannel(ChannelLayer):
         batch = tf.shape(s)[0]
         data = tf.gather(tf.pad(s, [[0, 0], [0, 1]]), self._scatter, axis=1)
         x_rg = self._mapper(data[:, None, None, :])
-        y, h_freq = self._channel(x_rg, no)
+        h_freq = self._generate(batch)
+        y = self._apply(x_rg, h_freq, no)
         y = tf.reshape(y, [batch, -1])  # [batch, T * fft]
         y_used = tf.gather(y, self._used, axis=1)
         no_col = no[:, None]
