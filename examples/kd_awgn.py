@@ -65,7 +65,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-teacher", action="store_true",
                         help="teacher-free baseline: labels only (alpha = 1), trained on the "
                              "labelled images only, with as many steps as a distilled run")
-    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the label term")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="weight of the label term (few labels: use a small one, e.g. 0.05)")
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--beta", type=float, default=1e-4,
                         help="weight of the rate term (stochastic encoder)")
