@@ -33,10 +33,15 @@ def temper(probs: Any, temperature: float) -> Any:
     return ops.softmax(log_p, axis=-1)
 
 
+def is_labelled(labels: Any) -> Any:
+    """Boolean ``[batch]``: which rows carry a label (unlabelled rows hold a negative one)."""
+    return ops.cast(labels, "int32") >= 0
+
+
 def label_cross_entropy(labels: Any, logits: Any) -> Any:
     """Per-example ``CE(y, softmax(logits))``; 0 where the label is negative (unlabelled)."""
     labels = ops.cast(labels, "int32")
-    known = labels >= 0
+    known = is_labelled(labels)
     safe = ops.where(known, labels, ops.zeros_like(labels))
     ce = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
     return ops.where(known, ce, ops.zeros_like(ce))
@@ -160,7 +165,7 @@ class IBDistillationLoss(keras.losses.Loss):
             )
         ce = label_cross_entropy(y_true[:, 0], y_pred)
         kd = distillation_kl(y_true[:, 1:], y_pred, self.temperature)
-        labelled = ops.cast(ops.cast(y_true[:, 0], "int32") >= 0, ce.dtype)
+        labelled = ops.cast(is_labelled(y_true[:, 0]), ce.dtype)
         batch = ops.cast(ops.shape(ce)[0], ce.dtype)
         scale = batch / ops.maximum(ops.sum(labelled), 1.0)
         return self.alpha * scale * ce + (1.0 - self.alpha) * kd
@@ -240,7 +245,7 @@ class LabelledMean(keras.metrics.Metric):
             raise ValueError("LabelledMean does not take sample_weight.")
         y_true = ops.convert_to_tensor(y_true)
         y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
-        labelled = ops.cast(ops.cast(y_true[:, 0], "int32") >= 0, "float32")
+        labelled = ops.cast(is_labelled(y_true[:, 0]), "float32")
         values = ops.cast(_LABELLED_FNS[self.kind](y_true, y_pred), "float32")
         self.total.assign_add(ops.sum(values * labelled))
         self.count.assign_add(ops.sum(labelled))

@@ -269,5 +269,5 @@ def equalize(
         denom = gain + noise
     else:
         denom = tf.maximum(gain, tf.cast(_GAIN_FLOOR, gain.dtype))
-    x_hat = tf.math.conj(h_hat) * y / tf.complex(denom, tf.zeros_like(denom))
+    x_hat = tf.math.conj(h_hat) * y / tf.cast(denom, y.dtype)
     return x_hat, noise / denom

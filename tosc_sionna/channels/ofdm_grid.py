@@ -220,7 +220,7 @@ class PilotLMMSEEstimator:
 
     def __call__(self, y_pilots: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         inv = 1.0 / (self._lam[None, :] + no[:, None])  # [batch, r]
-        z = tf.matmul(y_pilots, self._project) * tf.complex(inv, tf.zeros_like(inv))
+        z = tf.matmul(y_pilots, self._project) * tf.cast(inv, y_pilots.dtype)
         h_hat = tf.matmul(z, self._m_t)
         err_var = self._floor[None, :] + tf.matmul(no[:, None] * inv, self._m_power_t)
         return h_hat, err_var

@@ -117,9 +117,7 @@ class RayleighBlockFadingChannel(ChannelLayer):
         # mean(y_p) = h + w, w ~ CN(0, no / P): E[h | y_p] = mean(y_p) / (1 + no / P)
         ls_noise = no / self.num_pilots
         shrink = 1.0 / (1.0 + ls_noise)
-        h_hat = tf.reduce_mean(y_pilots, axis=1, keepdims=True) * tf.complex(
-            shrink, tf.zeros_like(shrink)
-        )
+        h_hat = tf.reduce_mean(y_pilots, axis=1, keepdims=True) * tf.cast(shrink, h.dtype)
         return h_hat, ls_noise * shrink
 
     def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
