@@ -21,7 +21,7 @@ from .compression import (
     softmax,
     tempered_kl,
 )
-from .datasets import dataset_digest, load_dataset
+from .datasets import dataset_digest, load_dataset, row_hashes
 from .format import (
     CALIBRATION_ROWS,
     SHARED_TEACHER_ARRAYS,
@@ -162,7 +162,7 @@ def extract(
     rows_per_batch = max(1, int(batch_size) // spec.num_views)
     seeds = view_seeds(seed, indices, spec.num_views)
     static = {"sample_index": indices, "labels": labels[indices].astype(np.int64),
-              "view_seeds": seeds}
+              "view_seeds": seeds, "row_hash": row_hashes(images, labels, indices)}
     if teacher.kind == "encoder":
         teacher.head = _encoder_head(teacher, images[indices], labels[indices], split,
                                      head_from, rows_per_batch, spec.num_classes)
@@ -237,17 +237,19 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
     """The teacher's accuracy on view 0 of this split (from the stored outputs)."""
     if spec.num_classes != dataset_classes:
         return {}  # the teacher's labels are not the dataset's
-    shards = [np.load(writer._shard(s)) for s in range(0, spec.num_samples, writer.batch_rows)]
-    if spec.probs == "topk":
-        top1 = np.concatenate([s["teacher/topk_indices"][:, 0, 0] for s in shards])
-    elif spec.probs == "basis":
-        fitted = basis_arrays(writer.static_arrays)
-        top1 = np.concatenate([
-            decode_basis(s["teacher/basis_coeffs"][:, 0], s["teacher/basis_residuals"][:, 0],
-                         fitted, spec.topk).argmax(-1)
-            for s in shards])
-    else:
-        top1 = np.concatenate([s["teacher/logits"][:, 0].argmax(-1) for s in shards])
+    fitted = basis_arrays(writer.static_arrays) if spec.probs == "basis" else None
+    top1 = []
+    for start in range(0, spec.num_samples, writer.batch_rows):  # one shard in memory at a time
+        with np.load(writer._shard(start)) as shard:
+            if spec.probs == "topk":
+                top1.append(shard["teacher/topk_indices"][:, 0, 0])
+            elif spec.probs == "basis":
+                top1.append(decode_basis(shard["teacher/basis_coeffs"][:, 0],
+                                         shard["teacher/basis_residuals"][:, 0],
+                                         fitted, spec.topk).argmax(-1))
+            else:
+                top1.append(shard["teacher/logits"][:, 0].argmax(-1))
+    top1 = np.concatenate(top1)
     labels = writer.static_arrays["labels"]
     return {"teacher_accuracy": float(np.mean(top1.astype(np.int64) == labels))}
 

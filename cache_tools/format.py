@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ class CacheCorruptError(CacheError):
 
 class CacheMismatchError(CacheError):
     """The cache does not describe the data it is paired with."""
+
+
+class ResumedEnvironmentWarning(UserWarning):
+    """An extraction was resumed with other library versions, device or thread count."""
 
 
 @dataclass
@@ -220,8 +225,10 @@ class CacheWriter:
         static_arrays: dict[str, np.ndarray],
         batch_rows: int,
         overwrite: bool = False,
+        environment: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.environment = dict(environment or {})
         self.spec = spec
         self.batch_rows = int(batch_rows)
         self.stage = staging_dir(self.path)
@@ -241,6 +248,17 @@ class CacheWriter:
                     "settings: " + "; ".join(differs) + ". Run it again with the same "
                     f"settings to resume, or delete {self.stage} to start over."
                 )
+            first = stored.get("environment", {})
+            if self.environment and first and first != self.environment:
+                warnings.warn(
+                    f"Resuming {self.stage} in another environment than it was started in ("
+                    + "; ".join(_spec_differences(first, self.environment)) + "): rows "
+                    "computed before and after may differ in their last bits. Delete the "
+                    "folder and extract again for a cache made in one environment.",
+                    ResumedEnvironmentWarning, stacklevel=2,
+                )
+                stored.setdefault("resumed_in", []).append(self.environment)
+                _atomic_write(manifest, json.dumps(stored))
         else:
             if self.stage.exists():
                 shutil.rmtree(self.stage)  # no manifest: nothing was ever stored
@@ -248,7 +266,8 @@ class CacheWriter:
             _atomic_savez(self.stage / "index.npz", **static_arrays)
             _atomic_write(
                 manifest,
-                json.dumps({"spec": json.loads(spec.to_json()), "batch_rows": self.batch_rows}),
+                json.dumps({"spec": json.loads(spec.to_json()), "batch_rows": self.batch_rows,
+                            "environment": self.environment}),
             )
         self.static_arrays = dict(np.load(self.stage / "index.npz"))
 
