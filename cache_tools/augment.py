@@ -21,16 +21,144 @@ def view_seeds(base_seed: int, sample_indices: np.ndarray, num_views: int) -> np
     """``[N, V]`` uint64 seeds; column 0 is 0 (the unaugmented view).
 
     Seeds depend on (base_seed, dataset index, view) only, so a subset or a
-    resumed run draws the same views.
+    resumed run draws the same views. Seed ``[i, v]`` for ``v >= 1`` is
+    ``np.random.SeedSequence([base_seed, sample_indices[i], v])
+    .generate_state(1, dtype=np.uint64)[0]``, computed here for all rows at
+    once (bit-identical; see :func:`_view_seeds_vectorized`).
     """
     sample_indices = np.asarray(sample_indices, dtype=np.int64)
     seeds = np.zeros((len(sample_indices), num_views), dtype=np.uint64)
-    for view in range(1, num_views):
-        for row, index in enumerate(sample_indices):
+    if num_views <= 1 or len(sample_indices) == 0:
+        return seeds
+    if sample_indices.ndim != 1:  # not a list of indices: the loop decides (and raises)
+        return _view_seeds_loop(seeds, base_seed, sample_indices, range(len(sample_indices)),
+                                range(1, num_views))
+    base_seed = int(base_seed)
+    fast_views = min(num_views, _UINT32_LIMIT)  # views below 2**32 take one entropy word
+    if base_seed < 0:
+        fast = np.zeros(len(sample_indices), dtype=bool)
+    else:
+        fast = sample_indices >= 0
+    slow_rows = np.flatnonzero(~fast)
+    if len(slow_rows):  # negative values: SeedSequence itself raises
+        _view_seeds_loop(seeds, base_seed, sample_indices, slow_rows, range(1, num_views))
+    if fast_views < num_views:  # 2**32 views or more: never in practice
+        _view_seeds_loop(seeds, base_seed, sample_indices, np.flatnonzero(fast),
+                         range(fast_views, num_views))
+    rows = np.flatnonzero(fast)
+    if len(rows) and fast_views > 1:
+        seeds[rows, 1:fast_views] = _view_seeds_vectorized(
+            base_seed, sample_indices[rows], np.arange(1, fast_views, dtype=np.int64)
+        )
+    return seeds
+
+
+def _view_seeds_loop(seeds: np.ndarray, base_seed: int, sample_indices: np.ndarray,
+                     rows: Any, views: Any) -> np.ndarray:
+    """The reference: one ``SeedSequence`` per (row, view); fills ``seeds`` in place."""
+    for view in views:
+        for row in rows:
             seeds[row, view] = np.random.SeedSequence(
-                [int(base_seed), int(index), view]
+                [int(base_seed), int(sample_indices[row]), view]
             ).generate_state(1, dtype=np.uint64)[0]
     return seeds
+
+
+# NumPy's SeedSequence (numpy/random/bit_generator.pyx, O'Neill's seed_seq
+# alternative): hash and mix constants, and the default 128-bit pool.
+_INIT_A = 0x43B0D7E5
+_MULT_A = 0x931E8875
+_INIT_B = 0x8B51F9DD
+_MULT_B = 0x58F38DED
+_MIX_MULT_L = 0xCA01F9DD
+_MIX_MULT_R = 0x4973F715
+_XSHIFT = 16
+_POOL_SIZE = 4
+_MASK32 = 0xFFFFFFFF
+_UINT32_LIMIT = 2**32
+_CHUNK_ELEMENTS = 1 << 16  # (row, view) pairs per block: the temporaries stay in cache
+
+
+def _int_words(value: int) -> list[int]:
+    """A non-negative int as SeedSequence coerces it: uint32 words, lowest first; 0 -> [0]."""
+    words = [value & _MASK32]
+    value >>= 32
+    while value > 0:
+        words.append(value & _MASK32)
+        value >>= 32
+    return words
+
+
+def _hash_consts(init: int, mult: int, count: int) -> list[int]:
+    """The multipliers hashmix uses, in order: init*mult, init*mult**2, ... (mod 2**32)."""
+    consts, h = [], init
+    for _ in range(count):
+        h = (h * mult) & _MASK32
+        consts.append(h)
+    return consts
+
+
+def _hashmix(value: np.ndarray, before: int, after: int) -> np.ndarray:
+    value = (value ^ np.uint32(before)) * np.uint32(after)
+    return value ^ (value >> np.uint32(_XSHIFT))
+
+
+def _mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    result = np.uint32(_MIX_MULT_L) * x - np.uint32(_MIX_MULT_R) * y
+    return result ^ (result >> np.uint32(_XSHIFT))
+
+
+def _seed_sequence_uint64(entropy: list[np.ndarray]) -> np.ndarray:
+    """``SeedSequence(words).generate_state(1, np.uint64)[0]`` element-wise.
+
+    ``entropy`` holds the assembled uint32 entropy words, each a uint32 array
+    (all broadcastable to one shape): word ``k`` of every element's entropy.
+    """
+    extra = max(0, len(entropy) - _POOL_SIZE)
+    n_hash = _POOL_SIZE * _POOL_SIZE + extra * _POOL_SIZE  # fill 4, cross-mix 12, fold 4 each
+    consts = _hash_consts(_INIT_A, _MULT_A, n_hash)
+    # hash_const before and after each hashmix call
+    steps = iter(zip([_INIT_A] + consts[:-1], consts, strict=True))
+
+    def hashmix(value: np.ndarray) -> np.ndarray:
+        return _hashmix(value, *next(steps))
+
+    zero = np.zeros((1,) * entropy[0].ndim, dtype=np.uint32)
+    # mix_entropy: fill the pool (with zeros past the entropy), mix all pool
+    # words together, then fold in any entropy beyond the pool.
+    pool = [hashmix(entropy[i] if i < len(entropy) else zero) for i in range(_POOL_SIZE)]
+    for src in range(_POOL_SIZE):
+        for dst in range(_POOL_SIZE):
+            if src != dst:
+                pool[dst] = _mix(pool[dst], hashmix(pool[src]))
+    for src in range(_POOL_SIZE, len(entropy)):
+        for dst in range(_POOL_SIZE):
+            pool[dst] = _mix(pool[dst], hashmix(entropy[src]))
+    # generate_state(1, uint64): two uint32 words from the cycled pool, the
+    # first one the low half (assembled little-endian).
+    out_consts = _hash_consts(_INIT_B, _MULT_B, 2)
+    low = _hashmix(pool[0], _INIT_B, out_consts[0]).astype(np.uint64)
+    high = _hashmix(pool[1], out_consts[0], out_consts[1]).astype(np.uint64)
+    return low | (high << np.uint64(32))
+
+
+def _view_seeds_vectorized(base_seed: int, indices: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """``[len(indices), len(views)]`` seeds for ``base_seed >= 0``, ``indices >= 0``
+    (int64) and ``1 <= views < 2**32``: the SeedSequence mixing in uint32 arrays."""
+    base_words = [np.full((1, 1), w, dtype=np.uint32) for w in _int_words(base_seed)]
+    view_words = [views.astype(np.uint32)[None, :]]
+    out = np.empty((len(indices), len(views)), dtype=np.uint64)
+    small = indices < _UINT32_LIMIT  # one entropy word; the rest take two (int64 < 2**64)
+    block = max(1, _CHUNK_ELEMENTS // len(views))
+    for one_word, rows in ((True, np.flatnonzero(small)), (False, np.flatnonzero(~small))):
+        for start in range(0, len(rows), block):
+            part = rows[start:start + block]
+            idx = indices[part][:, None]
+            index_words = [(idx & _MASK32).astype(np.uint32)]
+            if not one_word:
+                index_words.append((idx >> 32).astype(np.uint32))
+            out[part] = _seed_sequence_uint64(base_words + index_words + view_words)
+    return out
 
 
 def check_augmentation(config: dict[str, Any]) -> dict[str, Any]:
