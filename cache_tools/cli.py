@@ -1,5 +1,8 @@
 """``tosc-cache``: extract, inspect and verify teacher caches.
 
+Extraction runs in one process, or in several launched by ``torchrun
+--nproc_per_node N -m cache_tools extract ...`` (see ``cache_tools.extract``).
+
 Exit codes: 0 success; 1 the cache is invalid, incomplete, corrupted or does
 not match the data; 2 bad usage or missing input (model, dataset, file). Any
 other exception is a bug: it propagates with its traceback (the interpreter
@@ -80,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--features", nargs="?", const="float16", choices=["float16", "int8"],
                     help="also store pooled teacher features (float16, or int8 + row scale)")
     ex.add_argument("--batch-size", type=int, default=64, help="images per teacher forward")
-    ex.add_argument("--device", default="cpu", help="cpu or cuda")
+    ex.add_argument("--device", default="cpu",
+                    help="cpu or cuda (under torchrun, cuda is each process's cuda:LOCAL_RANK)")
     ex.add_argument("--image-size", type=int, help="teacher input size (default: processor's)")
     ex.add_argument("--kind", default="auto", choices=["auto", "classifier", "clip", "encoder"])
     ex.add_argument("--head-from", help="train-split cache whose fitted head an encoder uses")
@@ -152,8 +156,9 @@ def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
     cache = TeacherCache(path, check_integrity=False)
     spec = cache.spec
     rows = spec.num_samples * spec.num_views
-    arrays = {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in cache.arrays.items()}
-    teacher_bytes = sum(a.nbytes for n, a in cache.arrays.items() if n.startswith("teacher/"))
+    arrays = {n: {"shape": list(shape), "dtype": str(dtype)}
+              for n, (shape, dtype) in cache.layout.items()}
+    teacher_bytes = cache.stored_bytes
     out = {
         "file": str(path),
         "format_version": cache.attrs["format_version"],
@@ -252,24 +257,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 progress.close()
-            if not args.quiet:
+            if not args.quiet and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 writes
                 print(f"wrote {path}", file=sys.stderr)
         elif args.command == "info":
             info = _info(args.file, args.temperature)
             print(json.dumps(info, indent=2)) if args.json else _print_info(info)
         else:
-            from .datasets import dataset_digest, load_dataset
-            from .format import CacheMismatchError, TeacherCache
+            from .datasets import load_dataset
+            from .format import TeacherCache
 
-            cache = TeacherCache(args.file, check_integrity=True)
+            cache = TeacherCache(args.file, check_integrity="full")
             images, labels, _ = load_dataset(args.dataset, args.split, args.data_dir)
-            if cache.sample_index.max() >= len(images):
-                raise CacheMismatchError(
-                    f"{args.file} indexes samples up to {int(cache.sample_index.max())}, but "
-                    f"{args.dataset}/{args.split} has only {len(images)}."
-                )
-            cache.check_matches(args.dataset, args.split,
-                                dataset_digest(images, labels, cache.sample_index))
+            cache.check_data(args.dataset, args.split, images, labels, rows="all")
             print(f"{args.file}: OK ({cache.num_samples:,} samples x {cache.num_views} views, "
                   f"integrity and {args.dataset}/{args.split} match verified)")
     except CacheError as err:

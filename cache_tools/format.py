@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,21 @@ from .compression import (
 )
 
 FORMAT_NAME = "tosc-teacher-cache"
-#: Version written for ``topk`` and ``logits`` caches; ``basis`` caches (new
-#: arrays an older reader cannot use) are written as version 2.
-FORMAT_VERSION = 1
-BASIS_FORMAT_VERSION = 2
-READ_VERSIONS = (1, 2)
+#: Version written by this tool (every compression): version 3 adds the per-row
+#: content hashes ``row_hash``, HDF5 chunk checksums and the ``environment``.
+#: Version 1 (``topk``/``logits``) and 2 (``basis``) caches are still read.
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 #: Logit rows (first samples, all their views) from which a ``basis`` is fitted.
 CALIBRATION_ROWS = 2048
+#: Rows per HDF5 chunk (fewer for wide rows: a chunk stays near CHUNK_BYTES).
 CHUNK_ROWS = 1024
+CHUNK_BYTES = 4 << 20
+#: Rows whose content hash the reader compares with the data by default.
+SAMPLE_ROWS = 1024
+#: Compressed teacher outputs up to this size are held in memory by a reader;
+#: larger ones are read from the file per batch.
+RESIDENT_BYTES = 2 << 30
 
 
 #: Teacher arrays stored once per cache (with the row-independent arrays), not per row.
@@ -115,6 +123,9 @@ class CacheSpec:
     teacher_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     rank: int = 0
+    #: The file layout version (not part of the provenance: a reader sets it
+    #: from the file; the writer always writes :data:`FORMAT_VERSION`).
+    format_version: int = field(default=FORMAT_VERSION, compare=False)
 
     def __post_init__(self) -> None:
         if self.probs not in PROB_METHODS:
@@ -144,19 +155,16 @@ class CacheSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    @property
-    def format_version(self) -> int:
-        return BASIS_FORMAT_VERSION if self.probs == "basis" else FORMAT_VERSION
-
     def to_json(self) -> str:
         fields = asdict(self)
+        del fields["format_version"]
         if not self.rank:
-            del fields["rank"]  # version-1 caches keep their version-1 spec
+            del fields["rank"]  # topk and logits specs keep their version-1 form
         return json.dumps(fields, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> CacheSpec:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, format_version: int = FORMAT_VERSION) -> CacheSpec:
+        return cls(**json.loads(text), format_version=int(format_version))
 
     def array_layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """Name -> (shape, dtype) of every array the cache stores."""
@@ -166,6 +174,8 @@ class CacheSpec:
             "labels": ((n,), np.dtype(np.int64)),
             "view_seeds": ((n, v), np.dtype(np.uint64)),
         }
+        if self.format_version >= 3:
+            layout["row_hash"] = ((n,), np.dtype(np.uint64))
         if self.probs == "topk":
             layout["teacher/topk_values"] = ((n, v, self.topk), np.dtype(np.float16))
             layout["teacher/topk_indices"] = ((n, v, self.topk), index_dtype(c))
@@ -239,6 +249,12 @@ class CacheWriter:
         manifest = self.stage / "manifest.json"
         if manifest.exists():
             stored = json.loads(manifest.read_text())
+            if stored.get("format_version", 1) != FORMAT_VERSION:
+                raise CacheMismatchError(
+                    f"The interrupted extraction in {self.stage} was started by a tool writing "
+                    f"cache format {stored.get('format_version', '1 or 2')}; this one writes "
+                    f"version {FORMAT_VERSION}. Delete {self.stage} and extract again."
+                )
             differs = _spec_differences(stored["spec"], json.loads(spec.to_json()))
             if stored.get("batch_rows") != self.batch_rows:
                 differs.append(f"batch_rows: {stored.get('batch_rows')} != {self.batch_rows}")
@@ -267,25 +283,42 @@ class CacheWriter:
             _atomic_write(
                 manifest,
                 json.dumps({"spec": json.loads(spec.to_json()), "batch_rows": self.batch_rows,
-                            "environment": self.environment}),
+                            "format_version": FORMAT_VERSION, "environment": self.environment}),
             )
-        self.static_arrays = dict(np.load(self.stage / "index.npz"))
+        with np.load(self.stage / "index.npz") as index:
+            self.static_arrays = dict(index)
+        self._scan()
 
     def _shard(self, start: int) -> Path:
         return self.stage / f"rows-{start:09d}.npz"
 
+    def _scan(self) -> None:
+        # one directory listing at start; afterwards write() keeps the count, so
+        # per-batch bookkeeping does not grow with the number of shards done
+        names = {entry.name for entry in os.scandir(self.stage)}
+        self._done = {start for start in range(0, self.spec.num_samples, self.batch_rows)
+                      if self._shard(start).name in names}
+        self._rows_done = sum(self._rows(start) for start in self._done)
+
+    def _rows(self, start: int) -> int:
+        return min(start + self.batch_rows, self.spec.num_samples) - start
+
     def pending(self) -> list[tuple[int, int]]:
-        """Row ranges ``[start, stop)`` not yet written, in order."""
+        """Row ranges ``[start, stop)`` not yet written, in order.
+
+        Shards written by other processes since this writer was opened (a
+        multi-process extraction) are seen after :meth:`refresh`.
+        """
         n = self.spec.num_samples
-        return [
-            (start, min(start + self.batch_rows, n))
-            for start in range(0, n, self.batch_rows)
-            if not self._shard(start).exists()
-        ]
+        return [(start, min(start + self.batch_rows, n))
+                for start in range(0, n, self.batch_rows) if start not in self._done]
+
+    def refresh(self) -> None:
+        """Re-list the staging folder (shards written by other processes)."""
+        self._scan()
 
     def rows_done(self) -> int:
-        n = self.spec.num_samples
-        return n - sum(stop - start for start, stop in self.pending())
+        return self._rows_done
 
     def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
         """Store the teacher outputs of rows ``[start, start + batch_rows)``.
@@ -296,8 +329,9 @@ class CacheWriter:
         temperatures :data:`~cache_tools.compression.FIDELITY_TEMPERATURES`
         (tau = 1 first), summarized in the attributes at finalization.
         """
-        if start % self.batch_rows:
-            raise ValueError(f"start {start} is not a multiple of batch_rows {self.batch_rows}.")
+        if start % self.batch_rows or not 0 <= start < self.spec.num_samples:
+            raise ValueError(f"start {start} is not a multiple of batch_rows {self.batch_rows} "
+                             f"in [0, {self.spec.num_samples}).")
         stop = min(start + self.batch_rows, self.spec.num_samples)
         layout = self.spec.array_layout()
         for name in self.spec.row_arrays():
@@ -310,40 +344,80 @@ class CacheWriter:
                 )
         keep = self.spec.row_arrays() + (["compression_kl"] if "compression_kl" in arrays else [])
         _atomic_savez(self._shard(start), **{k: arrays[k] for k in keep})
+        if start not in self._done:
+            self._done.add(start)
+            self._rows_done += stop - start
 
     def finalize(self, attrs: dict[str, Any] | None = None) -> Path:
-        """Assemble the HDF5 file (digests, ``complete=True``) and remove the staging folder."""
+        """Stream the shards into the HDF5 file (digests, ``complete=True``), then
+        remove the staging folder.
+
+        Memory stays near one HDF5 chunk of rows and one shard is open at a
+        time. The file is written as ``FILE.tmp`` and renamed when complete; a
+        kill during finalization leaves the staging folder intact, and running
+        the extraction again finalizes again.
+        """
+        self.refresh()
         if self.pending():
             raise CacheIncompleteError(
                 f"Cannot finalize {self.path}: rows {self.pending()[0]} and on are missing."
             )
         layout = self.spec.array_layout()
-        row_arrays = self.spec.row_arrays()
-        data = {name: self.static_arrays[name] for name in layout if name not in row_arrays}
-        shards = [np.load(self._shard(s)) for s in range(0, self.spec.num_samples, self.batch_rows)]
-        for name in row_arrays:
-            data[name] = np.concatenate([shard[name] for shard in shards])
-        if shards and all("compression_kl" in shard for shard in shards):
-            attrs = {**(attrs or {}), **_fidelity_attrs(
-                [shard["compression_kl"] for shard in shards])}
+        row_names = self.spec.row_arrays()
+        static_names = [name for name in layout if name not in row_names]
+        missing = [name for name in static_names if name not in self.static_arrays]
+        if missing:
+            raise CacheError(f"{self.stage}/index.npz lacks {missing}: delete {self.stage} and "
+                             "extract again.")
+        manifest = json.loads((self.stage / "manifest.json").read_text())
+        n = self.spec.num_samples
+        chunk_rows = _chunk_rows(layout, row_names)
+        digests = {name: _Digest(*layout[name]) for name in layout}
+        fidelity = _FidelitySummary()
         tmp = self.path.with_name(self.path.name + ".tmp")
         with h5py.File(tmp, "w") as f:
+            datasets = {}
             for name, (shape, dtype) in layout.items():
-                array = np.asarray(data[name]).astype(dtype, copy=False)
+                rows = chunk_rows if name in row_names else min(CHUNK_ROWS, shape[0])
+                datasets[name] = f.create_dataset(
+                    name, shape=shape, dtype=dtype, chunks=(min(rows, shape[0]),) + shape[1:],
+                    compression="gzip", compression_opts=4, shuffle=True, fletcher32=True,
+                )
+            for name in static_names:
+                shape, dtype = layout[name]
+                array = np.asarray(self.static_arrays[name]).astype(dtype, copy=False)
                 if array.shape != shape:
                     raise CacheError(f"{name} has shape {array.shape}, expected {shape}.")
-                chunks = (min(CHUNK_ROWS, shape[0]),) + shape[1:]
-                f.create_dataset(
-                    name, data=array, chunks=chunks, compression="gzip",
-                    compression_opts=4, shuffle=True,
-                )
+                datasets[name][...] = array
+                digests[name].update(array)
+            # shards are buffered up to whole chunks so that each chunk is compressed once
+            buffer: dict[str, list[np.ndarray]] = {name: [] for name in row_names}
+            buffered, written = 0, 0
+            for start in range(0, n, self.batch_rows):
+                with np.load(self._shard(start)) as shard:
+                    for name in row_names:
+                        buffer[name].append(shard[name])
+                    fidelity.add(shard["compression_kl"] if "compression_kl" in shard else None)
+                buffered += self._rows(start)
+                last = start + self.batch_rows >= n
+                if buffered >= chunk_rows or last:
+                    take = buffered if last else buffered - buffered % chunk_rows
+                    for name in row_names:
+                        block = np.concatenate(buffer[name])
+                        datasets[name][written : written + take] = block[:take]
+                        digests[name].update(block[:take])
+                        buffer[name] = [block[take:]] if take < len(block) else []
+                    written += take
+                    buffered -= take
             root_attrs = spec_attrs(self.spec)
+            root_attrs.update(fidelity.attrs())
             root_attrs.update(attrs or {})
+            if manifest.get("environment"):
+                root_attrs["environment"] = json.dumps(manifest["environment"], sort_keys=True)
+            if manifest.get("resumed_in"):
+                root_attrs["resumed_in"] = json.dumps(manifest["resumed_in"], sort_keys=True)
             root_attrs["digests"] = json.dumps(
-                {name: array_digest(np.asarray(data[name]).astype(layout[name][1], copy=False))
-                 for name in layout},
-                sort_keys=True,
-            )
+                {name: digest.hexdigest() for name, digest in digests.items()}, sort_keys=True)
             root_attrs["complete"] = True
             for key, value in root_attrs.items():
                 f.attrs[key] = value
@@ -352,26 +426,63 @@ class CacheWriter:
         return self.path
 
 
-def _fidelity_attrs(kls: list[np.ndarray]) -> dict[str, Any]:
-    """Root attributes summarizing the reconstruction KL of every row and view.
+def _chunk_rows(layout: dict[str, tuple[tuple[int, ...], np.dtype]], row_names: list[str]) -> int:
+    """Rows per chunk of the row arrays: CHUNK_ROWS, fewer for wide rows."""
+    widest = max((int(np.prod(layout[name][0][1:])) * layout[name][1].itemsize
+                  for name in row_names), default=1)
+    return max(1, min(CHUNK_ROWS, CHUNK_BYTES // max(widest, 1)))
 
-    ``kls`` are ``[rows, views, T]`` at :data:`FIDELITY_TEMPERATURES` (or
-    ``[rows, views]`` at tau = 1, from shards of older versions).
-    """
-    if any(kl.ndim == 2 for kl in kls):
-        kl1 = np.concatenate([kl if kl.ndim == 2 else kl[..., 0] for kl in kls])
-        return {"compression_kl_mean": float(kl1.mean()), "compression_kl_max": float(kl1.max())}
-    kl = np.concatenate(kls)
-    by_tau = {}
-    for j, tau in enumerate(FIDELITY_TEMPERATURES):
-        by_tau[format_temperature(tau)] = {
-            "kl_mean": float(kl[..., j].mean()), "kl_max": float(kl[..., j].max()),
-            "scaled_kl_mean": float(tau**2 * kl[..., j].mean()),
-            "scaled_kl_max": float(tau**2 * kl[..., j].max()),
-        }
-    first = by_tau[format_temperature(FIDELITY_TEMPERATURES[0])]
-    return {"compression_kl_mean": first["kl_mean"], "compression_kl_max": first["kl_max"],
-            "compression_fidelity": json.dumps(by_tau, sort_keys=True)}
+
+class _Digest:
+    """:func:`array_digest` computed incrementally over consecutive row blocks."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.hash = hashlib.sha256(f"{self.dtype.str}{tuple(shape)}".encode())
+
+    def update(self, block: np.ndarray) -> None:
+        self.hash.update(np.ascontiguousarray(block.astype(self.dtype, copy=False)).tobytes())
+
+    def hexdigest(self) -> str:
+        return self.hash.hexdigest()
+
+
+class _FidelitySummary:
+    """Running mean and max over rows and views of the reconstruction KL that
+    shards record (``[rows, views, T]`` at FIDELITY_TEMPERATURES; ``[rows, views]``
+    at tau = 1 from shards of older versions), as root attributes."""
+
+    def __init__(self) -> None:
+        self.sums = np.zeros(len(FIDELITY_TEMPERATURES))
+        self.maxima = np.full(len(FIDELITY_TEMPERATURES), -np.inf)
+        self.count = 0
+        self.missing = self.tau1_only = False
+
+    def add(self, kl: np.ndarray | None) -> None:
+        if kl is None:
+            self.missing = True
+            return
+        kl = (kl[..., None] if kl.ndim == 2 else kl).astype(np.float64)
+        kl = kl.reshape(-1, kl.shape[-1])
+        width = min(kl.shape[-1], len(self.sums))
+        self.tau1_only |= width < len(self.sums)
+        self.sums[:width] += kl[:, :width].sum(0)
+        self.maxima[:width] = np.maximum(self.maxima[:width], kl[:, :width].max(0))
+        self.count += len(kl)
+
+    def attrs(self) -> dict[str, Any]:
+        if self.missing or not self.count:
+            return {}
+        means = self.sums / self.count
+        out: dict[str, Any] = {"compression_kl_mean": float(means[0]),
+                               "compression_kl_max": float(self.maxima[0])}
+        if not self.tau1_only:
+            out["compression_fidelity"] = json.dumps({format_temperature(tau): {
+                "kl_mean": float(means[j]), "kl_max": float(self.maxima[j]),
+                "scaled_kl_mean": float(tau**2 * means[j]),
+                "scaled_kl_max": float(tau**2 * self.maxima[j]),
+            } for j, tau in enumerate(FIDELITY_TEMPERATURES)}, sort_keys=True)
+        return out
 
 
 def spec_attrs(spec: CacheSpec) -> dict[str, Any]:
@@ -407,16 +518,38 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+INTEGRITY_CHECKS = ("none", "quick", "full")
+
+
 class TeacherCache:
     """A finalized cache, opened and checked (format, version, completeness).
 
-    ``TeacherCache(path, check_integrity=True)`` also recomputes every
-    array's digest and refuses a cache whose contents changed. Arrays are
-    loaded into memory (a cache is a few MB).
+    Opening reads the attributes, checks every array's shape and dtype, and
+    loads the row-independent arrays (sample index, labels, view seeds, row
+    hashes, a basis or head). The compressed teacher outputs are held in
+    memory as stored (never expanded to ``[N, V, C]``) when they fit in
+    ``resident_bytes``, else read from the file for the rows asked;
+    :meth:`teacher_probs` reconstructs distributions only for those rows.
+
+    ``check_integrity`` chooses what is hashed on opening: ``"quick"``
+    (default) the digests of the arrays loaded into memory on opening (and, for caches
+    before version 3, of everything: those files are small and have no chunk
+    checksums); the teacher outputs of a version-3 file are covered by HDF5
+    chunk checksums verified on every read. ``"full"`` (or ``True``, as
+    ``tosc-cache verify``) recomputes every digest, streaming; ``"none"`` (or
+    ``False``) skips the digests.
     """
 
-    def __init__(self, path: str | os.PathLike, check_integrity: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike, check_integrity: bool | str = "quick",
+        resident_bytes: int = RESIDENT_BYTES,
+    ) -> None:
         self.path = Path(path)
+        level = (("full" if check_integrity else "none") if isinstance(check_integrity, bool)
+                 else check_integrity)
+        if level not in INTEGRITY_CHECKS:
+            raise ValueError(f"check_integrity must be a bool or one of {INTEGRITY_CHECKS}; "
+                             f"got {check_integrity!r}.")
         if not self.path.exists():
             stage = staging_dir(self.path)
             if stage.exists():
@@ -425,12 +558,23 @@ class TeacherCache:
                     "extraction: run the same `tosc-cache extract` command again to finish it."
                 )
             raise FileNotFoundError(f"No teacher cache at {self.path}.")
+        self._handle: h5py.File | None = None
+        self._pid = -1
         try:
-            with h5py.File(self.path, "r") as f:
-                self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
-                names: list[str] = []
-                f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-                self.arrays = {name: f[name][()] for name in names}
+            self._open(level, resident_bytes)
+        except BaseException:
+            self.close()
+            raise
+        if len(self._resident) == len(self.layout):
+            self.close()  # everything is in memory: do not hold the file open
+
+    def _open(self, level: str, resident_bytes: int) -> None:
+        try:
+            f = self._file()
+            self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
+            stored = {}
+            f.visititems(lambda n, o: stored.__setitem__(n, (o.shape, o.dtype))
+                         if isinstance(o, h5py.Dataset) else None)
         except OSError as err:
             raise CacheFormatError(
                 f"{self.path} is not a readable HDF5 file ({err}); it may be truncated or "
@@ -447,28 +591,93 @@ class TeacherCache:
             )
         if not self.attrs.get("complete", False):
             raise CacheIncompleteError(f"{self.path} is not marked complete.")
-        self.spec = CacheSpec.from_json(self.attrs["spec"])
-        layout = self.spec.array_layout()
-        for name, (shape, dtype) in layout.items():
-            if name not in self.arrays:
+        self.spec = CacheSpec.from_json(self.attrs["spec"], format_version=version)
+        self.layout = self.spec.array_layout()
+        for name, (shape, dtype) in self.layout.items():
+            if name not in stored:
                 raise CacheCorruptError(f"{self.path} lacks the array {name!r}.")
-            if self.arrays[name].shape != shape or self.arrays[name].dtype != dtype:
+            if stored[name] != (shape, dtype):
                 raise CacheCorruptError(
-                    f"{self.path}: {name} is {self.arrays[name].shape} {self.arrays[name].dtype}, "
+                    f"{self.path}: {name} is {stored[name][0]} {stored[name][1]}, "
                     f"expected {shape} {dtype}."
                 )
-        if check_integrity:
+        row_names = self.spec.row_arrays()
+        row_bytes = sum(int(np.prod(self.layout[n][0])) * self.layout[n][1].itemsize
+                        for n in row_names)
+        resident = [n for n in self.layout if n not in row_names or row_bytes <= resident_bytes]
+        try:
+            self._resident = {name: f[name][()] for name in resident}
+        except OSError as err:  # a chunk checksum failed
+            raise CacheCorruptError(f"{self.path}: {err}; the file is corrupted: extract it "
+                                    "again.") from err
+        if level == "full" or (level == "quick" and version < 3):
             self.check_integrity()
+        elif level == "quick":
+            self.check_integrity(resident_only=True)
 
-    def check_integrity(self) -> None:
+    def _file(self) -> h5py.File:
+        # one handle per process: h5py handles do not survive fork (reader workers)
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle
+
+    def close(self) -> None:
+        """Close the file (it is reopened if rows are read again)."""
+        if getattr(self, "_handle", None) is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __enter__(self) -> TeacherCache:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_handle"] = None
+        return state
+
+    def check_integrity(self, resident_only: bool = False) -> None:
+        """Recompute the digests (streaming for arrays not held in memory)."""
         digests = json.loads(self.attrs.get("digests", "{}"))
-        for name in self.spec.array_layout():
-            if digests.get(name) != array_digest(self.arrays[name]):
+        for name, (shape, dtype) in self.layout.items():
+            if name in self._resident:
+                digest = array_digest(self._resident[name])
+            elif resident_only:
+                continue
+            else:
+                running, dataset = _Digest(shape, dtype), self._file()[name]
+                step = dataset.chunks[0] if dataset.chunks else CHUNK_ROWS
+                for start in range(0, shape[0], step):
+                    running.update(self._read(name, slice(start, start + step)))
+                digest = running.hexdigest()
+            if digests.get(name) != digest:
                 raise CacheCorruptError(
                     f"{self.path}: the contents of {name!r} differ from the digest recorded "
                     "when the cache was finalized; the file was altered or corrupted. "
                     "Extract it again."
                 )
+
+    def _read(self, name: str, rows: Any) -> np.ndarray:
+        """``array[rows]`` from memory or the file (rows: a slice or an int array)."""
+        if name in self._resident:
+            return self._resident[name][rows]
+        dataset = self._file()[name]
+        try:
+            if isinstance(rows, slice):
+                return dataset[rows]
+            rows = np.asarray(rows, dtype=np.int64)
+            # h5py reads increasing unique indices; map back to the order asked
+            unique, inverse = np.unique(rows, return_inverse=True)
+            return dataset[unique][inverse.reshape(rows.shape)]
+        except OSError as err:
+            raise CacheCorruptError(f"{self.path}: reading {name} failed ({err}); the file is "
+                                    "corrupted: extract it again.") from err
 
     # -- contents ---------------------------------------------------------------
 
@@ -485,68 +694,139 @@ class TeacherCache:
         return self.spec.num_classes
 
     @property
+    def arrays(self) -> Mapping[str, np.ndarray]:
+        """Every stored array by name (read in full on access if not held in memory)."""
+        return _CacheArrays(self)
+
+    @property
     def sample_index(self) -> np.ndarray:
-        return self.arrays["sample_index"]
+        return self._resident["sample_index"]
 
     @property
     def labels(self) -> np.ndarray:
-        return self.arrays["labels"]
+        return self._resident["labels"]
 
     @property
     def view_seeds(self) -> np.ndarray:
-        return self.arrays["view_seeds"]
+        return self._resident["view_seeds"]
+
+    @property
+    def stored_bytes(self) -> int:
+        """Uncompressed bytes of the stored teacher outputs (as stored, not expanded)."""
+        return sum(int(np.prod(shape)) * dtype.itemsize
+                   for name, (shape, dtype) in self.layout.items() if name.startswith("teacher/"))
 
     def teacher_probs(self, rows: Any = slice(None), views: Any = None) -> np.ndarray:
         """Reconstructed teacher distribution ``[rows, (views,) C]`` (float32).
 
-        ``views`` None gives all views; an int array (one per row) picks a view
-        per row.
+        ``rows`` is a slice or an int array; ``views`` None gives all views,
+        an int array (one per row) picks a view per row. Only those rows are
+        read and decoded.
         """
-        def pick(a: np.ndarray) -> np.ndarray:
-            a = a[rows]
+        def pick(name: str) -> np.ndarray:
+            a = self._read(name, rows)
             if views is None:
                 return a
             return a[np.arange(len(a)), np.asarray(views)]
 
         if self.spec.probs == "topk":
-            return decode_topk(
-                pick(self.arrays["teacher/topk_values"]),
-                pick(self.arrays["teacher/topk_indices"]),
-                self.num_classes,
-            )
+            return decode_topk(pick("teacher/topk_values"), pick("teacher/topk_indices"),
+                               self.num_classes)
         if self.spec.probs == "basis":
-            return decode_basis(
-                pick(self.arrays["teacher/basis_coeffs"]),
-                pick(self.arrays["teacher/basis_residuals"]),
-                basis_arrays(self.arrays), self.spec.topk,
-            )
-        return softmax(pick(self.arrays["teacher/logits"]).astype(np.float32)).astype(np.float32)
+            return decode_basis(pick("teacher/basis_coeffs"), pick("teacher/basis_residuals"),
+                                basis_arrays(self._resident), self.spec.topk)
+        return softmax(pick("teacher/logits").astype(np.float32)).astype(np.float32)
 
     def teacher_features(self, rows: Any = slice(None)) -> np.ndarray | None:
         if self.spec.features is None:
             return None
-        scale = self.arrays.get("teacher/features_scale")
-        return decode_features(
-            self.arrays["teacher/features"][rows], None if scale is None else scale[rows]
-        )
+        scale = (self._read("teacher/features_scale", rows)
+                 if "teacher/features_scale" in self.layout else None)
+        return decode_features(self._read("teacher/features", rows), scale)
 
     def check_matches(self, dataset: str, split: str, dataset_digest: str) -> None:
         """Refuse to pair this cache with other data, saying what differs."""
+        self._check_names(dataset, split)
+        if dataset_digest != self.spec.dataset_digest:
+            raise CacheMismatchError(
+                f"{self.path} does not describe this data: the samples differ (dataset digest "
+                f"{self.spec.dataset_digest[:12]}... in the cache, {dataset_digest[:12]}... "
+                "for the data given): another version, order or subset of the data."
+            )
+
+    def _check_names(self, dataset: str, split: str) -> None:
         differs = []
         if dataset != self.spec.dataset:
             differs.append(f"dataset {self.spec.dataset!r} in the cache, {dataset!r} given")
         if split != self.spec.split:
             differs.append(f"split {self.spec.split!r} in the cache, {split!r} given")
-        if not differs and dataset_digest != self.spec.dataset_digest:
-            differs.append(
-                "the samples differ (dataset digest "
-                f"{self.spec.dataset_digest[:12]}... in the cache, {dataset_digest[:12]}... "
-                "for the data given): another version, order or subset of the data"
-            )
         if differs:
             raise CacheMismatchError(
                 f"{self.path} does not describe this data: " + "; ".join(differs) + "."
             )
+
+    def check_data(
+        self, dataset: str, split: str, images: np.ndarray, labels: np.ndarray,
+        rows: str = "sample", sample_size: int = SAMPLE_ROWS, seed: int = 0,
+    ) -> None:
+        """Refuse to pair this cache with other data (``images``/``labels`` of the split).
+
+        Version 3: compares the stored 64-bit content hash of ``sample_size``
+        rows drawn from ``seed`` (``rows="sample"``) or of every row
+        (``rows="all"``, which also checks the whole-split digest) with the data,
+        naming the first rows that differ. Older caches: the whole-split digest.
+        """
+        from .datasets import dataset_digest, row_hashes
+
+        if rows not in ("sample", "all"):
+            raise ValueError(f"rows must be 'sample' or 'all'; got {rows!r}.")
+        self._check_names(dataset, split)
+        index = self.sample_index
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+        if len(index) and int(index.max()) >= len(images):
+            raise CacheMismatchError(
+                f"{self.path} indexes sample {int(index.max())}, but the data given has "
+                f"only {len(images)} samples."
+            )
+        if "row_hash" not in self.layout:
+            self.check_matches(dataset, split, dataset_digest(images, labels, index))
+            return
+        if rows == "sample" and sample_size < len(index):
+            picked = np.sort(np.random.default_rng(seed).choice(len(index), sample_size,
+                                                                replace=False))
+        else:
+            picked = np.arange(len(index))
+        got = row_hashes(images, labels, index[picked])
+        bad = picked[got != self._resident["row_hash"][picked]]
+        if len(bad):
+            shown = ", ".join(f"row {r} (sample {int(index[r])})" for r in bad[:5])
+            raise CacheMismatchError(
+                f"{self.path} does not describe this data: {len(bad)} of {len(picked)} checked "
+                f"rows differ ({shown}{', ...' if len(bad) > 5 else ''}): another version, order "
+                "or subset of the data."
+            )
+        if rows == "all":  # a second line of defence
+            self.check_matches(dataset, split, dataset_digest(images, labels, index))
+
+
+class _CacheArrays(Mapping):
+    """``name -> array`` for every stored array; arrays not held in memory are read
+    in full on access (for inspection; training reads rows via the cache)."""
+
+    def __init__(self, cache: TeacherCache) -> None:
+        self._cache = cache
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache.layout:
+            raise KeyError(name)
+        return self._cache._read(name, slice(None))
+
+    def __iter__(self):
+        return iter(self._cache.layout)
+
+    def __len__(self) -> int:
+        return len(self._cache.layout)
 
 
 def _attr(value: Any) -> Any:

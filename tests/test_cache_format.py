@@ -1,6 +1,7 @@
 """Cache format v1, compression and augmentation (NumPy + h5py only)."""
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -114,7 +115,8 @@ def _spec(**kw):
 def _static(spec):
     idx = np.arange(spec.num_samples)
     return {"sample_index": idx, "labels": idx % 10,
-            "view_seeds": augment.view_seeds(spec.seed, idx, spec.num_views)}
+            "view_seeds": augment.view_seeds(spec.seed, idx, spec.num_views),
+            "row_hash": (idx * 7919).astype(np.uint64)}
 
 
 def _rows(spec, start, stop):
@@ -211,11 +213,52 @@ def test_write_checks_shapes(tmp_path):
 
 def test_corrupted_value_is_caught(tmp_path):
     path = _write_all(tmp_path / "c.h5", _spec())
-    with h5py.File(path, "r+") as f:
+    with h5py.File(path, "r+") as f:  # a rewrite through HDF5: valid chunk checksums
         f["teacher/topk_values"][3, 1, 0] += np.float16(0.01)
-    with pytest.raises(CacheCorruptError, match="teacher/topk_values.*altered or corrupted"):
-        TeacherCache(path)
+    for kw in ({"check_integrity": True}, {"check_integrity": "full", "resident_bytes": 0}, {}):
+        with pytest.raises(CacheCorruptError, match="topk_values.*altered or corrupted"):
+            TeacherCache(path, **kw)  # "full" (`tosc-cache verify`) or quick: what it loads
+    # quick does not hash teacher outputs left in the file (chunk checksums guard them)
+    TeacherCache(path, resident_bytes=0)
     TeacherCache(path, check_integrity=False)  # opening without the check still works
+    with h5py.File(path, "r+") as f:
+        f["labels"][2] = 7
+    with pytest.raises(CacheCorruptError, match="'labels'.*altered"):
+        TeacherCache(path, resident_bytes=0)
+    with pytest.raises(ValueError, match="check_integrity must be"):
+        TeacherCache(path, check_integrity="some")
+
+
+@pytest.mark.parametrize("resident_bytes", [None, 0])
+def test_flipped_byte_in_a_chunk_is_caught_on_read(tmp_path, resident_bytes):
+    """Version 3 files carry HDF5 chunk checksums: damage on disk is caught when the
+    rows are read, without hashing the whole file on opening."""
+    path = _write_all(tmp_path / "c.h5", _spec())
+    with h5py.File(path) as f:
+        info = f["teacher/topk_values"].id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    data[info.byte_offset + info.size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    kw = {} if resident_bytes is None else {"resident_bytes": resident_bytes}
+    with pytest.raises(CacheCorruptError, match="corrupted"):
+        TeacherCache(path, **kw).teacher_probs(np.array([3, 1]))
+
+
+def test_rows_read_from_the_file_equal_rows_held_in_memory(tmp_path):
+    spec = _spec()
+    path = _write_all(tmp_path / "c.h5", spec, batch_rows=3)
+    held, streamed = TeacherCache(path), TeacherCache(path, resident_bytes=0,
+                                                      check_integrity="full")
+    assert "teacher/topk_values" not in streamed._resident
+    rows, views = np.array([7, 2, 7, 0, 9]), np.array([1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(streamed.teacher_probs(rows, views),
+                                  held.teacher_probs(rows, views))
+    np.testing.assert_array_equal(streamed.teacher_features(rows), held.teacher_features(rows))
+    np.testing.assert_array_equal(streamed.arrays["teacher/topk_values"],
+                                  held.arrays["teacher/topk_values"])
+    # a reader never expands the stored outputs to [N, V, C]
+    assert held.stored_bytes == sum(a.nbytes for n, a in held.arrays.items()
+                                    if n.startswith("teacher/"))
 
 
 def test_truncated_file_is_refused(tmp_path):
@@ -229,8 +272,8 @@ def test_truncated_file_is_refused(tmp_path):
 def test_wrong_version_and_foreign_files_refused(tmp_path):
     path = _write_all(tmp_path / "c.h5", _spec())
     with h5py.File(path, "r+") as f:
-        f.attrs["format_version"] = 3
-    with pytest.raises(CacheFormatError, match="format version 3.*reads versions 1, 2"):
+        f.attrs["format_version"] = 4
+    with pytest.raises(CacheFormatError, match="format version 4.*reads versions 1, 2, 3"):
         TeacherCache(path)
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
@@ -249,6 +292,117 @@ def test_incomplete_flag_refused(tmp_path):
         TeacherCache(path)
 
 
+def test_row_hash_check_names_the_altered_rows(tmp_path):
+    from cache_tools.datasets import dataset_digest, row_hashes
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 6, 5), dtype=np.uint8)
+    labels = rng.integers(0, 10, 40)
+    spec = _spec(num_samples=40, dataset_digest=dataset_digest(images, labels, np.arange(40)))
+    static = {**_static(spec), "labels": labels,
+              "row_hash": row_hashes(images, labels, np.arange(40))}
+    writer = CacheWriter(tmp_path / "c.h5", spec, static, batch_rows=8)
+    for start, stop in writer.pending():
+        writer.write(start, _rows(spec, start, stop))
+    cache = TeacherCache(writer.finalize())
+    for rows in ("sample", "all"):  # matches: no error
+        cache.check_data("fashion-mnist", "train", images, labels, rows=rows)
+    altered = images.copy()
+    altered[17, 2, 3] ^= 1
+    for rows in ("sample", "all"):
+        with pytest.raises(CacheMismatchError, match=r"1 of 40 checked rows differ \(row 17"):
+            cache.check_data("fashion-mnist", "train", altered, labels, rows=rows)
+    relabelled = labels.copy()
+    relabelled[[3, 30]] = (labels[[3, 30]] + 1) % 10
+    with pytest.raises(CacheMismatchError, match="2 of 40.*row 3 .*row 30"):
+        cache.check_data("fashion-mnist", "train", images, relabelled)
+    # a seeded sample of 8 rows finds a row only if it draws it; "all" always does
+    picked = np.sort(np.random.default_rng(5).choice(40, 8, replace=False))
+    missed = int(np.setdiff1d(np.arange(40), picked)[0])
+    altered = images.copy()
+    altered[missed] ^= 1
+    cache.check_data("fashion-mnist", "train", altered, labels, sample_size=8, seed=5)
+    with pytest.raises(CacheMismatchError, match=f"row {missed} "):
+        cache.check_data("fashion-mnist", "train", altered, labels, rows="all")
+    with pytest.raises(CacheMismatchError, match="only 39 samples"):
+        cache.check_data("fashion-mnist", "train", images[:39], labels[:39])
+    with pytest.raises(CacheMismatchError, match="split 'train' in the cache"):
+        cache.check_data("fashion-mnist", "test", images, labels)
+
+
+def test_environment_recorded_and_a_resume_elsewhere_warned(tmp_path):
+    from cache_tools.format import ResumedEnvironmentWarning
+
+    spec = _spec()
+    env = {"torch": "2.13.0", "device": "cpu", "threads": 2}
+    first = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4, environment=env)
+    first.write(0, _rows(spec, 0, 4))
+    other = {**env, "threads": 16}
+    with pytest.warns(ResumedEnvironmentWarning, match="threads: 2 != 16"):
+        second = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4,
+                             environment=other)
+    for start, stop in second.pending():
+        second.write(start, _rows(spec, start, stop))
+    cache = TeacherCache(second.finalize())
+    assert json.loads(cache.attrs["environment"]) == env
+    assert json.loads(cache.attrs["resumed_in"]) == [other]
+
+
+def test_finalize_streams_shards_under_a_low_open_file_limit(tmp_path):
+    """More shards than the process may open files: finalize holds one at a time."""
+    import subprocess
+    import sys
+
+    spec = _spec(num_samples=300)
+    writer = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=1)
+    for start, stop in writer.pending():
+        writer.write(start, _rows(spec, start, stop))
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "import test_cache_format as t\n"
+        "from cache_tools.format import CacheWriter\n"
+        "spec = t._spec(num_samples=300)\n"
+        "CacheWriter(sys.argv[1], spec, t._static(spec), batch_rows=1).finalize()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.h5"),
+                          str(Path(__file__).parent)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    whole = TeacherCache(_write_all(tmp_path / "whole.h5", spec, batch_rows=1))
+    streamed = TeacherCache(tmp_path / "c.h5", check_integrity="full")
+    for name in whole.arrays:
+        np.testing.assert_array_equal(streamed.arrays[name], whole.arrays[name])
+    assert streamed.attrs == whole.attrs
+
+
+def test_a_kill_during_finalize_leaves_a_resumable_state(tmp_path, monkeypatch):
+    spec = _spec()
+    whole = TeacherCache(_write_all(tmp_path / "whole.h5", spec))
+    writer = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4)
+    for start, stop in writer.pending():
+        writer.write(start, _rows(spec, start, stop))
+    real_load, calls = np.load, []
+
+    def dies_on_the_third_shard(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stands for a kill between two shards
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", dies_on_the_third_shard)
+    with pytest.raises(KeyboardInterrupt):
+        writer.finalize()
+    monkeypatch.setattr(np, "load", real_load)
+    assert not (tmp_path / "c.h5").exists() and staging_dir(tmp_path / "c.h5").exists()
+    again = CacheWriter(tmp_path / "c.h5", spec, _static(spec), batch_rows=4)
+    assert again.pending() == []
+    resumed = TeacherCache(again.finalize(), check_integrity="full")
+    for name in whole.arrays:
+        np.testing.assert_array_equal(resumed.arrays[name], whole.arrays[name])
+    assert resumed.attrs == whole.attrs
+
+
 def test_check_matches_says_what_differs(tmp_path):
     cache = TeacherCache(_write_all(tmp_path / "c.h5", _spec()))
     cache.check_matches("fashion-mnist", "train", "e" * 64)
@@ -264,7 +418,8 @@ def test_spec_validation():
     with pytest.raises(ValueError, match="probs must be one of"):
         _spec(probs="softmax")
     spec = _spec(probs="logits", features=None)
-    assert set(spec.array_layout()) == {"sample_index", "labels", "view_seeds", "teacher/logits"}
+    assert set(spec.array_layout()) == {"sample_index", "labels", "view_seeds", "row_hash",
+                                        "teacher/logits"}
     assert json.loads(spec.to_json())["probs"] == "logits"
 
 
@@ -357,7 +512,7 @@ def test_basis_cache_round_trip_and_version(tmp_path, capsys):
     from cache_tools.format import basis_arrays
 
     spec = _spec(probs="basis", topk=3, rank=3, features=None)
-    assert spec.format_version == 2 and _spec().format_version == FORMAT_VERSION == 1
+    assert spec.format_version == _spec().format_version == FORMAT_VERSION == 3
     assert "rank" not in json.loads(_spec().to_json())  # version-1 specs unchanged
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(10, 2, 10)) @ np.diag(np.linspace(3, 0.1, 10))
@@ -372,7 +527,7 @@ def test_basis_cache_round_trip_and_version(tmp_path, capsys):
         writer.write(start, {"teacher/basis_coeffs": codes,
                              "teacher/basis_residuals": residuals})
     cache = TeacherCache(writer.finalize())
-    assert cache.attrs["format_version"] == 2 and cache.spec == spec
+    assert cache.attrs["format_version"] == 3 and cache.spec == spec
     for key, value in basis_arrays(cache.arrays).items():
         np.testing.assert_array_equal(value, fitted[key])
     expected = compression.decode_basis(

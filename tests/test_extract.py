@@ -196,9 +196,9 @@ def test_reader_refuses_other_data(models, tmp_path):
     images, labels = load_fashion_mnist("train")
     changed = images.copy()
     changed[10, 5, 5] ^= 1  # one pixel
-    with pytest.raises(CacheMismatchError, match="samples differ"):
+    with pytest.raises(CacheMismatchError, match=r"1 of 64 checked rows differ \(row 10 "):
         TeacherCacheDataset(out, images=changed, labels=labels)
-    with pytest.raises(CacheMismatchError, match="samples differ"):
+    with pytest.raises(CacheMismatchError, match="64 of 64 checked rows differ"):
         TeacherCacheDataset(out, images=images[::-1], labels=labels[::-1])
     with pytest.raises(CacheMismatchError, match="only 10 samples"):
         TeacherCacheDataset(out, images=images[:10], labels=labels[:10])
@@ -323,7 +323,7 @@ def test_extract_basis_compression(models, tmp_path, capsys):
     assert cache.spec.probs == "basis" and cache.spec.rank == 3 and cache.spec.topk == 4
     assert cache.arrays["teacher/basis_coeffs"].shape == (64, 2, 3)
     assert cache.arrays["teacher/basis_residuals"].shape == (64, 2, 2)
-    assert cache.attrs["format_version"] == 2
+    assert cache.attrs["format_version"] == 3
     teacher = load_teacher(models["vit"], class_names=list(FASHION_MNIST_CLASSES))
     images, labels = load_fashion_mnist("train")
     logits, _ = teacher(images[:64])

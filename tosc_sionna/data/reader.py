@@ -10,8 +10,8 @@ import keras
 import numpy as np
 
 from cache_tools.augment import augment_batch
-from cache_tools.datasets import dataset_digest, load_dataset
-from cache_tools.format import CacheMismatchError, TeacherCache
+from cache_tools.datasets import load_dataset
+from cache_tools.format import SAMPLE_ROWS, TeacherCache
 
 TARGETS = ("kd", "label")
 
@@ -43,8 +43,15 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         ``"label"``: int32 labels ``[batch]``.
     data_dir : str or None
         Where to look for the dataset (see :func:`tosc_sionna.data.load_fashion_mnist`).
-    check_integrity : bool, (default True)
-        Recompute the cache's digests on opening.
+    check_integrity : "quick" (default) | "full" | "none" (or bool)
+        Which digests to recompute on opening (see
+        :class:`cache_tools.format.TeacherCache`): ``"quick"`` hashes what is
+        loaded on opening and relies on HDF5 chunk checksums for the rest.
+    check_rows : "sample" (default) | "all"
+        Compare the content hashes of :data:`~cache_tools.format.SAMPLE_ROWS`
+        seeded rows (or of every row) of the cache with the data given,
+        naming the first rows that differ (caches before format version 3:
+        the whole-split digest).
     labelled_fraction : float, (default 1.0)
         Keep the labels of a fraction of the samples, drawn once from
         ``seed``; the others get label -1 in ``"kd"`` targets (teacher only).
@@ -77,7 +84,8 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         view: str | int = "random",
         targets: str = "kd",
         data_dir: str | os.PathLike | None = None,
-        check_integrity: bool = True,
+        check_integrity: bool | str = "quick",
+        check_rows: str = "sample",
         labelled_fraction: float = 1.0,
         labelled_only: bool = False,
         **kwargs: Any,
@@ -95,18 +103,13 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             raise ValueError(f"view must be 'random' or in [0, {spec.num_views}); got {view!r}.")
         if images is None or labels is None:
             images, labels, _ = load_dataset(spec.dataset, spec.split, data_dir)
-        index = self.cache.sample_index
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels.")
-        if index.max() >= len(images):
-            raise CacheMismatchError(
-                f"{self.cache.path} indexes sample {int(index.max())}, but the data given has "
-                f"only {len(images)} samples."
-            )
-        self.cache.check_matches(spec.dataset, spec.split, dataset_digest(images, labels, index))
-        self.images = np.asarray(images)[index]
+        self.cache.check_data(spec.dataset, spec.split, images, labels, rows=check_rows,
+                              sample_size=SAMPLE_ROWS, seed=seed)
+        # no copies: images are indexed per batch (a memory map stays a memory map) and
+        # teacher distributions are reconstructed per batch from the stored outputs
+        self.images = images
+        self.index = self.cache.sample_index
         self.labels = self.cache.labels.astype(np.int32)
-        self.probs = self.cache.teacher_probs()  # [N, V, C]
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -154,7 +157,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     def replay_views(self, rows: np.ndarray, views: np.ndarray) -> np.ndarray:
         """The uint8 views ``[len(rows), H, W]`` the teacher saw for (row, view) pairs."""
         seeds = self.cache.view_seeds[rows, views]
-        return augment_batch(self.images[rows], seeds, self.cache.spec.augmentation)
+        return augment_batch(self.images[self.index[rows]], seeds, self.cache.spec.augmentation)
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
@@ -167,7 +170,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         x = self.replay_views(rows, views).astype(np.float32)[..., None] / 255.0
         if self.targets == "label":
             return x, self.labels[rows]
-        probs = self.probs[rows, views]
+        probs = self.cache.teacher_probs(rows, views)
         labels = np.where(self.labelled[rows], self.labels[rows], -1).astype(np.float32)
         return x, np.concatenate([labels[:, None], probs], axis=1)
 
