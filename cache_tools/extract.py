@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
 from .compression import (
     FIDELITY_TEMPERATURES,
@@ -37,6 +40,76 @@ from .teachers import Teacher, load_teacher, teacher_description
 
 #: progress(rows_done, rows_total) is called after each batch.
 Progress = Callable[[int, int], None]
+
+#: How long a process of a multi-process extraction waits at a barrier: rank 0
+#: may fit an encoder's head over the whole split while the others wait.
+BARRIER_TIMEOUT = timedelta(hours=12)
+#: Test-only hook: ``RANK:BATCHES`` makes the process of that rank SIGKILL itself
+#: right after writing its BATCHES-th batch (a real kill, mid-run, for the tests).
+TEST_KILL_ENV = "TOSC_CACHE_TEST_KILL_AFTER"
+
+
+class Processes:
+    """This process's place in a ``torchrun`` launch; one process when WORLD_SIZE <= 1.
+
+    Under torchrun the process group is initialized here (gloo on CPU, nccl on
+    CUDA) unless the caller did it, and ``device="cuda"`` becomes this
+    process's GPU, ``cuda:LOCAL_RANK``.
+    """
+
+    def __init__(self, device: str) -> None:
+        self.rank, self.world, self.device = 0, 1, device
+        self._owned = False
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return
+        import torch
+        import torch.distributed as dist
+
+        if device == "cuda":
+            self.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        self._cuda = torch.device(self.device).type == "cuda"
+        if self._cuda:
+            torch.cuda.set_device(torch.device(self.device))
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self._cuda else "gloo", timeout=BARRIER_TIMEOUT)
+            self._owned = True
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch
+            import torch.distributed as dist
+
+            dist.barrier(device_ids=[torch.cuda.current_device()] if self._cuda else None)
+
+    def close(self) -> None:
+        if self._owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self._owned = False
+
+    def owns(self, start: int, batch_rows: int) -> bool:
+        """Batch ``start // batch_rows`` is this process's (round-robin over the processes)."""
+        return (start // batch_rows) % self.world == self.rank
+
+
+def extraction_environment(device: str, world_size: int = 1) -> dict[str, Any]:
+    """What may change a teacher's output bits: library versions, device, threads.
+
+    The device is its type plus the GPU's name, not its index, so that every
+    process of a multi-GPU extraction records the same environment.
+    """
+    import torch
+    import transformers
+
+    where = torch.device(device)
+    name = where.type
+    if where.type == "cuda":
+        name += f" ({torch.cuda.get_device_name(where)})"
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "tosc_sionna": __version__, "device": name, "threads": torch.get_num_threads(),
+            "world_size": int(world_size)}
 
 
 def compress_batch(
@@ -121,7 +194,35 @@ def extract(
     the same arguments resumes it and yields the same file. ``test_accuracy``
     also runs the teacher over the (unaugmented) test split and records its
     accuracy as the root attribute ``teacher_test_accuracy``.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) every process runs this function with
+    the same arguments: batch ``i`` of rows goes to the process of rank
+    ``i % WORLD_SIZE``, rank 0 alone fits what all share (an encoder's head, a
+    basis) and finalizes once every process has written its batches; the
+    others return the path without waiting for it. The cache is bit-identical
+    to a one-process extraction on the same kind of device and thread count.
     """
+    if Path(out).exists() and not overwrite:  # before any teacher runs, on every process
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to "
+                              "replace it.")
+    processes = Processes(device)
+    try:
+        return _extract(
+            processes, model, out, dataset, split, limit, views, seed, topk, basis_rank,
+            features, batch_size, image_size, kind, data_dir, head_from, overwrite,
+            test_accuracy, progress)
+    finally:
+        processes.close()
+
+
+def _extract(
+    processes: Processes, model: str | os.PathLike, out: str | os.PathLike, dataset: str,
+    split: str, limit: int | None, views: int, seed: int, topk: int | None,
+    basis_rank: int | None, features: str | None, batch_size: int, image_size: int | None,
+    kind: str, data_dir: str | os.PathLike | None, head_from: str | os.PathLike | None,
+    overwrite: bool, test_accuracy: bool, progress: Progress | None,
+) -> Path:
+    device, rank = processes.device, processes.rank
     images, labels, class_names = load_dataset(dataset, split, data_dir)
     count = len(images) if limit is None else int(limit)
     if not 1 <= count <= len(images):
@@ -163,20 +264,39 @@ def extract(
     seeds = view_seeds(seed, indices, spec.num_views)
     static = {"sample_index": indices, "labels": labels[indices].astype(np.int64),
               "view_seeds": seeds, "row_hash": row_hashes(images, labels, indices)}
+    if rank > 0:
+        processes.barrier()  # rank 0 has staged the index: what all share is read from there
+    fit = rank == 0
     if teacher.kind == "encoder":
         teacher.head = _encoder_head(teacher, images[indices], labels[indices], split,
-                                     head_from, rows_per_batch, spec.num_classes)
+                                     head_from, rows_per_batch, spec.num_classes, out, fit)
         static["head/weight"], static["head/bias"] = teacher.head
     if spec.probs == "basis":
         static.update(_calibrate_basis(
-            teacher, images[indices], seeds, spec, rows_per_batch, out, overwrite))
-    writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite)
+            teacher, images[indices], seeds, spec, rows_per_batch, out, fit))
+    # rank 0 alone records the environment (and says so when a resume runs in another)
+    environment = extraction_environment(device, processes.world) if rank == 0 else None
+    writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite,
+                         environment=environment)
+    if rank == 0:
+        processes.barrier()
+    written = 0
     for start, stop in writer.pending():
+        if not processes.owns(start, writer.batch_rows):
+            continue
         logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
                                         seeds[start:stop], spec.augmentation)
         writer.write(start, compress_batch(spec, logits, feats, writer.static_arrays))
-        if progress is not None:
+        written += 1
+        _test_kill(rank, written)
+        if progress is not None and rank == 0:
             progress(writer.rows_done(), count)
+    if processes.world > 1:
+        processes.barrier()  # every process has written its batches
+        if rank > 0:
+            return writer.path  # rank 0 finalizes
+        if progress is not None:
+            progress(count, count)  # finalize checks that every row is there
     attrs = _accuracy_attrs(writer, spec, len(class_names))
     if test_accuracy:
         if spec.num_classes != len(class_names):
@@ -189,20 +309,16 @@ def extract(
 
 def _calibrate_basis(
     teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
-    rows_per_batch: int, out: str | os.PathLike, overwrite: bool,
+    rows_per_batch: int, out: str | os.PathLike, fit: bool = True,
 ) -> dict[str, np.ndarray]:
     """Fit the logit basis on the first samples' views (deterministic, so resumable).
 
-    A resumed extraction reuses the basis stored with the interrupted one.
+    A resumed extraction reuses the basis stored with the interrupted one, as
+    does every process but rank 0 (``fit=False``) of a multi-process one.
     """
-    stored = staging_dir(out) / "index.npz"
-    if stored.exists() and not (Path(out).exists() and not overwrite):
-        with np.load(stored) as index:
-            if all(name in index for name in SHARED_TEACHER_ARRAYS):
-                return {name: index[name] for name in SHARED_TEACHER_ARRAYS}
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to "
-                              "replace it.")
+    stored = _staged(out, SHARED_TEACHER_ARRAYS, fit)
+    if stored is not None:
+        return stored
     rows = min(spec.num_samples, max(1, CALIBRATION_ROWS // spec.num_views))
     logits = np.concatenate([
         teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
@@ -257,7 +373,14 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
 def _encoder_head(
     teacher: Teacher, images: np.ndarray, labels: np.ndarray, split: str,
     head_from: str | os.PathLike | None, rows_per_batch: int, num_classes: int,
+    out: str | os.PathLike, fit: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder's linear head: the one an interrupted extraction of ``out`` stored
+    (a refit need not be bit-identical, and one cache must not mix two heads),
+    else ``head_from``'s, else fitted on this train split's embeddings."""
+    stored = _staged(out, ("head/weight", "head/bias"), fit)
+    if stored is not None:
+        return stored["head/weight"], stored["head/bias"]
     if head_from is not None:
         source = TeacherCache(head_from)
         if source.spec.teacher_digest != teacher.digest:
@@ -274,3 +397,31 @@ def _encoder_head(
         for i in range(0, len(images), rows_per_batch)
     ])
     return fit_linear_head(embeddings, labels, num_classes)
+
+
+def _staged(
+    out: str | os.PathLike, names: tuple[str, ...], fit: bool = True
+) -> dict[str, np.ndarray] | None:
+    """``names`` as the staging index of an extraction of ``out`` in progress holds them.
+
+    None when there is none to resume (the caller computes them); ``fit=False``
+    (processes other than rank 0, which staged them) refuses to go without.
+    """
+    stage = staging_dir(out)
+    if (stage / "manifest.json").exists():
+        with np.load(stage / "index.npz") as index:
+            if all(name in index.files for name in names):
+                return {name: index[name] for name in names}
+    if not fit:
+        raise RuntimeError(f"{stage}/index.npz lacks {list(names)}, which rank 0 stages before "
+                           "the other processes start.")
+    return None
+
+
+def _test_kill(rank: int, written: int) -> None:
+    """Test-only (:data:`TEST_KILL_ENV`): SIGKILL this process after its BATCHES-th batch."""
+    hook = os.environ.get(TEST_KILL_ENV)
+    if hook:
+        kill_rank, batches = (int(part) for part in hook.split(":"))
+        if rank == kill_rank and written == batches:
+            os.kill(os.getpid(), signal.SIGKILL)
