@@ -280,17 +280,18 @@ def _extract(
                          environment=environment)
     if rank == 0:
         processes.barrier()
-    written = 0
+    written, rows_written, rows_before = 0, 0, writer.rows_done()
     for start, stop in writer.pending():
         if not processes.owns(start, writer.batch_rows):
             continue
         logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
                                         seeds[start:stop], spec.augmentation)
         writer.write(start, compress_batch(spec, logits, feats, writer.static_arrays))
-        written += 1
+        written, rows_written = written + 1, rows_written + stop - start
         _test_kill(rank, written)
         if progress is not None and rank == 0:
-            progress(writer.rows_done(), count)
+            # the other processes' shards are not re-listed per batch: they keep pace with ours
+            progress(min(count, rows_before + rows_written * processes.world), count)
     if processes.world > 1:
         processes.barrier()  # every process has written its batches
         if rank > 0:
