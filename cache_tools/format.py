@@ -265,7 +265,9 @@ class CacheWriter:
                     f"settings to resume, or delete {self.stage} to start over."
                 )
             first = stored.get("environment", {})
-            if self.environment and first and first != self.environment:
+            # the number of processes changes who computes a batch, not its bits
+            if self.environment and first and _without(first, "world_size") != _without(
+                    self.environment, "world_size"):
                 warnings.warn(
                     f"Resuming {self.stage} in another environment than it was started in ("
                     + "; ".join(_spec_differences(first, self.environment)) + "): rows "
@@ -497,6 +499,10 @@ def spec_attrs(spec: CacheSpec) -> dict[str, Any]:
         nested = isinstance(value, (dict, list)) or value is None
         attrs[key] = json.dumps(value) if nested else value
     return attrs
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
 
 
 def _spec_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
