@@ -161,6 +161,12 @@ def _view_seeds_vectorized(base_seed: int, indices: np.ndarray, views: np.ndarra
     return out
 
 
+def default_pad(image_size: tuple[int, ...]) -> int:
+    """Crop padding for images of ``(H, W)``: 1/14 of the shorter side (2 at 28 and 32,
+    16 at 224), at least 1."""
+    return max(1, round(min(int(image_size[0]), int(image_size[1])) / 14))
+
+
 def check_augmentation(config: dict[str, Any]) -> dict[str, Any]:
     """Validate an augmentation description and return it normalized."""
     if config.get("name") != "crop_flip":

@@ -64,8 +64,18 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("extract", help="run the teacher over a dataset split and write a cache")
     ex.add_argument("--model", required=True, help="local model directory or hub id")
-    ex.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist"])
-    ex.add_argument("--split", default="train", choices=["train", "test"])
+    ex.add_argument("--dataset", default="fashion-mnist",
+                    help="fashion-mnist (built in), a Hugging Face hub id, a folder saved with "
+                    "save_to_disk, or an image folder (one sub-folder per class)")
+    ex.add_argument("--split", default="train", help="split name (default train)")
+    _data_options(ex)
+    ex.add_argument("--pad", type=int,
+                    help="crop padding of the augmented views (default: 1/14 of the image side)")
+    ex.add_argument("--no-flip", action="store_true",
+                    help="never mirror the augmented views (digits, text)")
+    ex.add_argument("--label-map", metavar="FILE",
+                    help="JSON object teacher class -> dataset class, for a classifier "
+                    "trained on other classes (several may map to one)")
     ex.add_argument("--out", required=True, help="cache file to write (.h5)")
     ex.add_argument("--limit", type=int, help="only the first N samples")
     ex.add_argument("--views", type=int, default=1,
@@ -103,10 +113,18 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check a cache's integrity and its match to the data")
     verify.add_argument("file")
-    verify.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist"])
-    verify.add_argument("--split", required=True, choices=["train", "test"])
+    verify.add_argument("--dataset", help="the dataset (default: the one the cache names)")
+    verify.add_argument("--split", help="the split (default: the one the cache names)")
     verify.add_argument("--data-dir")
     return parser
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-column", help="image column (default: image, img, ...)")
+    parser.add_argument("--label-column",
+                        help="label column (default: label, labels, fine_label, ...)")
+    parser.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"),
+                        help="resize every image to H x W (needed when sizes differ)")
 
 
 def _positive_float(text: str) -> float:
@@ -253,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                     batch_size=args.batch_size, device=args.device, image_size=args.image_size,
                     kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
                     overwrite=args.overwrite, test_accuracy=args.test_accuracy,
-                    progress=progress,
+                    progress=progress, image_column=args.image_column,
+                    label_column=args.label_column, resize=args.resize, pad=args.pad,
+                    flip=not args.no_flip, label_map=args.label_map,
                 )
             finally:
                 progress.close()
@@ -267,10 +287,13 @@ def main(argv: list[str] | None = None) -> int:
             from .format import TeacherCache
 
             cache = TeacherCache(args.file, check_integrity="full")
-            images, labels, _ = load_dataset(args.dataset, args.split, args.data_dir)
-            cache.check_data(args.dataset, args.split, images, labels, rows="all")
+            dataset = args.dataset or cache.spec.dataset
+            split = args.split or cache.spec.split
+            images, labels, names = load_dataset(dataset, split, args.data_dir,
+                                                 **cache.read_options)
+            cache.check_data(dataset, split, images, labels, rows="all", class_names=names)
             print(f"{args.file}: OK ({cache.num_samples:,} samples x {cache.num_views} views, "
-                  f"integrity and {args.dataset}/{args.split} match verified)")
+                  f"integrity and {dataset}/{split} match verified)")
     except CacheError as err:
         print(f"tosc-cache: {err}", file=sys.stderr)
         return EXIT_INVALID

@@ -1,15 +1,24 @@
-"""Fashion-MNIST from local IDX files (NumPy only; shared by both sides).
+"""Datasets by name (NumPy only here; shared by both sides).
 
-Searched, in order: an explicit ``data_dir``; ``$TOSC_DATA_DIR``; Debian's
-``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``); the
-Keras cache (``~/.keras/datasets/fashion-mnist``).
+``load_dataset(name, split)`` gives ``(images, labels, class_names)``. The
+built-in ``fashion-mnist`` reads the IDX files, searched in order in an
+explicit ``data_dir``, ``$TOSC_DATA_DIR``, Debian's ``dataset-fashion-mnist``
+package (``/usr/share/datasets/fashion-mnist``) and the Keras cache
+(``~/.keras/datasets/fashion-mnist``); when none has them it downloads the
+original files into the Keras cache, checked against their sha256 sums. Any
+other name is a Hugging Face dataset (hub id, saved folder or image folder;
+:mod:`cache_tools.hf_images`).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +32,18 @@ SPLITS = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),
 }
+#: sha256 of the original files (as published by Zalando Research and mirrored by Keras).
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",  # noqa: E501
+    "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",  # noqa: E501
+    "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",  # noqa: E501
+}
+#: Where the original files are fetched from, tried in order (Keras' mirror first).
+MIRRORS = (
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
 HOW_TO_GET = (
     "Install Debian's package (`sudo apt-get install dataset-fashion-mnist`, which puts "
     f"the files in {DEBIAN_DIR}), or pass a folder holding the four IDX .gz files "
@@ -48,17 +69,71 @@ def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return dirs + [DEBIAN_DIR, KERAS_DIR]
 
 
-def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path:
-    """Return the first folder that holds all four Fashion-MNIST IDX files."""
-    names = [name for images, labels, _ in SPLITS.values() for name in (images, labels)]
+def find_fashion_mnist(
+    data_dir: str | os.PathLike | None = None, download: bool | None = None
+) -> Path:
+    """Return the first folder that holds all four Fashion-MNIST IDX files.
+
+    When none does, ``download`` (default: unless ``data_dir`` is given or
+    ``$TOSC_NO_DOWNLOAD`` is set) fetches the original files into the Keras
+    cache, checked against :data:`SHA256`; a file is renamed into place only
+    once its sum is right.
+    """
+    names = list(SHA256)
     searched = candidate_dirs(data_dir)
     for folder in searched:
         if all((folder / name).is_file() for name in names):
             return folder
+    if download is None:
+        download = data_dir is None and not os.environ.get("TOSC_NO_DOWNLOAD")
+    failure = ""
+    if download:
+        try:
+            return fetch_fashion_mnist(KERAS_DIR)
+        except OSError as err:
+            failure = f" Downloading them failed ({err})."
     raise DatasetNotFoundError(
         "Fashion-MNIST not found; looked in " + ", ".join(str(d) for d in searched)
-        + ". " + HOW_TO_GET
+        + "." + failure + " " + HOW_TO_GET
     )
+
+
+def fetch_fashion_mnist(folder: Path, mirrors: Sequence[str] = MIRRORS) -> Path:
+    """Download the four original files into ``folder``, each checked against its sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, expected in SHA256.items():
+        target = folder / name
+        if target.is_file() and _sha256(target) == expected:
+            continue
+        errors = []
+        for mirror in mirrors:
+            tmp = target.with_name(target.name + ".part")
+            try:
+                with urllib.request.urlopen(mirror + name, timeout=60) as response, \
+                        open(tmp, "wb") as out:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                got = _sha256(tmp)
+                if got != expected:
+                    raise OSError(f"{mirror + name} has sha256 {got[:12]}..., expected "
+                                  f"{expected[:12]}...")
+                os.replace(tmp, target)
+                break
+            except OSError as err:
+                errors.append(str(err))
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            raise OSError(f"{name}: " + "; ".join(errors))
+    return folder
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -102,39 +177,66 @@ def load_fashion_mnist(
     return images, labels
 
 
-def dataset_digest(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> str:
-    """sha256 of the exact samples (images and labels) at ``indices``, in that order."""
-    import hashlib
+def dataset_digest(images: Any, labels: np.ndarray, indices: np.ndarray) -> str:
+    """sha256 of the exact samples (images and labels) at ``indices``, in that order.
 
+    The whole-split digest of format version 1 and 2 caches (streamed in
+    blocks); version 3 uses :func:`row_hash_digest`.
+    """
     indices = np.asarray(indices, dtype=np.int64)
-    h = hashlib.sha256(f"{images.dtype.str}{images.shape[1:]}|{len(indices)}|".encode())
-    h.update(np.ascontiguousarray(images[indices]).tobytes())
-    h.update(np.ascontiguousarray(labels[indices].astype(np.int64)).tobytes())
+    h = hashlib.sha256(f"{images.dtype.str}{tuple(images.shape[1:])}|{len(indices)}|".encode())
+    for start in range(0, len(indices), 4096):
+        h.update(np.ascontiguousarray(images[indices[start : start + 4096]]).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(labels)[indices].astype(np.int64)).tobytes())
     return h.hexdigest()
 
 
-def row_hashes(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def row_hashes(images: Any, labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """A 64-bit content hash per sample (uint64 ``[len(indices)]``): BLAKE2b of the
     image's dtype, shape and bytes and its label, so a single altered, moved or
     relabelled sample is found without hashing the whole split again."""
-    import hashlib
-
     indices = np.asarray(indices, dtype=np.int64)
     out = np.empty(len(indices), dtype=np.uint64)
-    for i, index in enumerate(indices):
-        image = np.ascontiguousarray(images[index])
-        h = hashlib.blake2b(f"{image.dtype.str}{image.shape}|{int(labels[index])}|".encode(),
-                            digest_size=8)
-        h.update(image.tobytes())
-        out[i] = int.from_bytes(h.digest(), "little")
+    for start in range(0, len(indices), 1024):  # decode in blocks (lazy image arrays)
+        block = indices[start : start + 1024]
+        decoded = np.asarray(images[block]) if len(block) else None
+        for i, index in enumerate(block):
+            image = np.ascontiguousarray(decoded[i])
+            h = hashlib.blake2b(
+                f"{image.dtype.str}{image.shape}|{int(labels[index])}|".encode(), digest_size=8)
+            h.update(image.tobytes())
+            out[start + i] = int.from_bytes(h.digest(), "little")
     return out
 
 
+def row_hash_digest(hashes: np.ndarray) -> str:
+    """The whole-split digest of a version-3 cache: sha256 over its row hashes, in order."""
+    hashes = np.ascontiguousarray(hashes, dtype="<u8")
+    return hashlib.sha256(f"row_hash|{len(hashes)}|".encode() + hashes.tobytes()).hexdigest()
+
+
 def load_dataset(
-    name: str, split: str, data_dir: str | os.PathLike | None = None
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Raw images, labels and class names of a dataset known to the tools."""
-    if name != "fashion-mnist":
-        raise ValueError(f"Unknown dataset {name!r}; supported: fashion-mnist.")
-    images, labels = load_fashion_mnist(split, data_dir)
-    return images, labels, FASHION_MNIST_CLASSES
+    name: Any, split: str, data_dir: str | os.PathLike | None = None,
+    image_column: str | None = None, label_column: str | None = None,
+    resize: Sequence[int] | None = None,
+) -> tuple[Any, np.ndarray, tuple[str, ...]]:
+    """Images, labels and class names of one split of a dataset.
+
+    ``name``: ``"fashion-mnist"`` (built in, uint8 ``[N, 28, 28]``); a hub id,
+    a folder saved with ``save_to_disk`` or an image folder (Hugging Face
+    ``datasets``, :func:`cache_tools.hf_images.load_split`); or a
+    ``datasets.Dataset`` object. ``image_column``/``label_column`` override
+    the auto-detected columns, ``resize=(H, W)`` resizes every image.
+    """
+    if isinstance(name, str) and name == "fashion-mnist":
+        if image_column or label_column or resize:
+            raise ValueError("fashion-mnist is built in: --image-column, --label-column and "
+                             "--resize do not apply to it.")
+        images, labels = load_fashion_mnist(split, data_dir)
+        return images, labels, FASHION_MNIST_CLASSES
+    from . import hf_images
+
+    if not isinstance(name, (str, os.PathLike)):  # a datasets.Dataset object
+        return hf_images.split_arrays(name, "the dataset given", image_column, label_column,
+                                      resize)
+    return hf_images.load_split(name, split, image_column, label_column, resize)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
+from .augment import augment_batch, check_augmentation, default_pad, view_seeds
 from .compression import (
     FIDELITY_TEMPERATURES,
     decode_basis,
@@ -24,7 +24,7 @@ from .compression import (
     softmax,
     tempered_kl,
 )
-from .datasets import dataset_digest, load_dataset, row_hashes
+from .datasets import DatasetFormatError, load_dataset, row_hash_digest, row_hashes
 from .format import (
     CALIBRATION_ROWS,
     SHARED_TEACHER_ARRAYS,
@@ -36,6 +36,7 @@ from .format import (
     staging_dir,
 )
 from .head import fit_linear_head
+from .labels import LabelAlignment, LabelMismatchError, align_labels, read_label_map
 from .teachers import Teacher, load_teacher, teacher_description
 
 #: progress(rows_done, rows_total) is called after each batch.
@@ -150,14 +151,20 @@ def compress_batch(
 
 
 def teacher_outputs(
-    teacher: Teacher, images: np.ndarray, seeds: np.ndarray, augmentation: dict[str, Any]
+    teacher: Teacher, images: np.ndarray, seeds: np.ndarray, augmentation: dict[str, Any],
+    alignment: LabelAlignment | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``[rows, views, C]`` and features ``[rows, views, D]`` for all views of rows."""
+    """Logits ``[rows, views, C]`` and features ``[rows, views, D]`` for all views of rows.
+
+    ``alignment`` puts a classifier's logits on the dataset's class axis.
+    """
     rows, views = seeds.shape
     batch = np.concatenate(
         [augment_batch(images, seeds[:, v], augmentation) for v in range(views)]
-    )  # view-major: [views * rows, H, W]
+    )  # view-major: [views * rows, H, W(, C)]
     logits, features = teacher(batch)
+    if alignment is not None:
+        logits = alignment.apply(logits)
     logits = logits.reshape(views, rows, -1).transpose(1, 0, 2)
     features = features.reshape(views, rows, -1).transpose(1, 0, 2)
     return logits, features
@@ -183,6 +190,12 @@ def extract(
     overwrite: bool = False,
     test_accuracy: bool = False,
     progress: Progress | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    resize: tuple[int, int] | None = None,
+    pad: int | None = None,
+    flip: bool = True,
+    label_map: str | os.PathLike | dict[str, str] | None = None,
 ) -> Path:
     """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
 
@@ -194,6 +207,16 @@ def extract(
     the same arguments resumes it and yields the same file. ``test_accuracy``
     also runs the teacher over the (unaugmented) test split and records its
     accuracy as the root attribute ``teacher_test_accuracy``.
+
+    ``dataset`` is ``"fashion-mnist"``, a Hugging Face hub id, a folder saved
+    with ``save_to_disk``, an image folder, or a ``datasets.Dataset``
+    (:func:`cache_tools.datasets.load_dataset`; ``image_column``,
+    ``label_column`` and ``resize`` say how to read it). The crop padding
+    ``pad`` defaults to :func:`~cache_tools.augment.default_pad` of the image
+    size; ``flip=False`` never mirrors (digits, text). A classifier teacher's
+    classes are aligned to the dataset's by name, or through ``label_map``
+    (a JSON file or dict, teacher class -> dataset class;
+    :mod:`cache_tools.labels`); other label sets are refused.
 
     Under ``torchrun`` (WORLD_SIZE > 1) every process runs this function with
     the same arguments: batch ``i`` of rows goes to the process of rank
@@ -210,7 +233,7 @@ def extract(
         return _extract(
             processes, model, out, dataset, split, limit, views, seed, topk, basis_rank,
             features, batch_size, image_size, kind, data_dir, head_from, overwrite,
-            test_accuracy, progress)
+            test_accuracy, progress, image_column, label_column, resize, pad, flip, label_map)
     finally:
         processes.close()
 
@@ -221,9 +244,21 @@ def _extract(
     basis_rank: int | None, features: str | None, batch_size: int, image_size: int | None,
     kind: str, data_dir: str | os.PathLike | None, head_from: str | os.PathLike | None,
     overwrite: bool, test_accuracy: bool, progress: Progress | None,
+    image_column: str | None, label_column: str | None, resize: tuple[int, int] | None,
+    pad: int | None, flip: bool, label_map: str | os.PathLike | dict[str, str] | None,
 ) -> Path:
     device, rank = processes.device, processes.rank
-    images, labels, class_names = load_dataset(dataset, split, data_dir)
+    read = {"image_column": image_column, "label_column": label_column,
+            "resize": None if resize is None else [int(resize[0]), int(resize[1])]}
+    try:
+        images, labels, class_names = load_dataset(dataset, split, data_dir, **read)
+    except ValueError as err:  # a column, size or option that does not fit this dataset
+        if isinstance(err, DatasetFormatError):
+            raise
+        raise UsageError(str(err)) from err
+    augmentation = check_augmentation({
+        "name": "crop_flip", "pad": default_pad(images.shape[1:3]) if pad is None else pad,
+        "flip": bool(flip)})
     count = len(images) if limit is None else int(limit)
     if not 1 <= count <= len(images):
         raise UsageError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
@@ -237,20 +272,35 @@ def _extract(
                                class_names=list(class_names))
     except ValueError as err:  # the model given cannot serve as a teacher: bad input
         raise UsageError(f"{model}: {err}") from err
+    alignment = None
+    if teacher.kind == "classifier":  # encoders and CLIP take the dataset's classes
+        try:
+            mapping = (read_label_map(label_map) if isinstance(label_map, (str, os.PathLike))
+                       else label_map)
+            alignment = align_labels(teacher.class_names, class_names, mapping)
+        except LabelMismatchError as err:
+            raise UsageError(f"{model}: {err}") from err
+    elif label_map is not None:
+        raise UsageError(f"--label-map applies to classifier teachers; {model} is a "
+                         f"{teacher.kind} teacher, which takes the dataset's classes.")
+    hashes = row_hashes(images, labels, indices)
+    options = {k: v for k, v in read.items() if v is not None}
+    if alignment is not None and not alignment.identity:
+        options.update(alignment.to_dict())
     described = teacher_description(teacher)
     feature_dim = teacher.feature_dim
     spec = CacheSpec(
         teacher_id=described["teacher_id"],
         teacher_digest=described["teacher_digest"],
         teacher_kind=teacher.kind,
-        class_names=list(teacher.class_names),
-        dataset=dataset,
+        class_names=list(class_names),
+        dataset=dataset if isinstance(dataset, str) else _dataset_name(dataset),
         split=split,
-        dataset_digest=dataset_digest(images, labels, indices),
+        dataset_digest=row_hash_digest(hashes),
         num_samples=count,
         num_views=int(views),
         seed=int(seed),
-        augmentation=dict(DEFAULT_AUGMENTATION),
+        augmentation=augmentation,
         preprocessing=described["preprocessing"],
         probs="logits" if topk is None else "basis" if basis_rank else "topk",
         topk=0 if topk is None else int(topk),
@@ -259,21 +309,23 @@ def _extract(
         feature_dim=feature_dim,
         teacher_params=teacher.num_params,
         extra={"prompt": described["prompt"]} if described["prompt"] else {},
+        dataset_options=options,
     )
     rows_per_batch = max(1, int(batch_size) // spec.num_views)
     seeds = view_seeds(seed, indices, spec.num_views)
     static = {"sample_index": indices, "labels": labels[indices].astype(np.int64),
-              "view_seeds": seeds, "row_hash": row_hashes(images, labels, indices)}
+              "view_seeds": seeds, "row_hash": hashes}
+    first = _FirstRows(images, count)  # the rows cached, read lazily
     if rank > 0:
         processes.barrier()  # rank 0 has staged the index: what all share is read from there
     fit = rank == 0
     if teacher.kind == "encoder":
-        teacher.head = _encoder_head(teacher, images[indices], labels[indices], split,
+        teacher.head = _encoder_head(teacher, first, labels[indices], split,
                                      head_from, rows_per_batch, spec.num_classes, out, fit)
         static["head/weight"], static["head/bias"] = teacher.head
     if spec.probs == "basis":
         static.update(_calibrate_basis(
-            teacher, images[indices], seeds, spec, rows_per_batch, out, fit))
+            teacher, first, seeds, spec, rows_per_batch, out, fit, alignment))
     # rank 0 alone records the environment (and says so when a resume runs in another)
     environment = extraction_environment(device, processes.world) if rank == 0 else None
     writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite,
@@ -285,7 +337,7 @@ def _extract(
         if not processes.owns(start, writer.batch_rows):
             continue
         logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
-                                        seeds[start:stop], spec.augmentation)
+                                        seeds[start:stop], spec.augmentation, alignment)
         writer.write(start, compress_batch(spec, logits, feats, writer.static_arrays))
         written, rows_written = written + 1, rows_written + stop - start
         _test_kill(rank, written)
@@ -303,14 +355,14 @@ def _extract(
         if spec.num_classes != len(class_names):
             raise UsageError("--test-accuracy needs a teacher whose classes are the dataset's.")
         attrs["teacher_test_accuracy"] = evaluate_teacher(
-            teacher, dataset, "test", data_dir, batch_size
-        )
+            teacher, dataset, "test", data_dir, batch_size, alignment, read)
     return writer.finalize(attrs=attrs)
 
 
 def _calibrate_basis(
     teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
     rows_per_batch: int, out: str | os.PathLike, fit: bool = True,
+    alignment: LabelAlignment | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit the logit basis on the first samples' views (deterministic, so resumable).
 
@@ -323,7 +375,8 @@ def _calibrate_basis(
     rows = min(spec.num_samples, max(1, CALIBRATION_ROWS // spec.num_views))
     logits = np.concatenate([
         teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
-                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation)[0]
+                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation,
+                        alignment)[0]
         for i in range(0, rows, rows_per_batch)
     ]).reshape(-1, spec.num_classes)
     rank = min(spec.rank, len(logits))
@@ -338,14 +391,17 @@ def _calibrate_basis(
 
 
 def evaluate_teacher(
-    teacher: Teacher, dataset: str, split: str, data_dir: str | os.PathLike | None,
-    batch_size: int = 256,
+    teacher: Teacher, dataset: Any, split: str, data_dir: str | os.PathLike | None,
+    batch_size: int = 256, alignment: LabelAlignment | None = None,
+    read: dict[str, Any] | None = None,
 ) -> float:
     """Top-1 accuracy of the teacher on a whole split (unaugmented images)."""
-    images, labels, _ = load_dataset(dataset, split, data_dir)
+    images, labels, _ = load_dataset(dataset, split, data_dir, **(read or {}))
     correct = 0
     for start in range(0, len(images), batch_size):
         logits, _ = teacher(images[start : start + batch_size])
+        if alignment is not None:
+            logits = alignment.apply(logits)
         correct += int(np.sum(logits.argmax(-1) == labels[start : start + batch_size]))
     return correct / len(images)
 
@@ -398,6 +454,26 @@ def _encoder_head(
         for i in range(0, len(images), rows_per_batch)
     ])
     return fit_linear_head(embeddings, labels, num_classes)
+
+
+class _FirstRows:
+    """The first ``count`` images of a (possibly lazy) image array, read by slices."""
+
+    def __init__(self, images: Any, count: int) -> None:
+        self.images, self.count = images, int(count)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, _ = key.indices(self.count)
+        return np.asarray(self.images[start:stop])
+
+
+def _dataset_name(dataset: Any) -> str:
+    """What a cache records for a ``datasets.Dataset`` given as an object."""
+    info = getattr(dataset, "info", None)
+    return getattr(info, "dataset_name", None) or "datasets.Dataset"
 
 
 def _staged(

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,9 @@ class CacheSpec:
     teacher_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     rank: int = 0
+    #: How the dataset was read (``image_column``, ``label_column``, ``image_size``)
+    #: and its own class names where they differ from the teacher's (version 3).
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     #: The file layout version (not part of the provenance: a reader sets it
     #: from the file; the writer always writes :data:`FORMAT_VERSION`).
     format_version: int = field(default=FORMAT_VERSION, compare=False)
@@ -160,6 +163,8 @@ class CacheSpec:
         del fields["format_version"]
         if not self.rank:
             del fields["rank"]  # topk and logits specs keep their version-1 form
+        if not self.dataset_options:
+            del fields["dataset_options"]
         return json.dumps(fields, sort_keys=True)
 
     @classmethod
@@ -771,9 +776,18 @@ class TeacherCache:
                 f"{self.path} does not describe this data: " + "; ".join(differs) + "."
             )
 
+    @property
+    def read_options(self) -> dict[str, Any]:
+        """How the cache's dataset was read: keyword arguments of
+        :func:`cache_tools.datasets.load_dataset` (columns, resize)."""
+        options = self.spec.dataset_options
+        return {key: options[key] for key in ("image_column", "label_column", "resize")
+                if options.get(key) is not None}
+
     def check_data(
         self, dataset: str, split: str, images: np.ndarray, labels: np.ndarray,
         rows: str = "sample", sample_size: int = SAMPLE_ROWS, seed: int = 0,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         """Refuse to pair this cache with other data (``images``/``labels`` of the split).
 
@@ -782,11 +796,17 @@ class TeacherCache:
         (``rows="all"``, which also checks the whole-split digest) with the data,
         naming the first rows that differ. Older caches: the whole-split digest.
         """
-        from .datasets import dataset_digest, row_hashes
+        from .datasets import dataset_digest, row_hash_digest, row_hashes
 
         if rows not in ("sample", "all"):
             raise ValueError(f"rows must be 'sample' or 'all'; got {rows!r}.")
         self._check_names(dataset, split)
+        if class_names is not None and list(class_names) != list(self.spec.class_names):
+            raise CacheMismatchError(
+                f"{self.path} has the classes {self.spec.class_names[:10]}"
+                f"{'...' if self.num_classes > 10 else ''} ({self.num_classes}); the data "
+                f"given has {list(class_names)[:10]}{'...' if len(class_names) > 10 else ''} "
+                f"({len(class_names)}): they must be the same classes in the same order.")
         index = self.sample_index
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
@@ -812,8 +832,8 @@ class TeacherCache:
                 f"rows differ ({shown}{', ...' if len(bad) > 5 else ''}): another version, order "
                 "or subset of the data."
             )
-        if rows == "all":  # a second line of defence
-            self.check_matches(dataset, split, dataset_digest(images, labels, index))
+        if rows == "all":  # a second line of defence: the digest over all row hashes
+            self.check_matches(dataset, split, row_hash_digest(got))
 
 
 class _CacheArrays(Mapping):

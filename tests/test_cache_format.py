@@ -293,14 +293,14 @@ def test_incomplete_flag_refused(tmp_path):
 
 
 def test_row_hash_check_names_the_altered_rows(tmp_path):
-    from cache_tools.datasets import dataset_digest, row_hashes
+    from cache_tools.datasets import row_hash_digest, row_hashes
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 6, 5), dtype=np.uint8)
     labels = rng.integers(0, 10, 40)
-    spec = _spec(num_samples=40, dataset_digest=dataset_digest(images, labels, np.arange(40)))
-    static = {**_static(spec), "labels": labels,
-              "row_hash": row_hashes(images, labels, np.arange(40))}
+    hashes = row_hashes(images, labels, np.arange(40))
+    spec = _spec(num_samples=40, dataset_digest=row_hash_digest(hashes))
+    static = {**_static(spec), "labels": labels, "row_hash": hashes}
     writer = CacheWriter(tmp_path / "c.h5", spec, static, batch_rows=8)
     for start, stop in writer.pending():
         writer.write(start, _rows(spec, start, stop))

@@ -29,8 +29,15 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     ----------
     cache : str, path or :class:`cache_tools.format.TeacherCache`
     images, labels : arrays or None
-        The dataset split the cache describes (uint8 ``[N, H, W]``, ints
-        ``[N]``); None loads the cache's dataset and split (``data_dir``).
+        The dataset split the cache describes (uint8 ``[N, H, W]`` grey or
+        ``[N, H, W, C]``, any array-like indexable by row arrays, e.g. a memory
+        map; ints ``[N]``); None loads the cache's dataset and split
+        (``dataset``, ``data_dir``).
+    dataset : str, ``datasets.Dataset`` or None
+        Where to load the split from when ``images`` is None: default the
+        dataset the cache names (``fashion-mnist``, a hub id, a saved or image
+        folder), read as it was at extraction (columns, resize). Its class
+        names must be the cache's.
     batch_size : int, (default 128)
     shuffle : bool, (default True)
     seed : int, (default 0)
@@ -67,8 +74,8 @@ class TeacherCacheDataset(keras.utils.PyDataset):
 
     Output (per batch)
     ------------------
-    x : [batch, H, W, 1], float32
-        The augmented view, scaled to [0, 1].
+    x : [batch, H, W, C], float32
+        The augmented view, scaled to [0, 1] (C = 1 for grey images).
     y : [batch, 1 + C] float32 or [batch] int32
         See ``targets``.
     """
@@ -86,6 +93,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         data_dir: str | os.PathLike | None = None,
         check_integrity: bool | str = "quick",
         check_rows: str = "sample",
+        dataset: Any = None,
         labelled_fraction: float = 1.0,
         labelled_only: bool = False,
         **kwargs: Any,
@@ -101,10 +109,13 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         spec = self.cache.spec
         if view != "random" and not 0 <= int(view) < spec.num_views:
             raise ValueError(f"view must be 'random' or in [0, {spec.num_views}); got {view!r}.")
+        names = None
         if images is None or labels is None:
-            images, labels, _ = load_dataset(spec.dataset, spec.split, data_dir)
+            images, labels, names = load_dataset(
+                spec.dataset if dataset is None else dataset, spec.split, data_dir,
+                **self.cache.read_options)
         self.cache.check_data(spec.dataset, spec.split, images, labels, rows=check_rows,
-                              sample_size=SAMPLE_ROWS, seed=seed)
+                              sample_size=SAMPLE_ROWS, seed=seed, class_names=names)
         # no copies: images are indexed per batch (a memory map stays a memory map) and
         # teacher distributions are reconstructed per batch from the stored outputs
         self.images = images
@@ -138,6 +149,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     def num_classes(self) -> int:
         return self.cache.num_classes
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of the student's input images."""
+        shape = tuple(self.images.shape[1:])
+        return shape + (1,) if len(shape) == 2 else shape
+
     def _plan(self) -> None:
         n = len(self.labels)
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -155,7 +172,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             self.views = np.full(n, self.view)
 
     def replay_views(self, rows: np.ndarray, views: np.ndarray) -> np.ndarray:
-        """The uint8 views ``[len(rows), H, W]`` the teacher saw for (row, view) pairs."""
+        """The uint8 views ``[len(rows), H, W(, C)]`` the teacher saw for (row, view) pairs."""
         seeds = self.cache.view_seeds[rows, views]
         return augment_batch(self.images[self.index[rows]], seeds, self.cache.spec.augmentation)
 
@@ -167,7 +184,9 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range [0, {len(self)}).")
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         views = self.views[rows]
-        x = self.replay_views(rows, views).astype(np.float32)[..., None] / 255.0
+        x = self.replay_views(rows, views).astype(np.float32) / 255.0
+        if x.ndim == 3:  # grey: one channel
+            x = x[..., None]
         if self.targets == "label":
             return x, self.labels[rows]
         probs = self.cache.teacher_probs(rows, views)
