@@ -214,7 +214,7 @@ def array_digest(array: np.ndarray) -> str:
     """sha256 over dtype, shape and the C-ordered bytes of an array."""
     array = np.ascontiguousarray(array)
     h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    h.update(array.tobytes())
+    h.update(array.reshape(-1).view(np.uint8))  # the bytes, without a copy
     return h.hexdigest()
 
 
@@ -448,7 +448,8 @@ class _Digest:
         self.hash = hashlib.sha256(f"{self.dtype.str}{tuple(shape)}".encode())
 
     def update(self, block: np.ndarray) -> None:
-        self.hash.update(np.ascontiguousarray(block.astype(self.dtype, copy=False)).tobytes())
+        block = np.ascontiguousarray(block.astype(self.dtype, copy=False))
+        self.hash.update(block.reshape(-1).view(np.uint8))
 
     def hexdigest(self) -> str:
         return self.hash.hexdigest()
