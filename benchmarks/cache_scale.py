@@ -1,0 +1,226 @@
+"""A teacher cache at ImageNet size: finalize and reader memory, open files and speed.
+
+Writes a synthetic cache of 1,281,167 rows x 4 views x 1000 classes (top-10
+float16 probabilities with uint16 indices) through the real writer
+(:class:`cache_tools.format.CacheWriter`, shards of 64 rows as an extraction
+with ``--batch-size 256 --views 4`` makes them), then in separate processes:
+
+* **finalize** under an open-file limit of 64 (``RLIMIT_NOFILE``): wall time,
+  peak RSS (``ru_maxrss``);
+* **reader**: :class:`tosc_sionna.data.TeacherCacheDataset` over the cache and a
+  memory-mapped uint8 image array (28 x 28 synthetic images: ImageNet's pixels
+  would not fit this machine's disk; the teacher side is what scales here): time
+  from construction to the first batch, peak RSS, and batches per second against
+  the training step of the student it feeds (the default link with a 1000-class
+  head, batch 128), timed alternately, best and median of the repeats.
+
+Targets (issue 10): finalize with <= 64 open files, peak RSS <= 2 GB for each,
+first batch <= 10 s, reader >= 5x faster than the student step.
+
+    python benchmarks/cache_scale.py [--rows 1281167] [--work DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+VIEWS, CLASSES, TOPK, BATCH_ROWS, BATCH = 4, 1000, 10, 64, 128
+OPEN_FILES = 64
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def rss_parts_mb() -> dict[str, float]:
+    """Current anonymous (allocated) and file-backed (mapped file pages) RSS, MB."""
+    parts = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                parts[key] = int(value.split()[0]) / 1024
+    return parts
+
+
+def synthetic_topk(rows: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    values = np.sort(rng.dirichlet(np.ones(TOPK + 1), (rows, VIEWS))[..., :TOPK], -1)[..., ::-1]
+    base = rng.integers(0, CLASSES, (rows, VIEWS, 1))
+    return {"teacher/topk_values": values.astype(np.float16),
+            "teacher/topk_indices": ((base + 97 * np.arange(TOPK)) % CLASSES).astype(np.uint16),
+            "compression_kl": rng.exponential(0.01, (rows, VIEWS, 4)).astype(np.float32)}
+
+
+def spec_for(rows: int):
+    from cache_tools import augment
+    from cache_tools.format import CacheSpec
+
+    return CacheSpec(
+        teacher_id="synthetic-imagenet", teacher_digest="0" * 64, teacher_kind="classifier",
+        class_names=[f"class{i}" for i in range(CLASSES)], dataset="synthetic", split="train",
+        dataset_digest="0" * 64, num_samples=rows, num_views=VIEWS, seed=0,
+        augmentation=dict(augment.DEFAULT_AUGMENTATION), preprocessing={}, probs="topk",
+        topk=TOPK)
+
+
+def phase_write(work: Path, rows: int) -> dict:
+    from cache_tools import augment
+    from cache_tools.datasets import row_hashes
+    from cache_tools.format import CacheWriter
+
+    start = time.perf_counter()
+    images = np.lib.format.open_memmap(work / "images.npy", "w+", np.uint8, (rows, 28, 28))
+    rng = np.random.default_rng(0)
+    for i in range(0, rows, 65536):
+        images[i : i + 65536] = rng.integers(0, 256, (min(65536, rows - i), 28, 28), np.uint8)
+    labels = rng.integers(0, CLASSES, rows)
+    np.save(work / "labels.npy", labels)
+    images.flush()
+    index = np.arange(rows)
+    static = {"sample_index": index, "labels": labels,
+              "row_hash": row_hashes(images, labels, index),
+              "view_seeds": augment.view_seeds(0, index, VIEWS)}
+    prepared = time.perf_counter() - start
+    start = time.perf_counter()
+    writer = CacheWriter(work / "cache.h5", spec_for(rows), static, batch_rows=BATCH_ROWS)
+    for begin, stop in writer.pending():
+        writer.write(begin, synthetic_topk(stop - begin, begin))
+    return {"images_hashes_seeds_s": prepared, "shards": -(-rows // BATCH_ROWS),
+            "write_shards_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+
+
+def phase_finalize(work: Path, rows: int) -> dict:
+    from cache_tools.format import CacheWriter
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+    start = time.perf_counter()
+    writer = CacheWriter(work / "cache.h5", spec_for(rows), {}, batch_rows=BATCH_ROWS)
+    writer.finalize()
+    return {"open_file_limit": OPEN_FILES, "finalize_s": time.perf_counter() - start,
+            "peak_rss_mb": peak_rss_mb(), "file_mb": (work / "cache.h5").stat().st_size / 1e6}
+
+
+def phase_reader(work: Path, repeats: int) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    import tosc_sionna as ts
+    from tosc_sionna.data import TeacherCacheDataset
+
+    imported_rss = peak_rss_mb()
+    images = np.load(work / "images.npy", mmap_mode="r")
+    labels = np.load(work / "labels.npy")
+    start = time.perf_counter()
+    data = TeacherCacheDataset(work / "cache.h5", images=images, labels=labels,
+                               batch_size=BATCH, seed=0)
+    x, y = data[0]
+    first_batch = time.perf_counter() - start
+    open_rss = peak_rss_mb()
+    samples = [rss_parts_mb()]
+
+    ts.set_seed(0)
+    link = ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=CLASSES, stochastic=True,
+                        rate_weight=1e-4, seed=0)
+    loss = ts.IBDistillationLoss(alpha=0.5, temperature=4.0)
+    link.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss)
+    for i in range(1, 6):  # warm-up: tracing
+        link.train_on_batch(*data[i])
+    reader_s, step_s = [], []
+    for r in range(repeats):  # alternate, so both see the machine in the same state
+        i = 6 + r * 10
+        begin = time.perf_counter()
+        batches = [data[i + j] for j in range(10)]
+        reader_s.append((time.perf_counter() - begin) / 10)
+        begin = time.perf_counter()
+        for batch in batches:
+            link.train_on_batch(*batch)
+        step_s.append((time.perf_counter() - begin) / 10)
+        samples.append(rss_parts_mb())
+    del keras
+    return {
+        "first_batch_s": first_batch, "rss_after_imports_mb": imported_rss,
+        "rss_after_open_mb": open_rss, "peak_rss_mb": peak_rss_mb(),
+        # ru_maxrss counts the pages of the memory-mapped image file that random
+        # reads (and the kernel's read-ahead) touched: reclaimable page cache
+        "max_sampled_rss_anon_mb": max(p["RssAnon"] for p in samples),
+        "max_sampled_rss_file_mb": max(p["RssFile"] for p in samples),
+        "reader_batch_ms": {"best": 1e3 * min(reader_s), "median": 1e3 * float(np.median(reader_s)),
+                            "all": [1e3 * t for t in reader_s]},
+        "student_step_ms": {"best": 1e3 * min(step_s), "median": 1e3 * float(np.median(step_s)),
+                            "all": [1e3 * t for t in step_s]},
+        "student_step_over_reader_batch": {
+            "best_vs_best": min(step_s) / min(reader_s),
+            "median_vs_median": float(np.median(step_s) / np.median(reader_s))},
+        "batch": BATCH, "batch_shape": list(x.shape), "target_shape": list(y.shape),
+    }
+
+
+def run_phase(name: str, work: Path, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--phase", name, "--work", str(work), "--rows",
+           str(args.rows), "--repeats", str(args.repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"phase {name} failed:\n{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(name, json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_281_167)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--phase", choices=("write", "finalize", "reader"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(
+        Path(__file__).parent / "results" / "cache_scale.json"))
+    args = parser.parse_args()
+    if args.phase:  # one measurement, in its own process: its own peak RSS
+        work = Path(args.work)
+        result = {"write": lambda: phase_write(work, args.rows),
+                  "finalize": lambda: phase_finalize(work, args.rows),
+                  "reader": lambda: phase_reader(work, args.repeats)}[args.phase]()
+        print(json.dumps(result))
+        return
+    work = Path(args.work or tempfile.mkdtemp(prefix="cache_scale_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        results = {name: run_phase(name, work, args) for name in ("write", "finalize", "reader")}
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    reader = results["reader"]
+    targets = {
+        "finalize_open_files_le_64": True,  # it ran under RLIMIT_NOFILE = 64
+        "finalize_peak_rss_le_2gb": results["finalize"]["peak_rss_mb"] <= 2048,
+        "reader_peak_rss_le_2gb": reader["peak_rss_mb"] <= 2048,
+        "reader_anonymous_rss_le_2gb": reader["max_sampled_rss_anon_mb"] <= 2048,
+        "first_batch_le_10s": reader["first_batch_s"] <= 10,
+        "reader_ge_5x_student_step": reader["student_step_over_reader_batch"]["best_vs_best"] >= 5,
+    }
+    Path(args.out).write_text(json.dumps({
+        "cache": {"rows": args.rows, "views": VIEWS, "classes": CLASSES, "topk": TOPK,
+                  "rows_per_shard": BATCH_ROWS, "images": "synthetic uint8 28x28, memory-mapped"},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "results": results, "targets_met": targets,
+    }, indent=2) + "\n")
+    print(json.dumps(targets, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
