@@ -82,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="views per sample; view 0 unaugmented (default 1)")
     ex.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
     group = ex.add_mutually_exclusive_group()
-    group.add_argument("--topk", type=int, default=5,
-                       help="store the top-k probabilities (default 5)")
+    group.add_argument("--topk", type=int, default=None,
+                       help="store the top-k probabilities (default 5, or every class when "
+                       "there are fewer)")
     group.add_argument("--logits", action="store_true", help="store all logits as float16")
     ex.add_argument("--basis", type=int, metavar="RANK",
                     help="store a rank-RANK basis of the logits fitted per cache (once), RANK "
@@ -266,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                 path = extract(
                     args.model, args.out, dataset=args.dataset, split=args.split,
                     limit=args.limit, views=args.views, seed=args.seed,
-                    topk=None if args.logits else args.topk, basis_rank=args.basis,
+                    topk=None if args.logits else ("auto" if args.topk is None else args.topk),
+                    basis_rank=args.basis,
                     features=args.features,
                     batch_size=args.batch_size, device=args.device, image_size=args.image_size,
                     kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,

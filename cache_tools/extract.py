@@ -178,7 +178,7 @@ def extract(
     limit: int | None = None,
     views: int = 1,
     seed: int = 0,
-    topk: int | None = 5,
+    topk: int | str | None = "auto",
     basis_rank: int | None = None,
     features: str | None = None,
     batch_size: int = 64,
@@ -199,7 +199,8 @@ def extract(
 ) -> Path:
     """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
 
-    ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a rank-R
+    ``topk`` probabilities are kept (``"auto"``: 5, or all classes when
+    fewer); ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a rank-R
     basis of the logits, fitted on the teacher's outputs for the first
     ``CALIBRATION_ROWS`` logit rows (samples x views), plus the ``topk``
     largest classes' residuals. ``batch_size`` counts images per
@@ -240,7 +241,7 @@ def extract(
 
 def _extract(
     processes: Processes, model: str | os.PathLike, out: str | os.PathLike, dataset: str,
-    split: str, limit: int | None, views: int, seed: int, topk: int | None,
+    split: str, limit: int | None, views: int, seed: int, topk: int | str | None,
     basis_rank: int | None, features: str | None, batch_size: int, image_size: int | None,
     kind: str, data_dir: str | os.PathLike | None, head_from: str | os.PathLike | None,
     overwrite: bool, test_accuracy: bool, progress: Progress | None,
@@ -264,6 +265,8 @@ def _extract(
         raise UsageError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
     if views < 1:
         raise UsageError(f"--views must be >= 1; got {views}.")
+    if topk == "auto":
+        topk = min(5, len(class_names))
     if basis_rank and topk is None:
         raise UsageError("--basis stores top-k residuals: it cannot go with --logits.")
     indices = np.arange(count, dtype=np.int64)

@@ -185,7 +185,12 @@ def load_split(
     datasets = _datasets()
     path = Path(source).expanduser()
     if path.is_dir() and is_saved_dataset(path):
-        loaded = datasets.load_from_disk(str(path))
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except Exception as err:  # noqa: BLE001 - datasets raises many kinds here
+            raise DatasetFormatError(
+                f"{path} looks like a saved dataset but cannot be read ({type(err).__name__}: "
+                f"{err}); it may be empty, partial or from another datasets version.") from err
         if isinstance(loaded, datasets.DatasetDict):
             if split not in loaded:
                 raise DatasetNotFoundError(

@@ -42,8 +42,9 @@ class LabelAlignment:
 
     @property
     def identity(self) -> bool:
-        return self.targets == tuple(range(len(self.dataset_names))) and len(
-            self.teacher_names) == len(self.dataset_names)
+        """The teacher's classes are the dataset's, in the same order, by the same names."""
+        return self.targets == tuple(range(len(self.dataset_names))) and [
+            normalize(n) for n in self.teacher_names] == [normalize(n) for n in self.dataset_names]
 
     @property
     def permutation(self) -> list[int] | None:
@@ -57,7 +58,8 @@ class LabelAlignment:
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Teacher logits ``[..., C_teacher]`` -> logits on the dataset's axis ``[..., C]``."""
-        if self.identity:
+        if self.targets == tuple(range(len(self.dataset_names))) and len(
+                self.teacher_names) == len(self.dataset_names):
             return logits
         perm = self.permutation
         if perm is not None:

@@ -1,5 +1,9 @@
 """The main job: distil the shipped Fashion-MNIST teacher into a tiny link over a noisy channel.
 
+With ``--cache C.h5`` it trains from any teacher cache instead (any dataset
+``tosc-cache extract`` read: a hub id, a saved or an image folder); the test
+split comes from the same dataset (``--dataset`` if it moved).
+
 Fast distillation: the student trains from the pre-stored teacher cache (the
 teacher is never loaded), with the information-bottleneck distillation loss,
 an SNR drawn per example from the training range and channel-adaptive
@@ -9,7 +13,7 @@ accuracy, and writes ``results.json`` and ``accuracy_vs_snr.png`` into --out.
 
     python examples/kd_awgn.py [--quick] [--epochs E] [--n-symbols N] [--channel awgn]
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
-        [--out DIR] [--seed S]
+        [--out DIR] [--seed S] [--dataset D] [--downsample K]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from tosc_sionna.data import (  # noqa: E402
     DatasetNotFoundError,
     TeacherCacheDataset,
     default_teacher_cache,
-    load_fashion_mnist,
+    load_dataset,
 )
 from tosc_sionna.evaluation import accuracy_vs_snr, format_table, plot_accuracy_vs_snr  # noqa: E402
 from tosc_sionna.losses import ib_metrics  # noqa: E402
@@ -56,6 +60,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=32,
                         help="filters of the encoder's first convolution")
     parser.add_argument("--channel", choices=sorted(CHANNELS), default="awgn")
+    parser.add_argument("--dataset", default=None,
+                        help="where the cache's dataset is (default: the one it names)")
+    parser.add_argument("--test-split", default="test", help="split to evaluate on")
+    parser.add_argument("--downsample", type=int, default=1,
+                        help="average-pool large images by this factor first (e.g. 8 at 224)")
     parser.add_argument("--cache", default=None, help="teacher cache (default: the shipped one)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="kd_awgn_out")
@@ -77,6 +86,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def evaluation_split(
+    data: TeacherCacheDataset, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation split of the cache's dataset, read as the cache's was: float32
+    ``[N, H, W, C]`` in [0, 1] and int32 labels."""
+    spec = data.cache.spec
+    images, labels, names = load_dataset(spec.dataset if args.dataset is None else args.dataset,
+                                         args.test_split, args.data_dir,
+                                         **data.cache.read_options)
+    if list(names) != list(spec.class_names):
+        raise ValueError(f"The {args.test_split} split's classes differ from the cache's.")
+    if args.quick:
+        images, labels = images[:2000], labels[:2000]
+    x = np.asarray(images[:]).astype(np.float32) / 255.0
+    return (x[..., None] if x.ndim == 3 else x), np.asarray(labels).astype(np.int32)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.no_teacher:
@@ -88,22 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         cache = args.cache or default_teacher_cache()
         ts.set_seed(args.seed)
         data = TeacherCacheDataset(cache, batch_size=128, seed=args.seed,
-                                   data_dir=args.data_dir,
+                                   data_dir=args.data_dir, dataset=args.dataset,
                                    labelled_fraction=args.labelled_fraction,
                                    labelled_only=args.no_teacher)
-        x_test, y_test = load_fashion_mnist("test", args.data_dir)
+        x_test, y_test = evaluation_split(data, args)
     except (FileNotFoundError, DatasetNotFoundError, CacheError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.quick:
-        x_test, y_test = x_test[:2000], y_test[:2000]
     steps = min(len(data), 300) if args.quick else len(data)
     spec = data.cache.spec
 
     link = ts.make_link(CHANNELS[args.channel](), num_symbols=args.n_symbols,
                         num_classes=spec.num_classes, width=args.width, stochastic=True,
                         rate_weight=args.beta, snr_train_db=tuple(args.snr_train),
-                        seed=args.seed)
+                        seed=args.seed, downsample=args.downsample)
     loss = ts.IBDistillationLoss(alpha=args.alpha, temperature=args.temperature)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
     link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=ib_metrics(loss))
@@ -140,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         "labelled_fraction": args.labelled_fraction, "teacher_free": args.no_teacher,
         "alpha": args.alpha,
         "temperature": args.temperature, "beta": args.beta, "seed": args.seed,
-        "quick": args.quick, "cache": str(cache),
+        "quick": args.quick, "cache": str(cache), "dataset": spec.dataset,
+        "input_shape": list(data.input_shape), "downsample": args.downsample,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_accuracy_vs_snr({f"student ({args.channel})": sweep}, out / "accuracy_vs_snr.png",

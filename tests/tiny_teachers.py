@@ -23,12 +23,14 @@ def _quiet():
     return transformers
 
 
-def _save_vit(path: Path, seed: int, head: bool) -> Path:
+def _save_vit(path: Path, seed: int, head: bool, class_names=None) -> Path:
     t = _quiet()
     import torch
 
     torch.manual_seed(seed)
-    labels = {"num_labels": 10, "id2label": ID2LABEL, "label2id": LABEL2ID} if head else {}
+    id2label = ID2LABEL if class_names is None else dict(enumerate(class_names))
+    labels = {"num_labels": len(id2label), "id2label": id2label,
+              "label2id": {n: i for i, n in id2label.items()}} if head else {}
     config = t.ViTConfig(
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
         num_attention_heads=2, intermediate_size=64, **labels,
@@ -39,8 +41,8 @@ def _save_vit(path: Path, seed: int, head: bool) -> Path:
     return path
 
 
-def make_vit(path: Path, seed: int = 0) -> Path:
-    return _save_vit(path, seed, head=True)
+def make_vit(path: Path, seed: int = 0, class_names=None) -> Path:
+    return _save_vit(path, seed, head=True, class_names=class_names)
 
 
 def make_resnet(path: Path, seed: int = 0) -> Path:

@@ -13,6 +13,7 @@ from cache_tools.datasets import (
     DatasetFormatError,
     DatasetNotFoundError,
     find_fashion_mnist,
+    load_dataset,
 )
 from cache_tools.datasets import load_fashion_mnist as _load_raw
 from cache_tools.format import (
@@ -39,6 +40,7 @@ __all__ = [
     "DatasetFormatError",
     "DatasetNotFoundError",
     "find_fashion_mnist",
+    "load_dataset",
     "load_fashion_mnist",
 ]
 

@@ -17,8 +17,14 @@ class SemanticEncoder(keras.layers.Layer):
 
     Five 3x3 convolutions, each followed by batch normalization and ReLU, with
     ``width``, ``width``, ``2*width``, ``2*width`` and ``4*width`` filters; the
-    first and third have stride 2 (28x28 -> 14x14 -> 7x7). Global average
-    pooling then feeds a dense projection to ``2n`` reals. Pooling instead of
+    first and third have stride 2 (28x28 -> 14x14 -> 7x7; 32x32 -> 8x8). Global
+    average pooling then feeds a dense projection to ``2n`` reals, so any input
+    size and channel count works (grey or RGB). The receptive field of the
+    last convolution is 19x19 input pixels (pixel steps 1, 2, 2, 4, 4): most
+    of a 28x28 or 32x32 image; for larger images, ``downsample=k`` first
+    averages k x k pixel blocks (receptive field and cost scale by k and
+    1/k^2: ``k = 4`` at 96x96, ``k = 8`` at 224x224 sees what the default sees
+    at 28x28). Pooling instead of
     flattening keeps the projection small (``4*width*2n`` weights rather than
     ``7*7*2*width*2n``), so the parameter budget goes to the convolutions.
 
@@ -42,6 +48,9 @@ class SemanticEncoder(keras.layers.Layer):
         Variational output (see above).
     seed : int or None, (default None)
         Seed of the sampling noise (stochastic only); see also :meth:`reseed`.
+    downsample : int, (default 1)
+        Average-pool the input by this factor before the convolutions (large
+        images).
     sample_at_inference : bool, (default False)
         Stochastic only: also sample ``z`` at inference (``training=False``).
         Read when a call is traced: after changing it on a compiled model,
@@ -67,9 +76,15 @@ class SemanticEncoder(keras.layers.Layer):
         stochastic: bool = False,
         seed: int | None = None,
         sample_at_inference: bool = False,
+        downsample: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if int(downsample) < 1:
+            raise ValueError(f"downsample must be >= 1; got {downsample}.")
+        self.downsample = int(downsample)
+        self.pre_pool = (layers.AveragePooling2D(self.downsample)
+                         if self.downsample > 1 else None)
         if sample_at_inference and not stochastic:
             raise ValueError("sample_at_inference needs stochastic=True.")
         if int(num_symbols) < 1 or int(width) < 1:
@@ -110,6 +125,8 @@ class SemanticEncoder(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         shape = self._image_shape(input_shape)
+        if self.pre_pool is not None:
+            shape = self.pre_pool.compute_output_shape(shape)
         for conv, norm in zip(self.convs, self.norms, strict=True):
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
@@ -124,7 +141,7 @@ class SemanticEncoder(keras.layers.Layer):
         self._image_shape(images.shape)
         if len(images.shape) == 3:
             images = ops.expand_dims(images, -1)
-        h = images
+        h = images if self.pre_pool is None else self.pre_pool(images)
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = ops.relu(norm(conv(h), training=training))
         h = self.pool(h)
@@ -162,4 +179,5 @@ class SemanticEncoder(keras.layers.Layer):
             "stochastic": self.stochastic,
             "seed": self.seed,
             "sample_at_inference": self.sample_at_inference,
+            "downsample": self.downsample,
         }

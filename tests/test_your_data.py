@@ -1,0 +1,345 @@
+"""Bring your own data and teacher (issue 9): Hugging Face datasets, image folders, label sets.
+
+Real data where it exists: Fashion-MNIST converted to a Hugging Face dataset
+and saved to disk, an RGB image folder written here, tiny teachers saved and
+reloaded offline.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tiny_teachers as tt
+
+from cache_tools import cli
+from cache_tools.augment import augment, default_pad
+from cache_tools.compression import softmax
+from cache_tools.datasets import (
+    FASHION_MNIST_CLASSES,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    load_dataset,
+    load_fashion_mnist,
+    row_hashes,
+)
+from cache_tools.format import TeacherCache
+from cache_tools.labels import LabelMismatchError, align_labels
+from tosc_sionna.data import TeacherCacheDataset
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+datasets = pytest.importorskip("datasets")  # a core dependency: always installed
+FOLDER_CLASSES = ("cat", "dog", "ship")
+
+
+def run_cli(*args):
+    return cli.main([str(a) for a in args])
+
+
+def _fashion_dict(n_train=96, n_test=64):
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=list(FASHION_MNIST_CLASSES))})
+    splits = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images, labels = load_fashion_mnist(split)
+        splits[split] = datasets.Dataset.from_dict(
+            {"image": list(images[:n]), "label": labels[:n].astype(int).tolist()},
+            features=features)
+    return datasets.DatasetDict(splits)
+
+
+@pytest.fixture(scope="module")
+def saved_fashion(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hf") / "fashion"
+    _fashion_dict().save_to_disk(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def rgb_folder(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder") / "shapes"
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 6)):
+        for c, name in enumerate(FOLDER_CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                pixels[..., c] = 255  # a class cue
+                if i == 0:  # one RGBA image: its alpha is dropped
+                    rgba = np.concatenate([pixels, np.full((32, 32, 1), 128, np.uint8)], -1)
+                    Image.fromarray(rgba, "RGBA").save(root / split / name / f"{i:03d}.png")
+                else:
+                    Image.fromarray(pixels).save(root / split / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"vit": tt.make_vit(root / "vit"),
+            "encoder": tt.make_vit_encoder(root / "encoder"),
+            "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij"))}
+
+
+def test_saved_hf_dataset_extract_verify_and_train(saved_fashion, models, tmp_path, capsys):
+    import keras
+
+    import tosc_sionna as ts
+
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
+                   "--views", 2, "--out", out, "-q") == 0
+    cache = TeacherCache(out)
+    assert cache.spec.dataset == str(saved_fashion) and cache.num_samples == 96
+    assert cache.spec.class_names == list(FASHION_MNIST_CLASSES)
+    assert cache.spec.augmentation == {"name": "crop_flip", "pad": 2, "flip": True}
+    # the converted dataset has the built-in loader's pixels: the same row hashes
+    images, labels = load_fashion_mnist("train")
+    np.testing.assert_array_equal(cache.arrays["row_hash"],
+                                  row_hashes(images, labels, np.arange(96)))
+    assert run_cli("verify", out) == 0
+    assert "match verified" in capsys.readouterr().out
+    data = TeacherCacheDataset(out, batch_size=32, view=0, shuffle=False)
+    x, y = data[0]
+    assert x.shape == (32, 28, 28, 1) and data.input_shape == (28, 28, 1)
+    np.testing.assert_array_equal(x[..., 0], images[:32] / np.float32(255))
+    assert y.shape == (32, 11)
+    ts.set_seed(0)
+    link = ts.make_link(ts.AWGNChannel(), num_symbols=4, num_classes=data.num_classes,
+                        width=4, hidden_units=(8,), stochastic=True, seed=0)
+    link.compile(optimizer=keras.optimizers.Adam(1e-3), loss=ts.IBDistillationLoss())
+    history = link.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_rgb_image_folder_with_an_encoder_teacher(rgb_folder, models, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["encoder"], "--dataset", rgb_folder,
+                   "--views", 2, "--out", out, "-q") == 0
+    cache = TeacherCache(out)
+    assert cache.spec.class_names == list(FOLDER_CLASSES) and cache.num_samples == 36
+    assert cache.arrays["head/weight"].shape[0] == 3
+    assert run_cli("verify", out) == 0
+    data = TeacherCacheDataset(out, batch_size=36, view=0, shuffle=False)
+    x, y = data[0]
+    assert x.shape == (36, 32, 32, 3) and y.shape == (36, 4)
+    first = np.asarray(Image.open(rgb_folder / "train" / "cat" / "000.png").convert("RGB"))
+    np.testing.assert_array_equal(x[0], first / np.float32(255))
+    np.testing.assert_array_equal(y[:, 0], np.repeat([0, 1, 2], 12))
+    images, labels, names = load_dataset(str(rgb_folder), "test")
+    assert images.shape == (18, 32, 32, 3) and names == FOLDER_CLASSES
+    assert len(labels) == 18
+
+
+def _permuted_copy(source, path, perm):
+    """The same network with its classes in another order (head rows permuted)."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForImageClassification.from_pretrained(source)
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight[perm])
+        model.classifier.bias.copy_(model.classifier.bias[perm])
+    names = [FASHION_MNIST_CLASSES[p] for p in perm]
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {n: i for i, n in enumerate(names)}
+    model.save_pretrained(path)
+    transformers.AutoImageProcessor.from_pretrained(source).save_pretrained(path)
+    return path
+
+
+def test_permuted_teacher_labels_are_aligned(saved_fashion, models, tmp_path):
+    perm = np.random.default_rng(3).permutation(10)
+    permuted = _permuted_copy(models["vit"], tmp_path / "permuted", perm)
+    caches = {}
+    for name, model in (("plain", models["vit"]), ("permuted", permuted)):
+        caches[name] = tmp_path / f"{name}.h5"
+        assert run_cli("extract", "--model", model, "--dataset", saved_fashion, "--limit", 32,
+                       "--logits", "--out", caches[name], "-q") == 0
+    plain, aligned = TeacherCache(caches["plain"]), TeacherCache(caches["permuted"])
+    assert aligned.spec.class_names == list(FASHION_MNIST_CLASSES)
+    options = aligned.spec.dataset_options
+    assert [FASHION_MNIST_CLASSES[p] for p in perm] == options["teacher_class_names"]
+    assert options["label_permutation"] == np.argsort(perm).tolist()
+    np.testing.assert_allclose(aligned.teacher_probs(), plain.teacher_probs(), atol=2e-3)
+    assert np.array_equal(aligned.teacher_probs().argmax(-1), plain.teacher_probs().argmax(-1))
+    assert aligned.attrs["teacher_accuracy"] == plain.attrs["teacher_accuracy"]
+
+
+def test_unrelated_labels_refused_unless_mapped(saved_fashion, models, tmp_path, capsys):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["letters"], "--dataset", saved_fashion,
+                   "--limit", 16, "--out", out, "-q") == 2
+    err = capsys.readouterr().err
+    assert "are not the dataset's" in err and "'a'" in err and "'Trouser'" in err
+    assert "--label-map" in err and not out.exists()
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps(dict(zip("abcdefghij", FASHION_MNIST_CLASSES, strict=True))))
+    assert run_cli("extract", "--model", models["letters"], "--dataset", saved_fashion,
+                   "--limit", 16, "--label-map", mapping, "--out", out, "-q") == 0
+    assert TeacherCache(out).spec.dataset_options["teacher_class_names"] == list("abcdefghij")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"a": "Sweater", "zz": "Bag"}))
+    assert run_cli("extract", "--model", models["letters"], "--dataset", saved_fashion,
+                   "--limit", 16, "--label-map", bad, "--out", tmp_path / "d.h5", "-q") == 2
+    err = capsys.readouterr().err
+    assert "'zz'" in err and "'Sweater'" in err and not (tmp_path / "d.h5").exists()
+
+
+def test_label_alignment_by_name_and_many_to_one():
+    teacher = ["Dog", "cat", "tabby_cat", "truck"]
+    with pytest.raises(LabelMismatchError, match="are not the dataset's"):
+        align_labels(teacher, ["cat", "dog"])
+    by_name = align_labels(["Dog", "cat"], ["cat", "dog"])
+    assert by_name.permutation == [1, 0] and not by_name.identity
+    np.testing.assert_array_equal(by_name.apply(np.array([[1.0, 2.0]])), [[2.0, 1.0]])
+    merged = align_labels(teacher, ["cat", "dog"], {"cat": "cat", "tabby cat": "cat",
+                                                    "dog": "dog"})
+    assert merged.permutation is None and merged.to_dict()["label_targets"] == [1, 0, 0, -1]
+    logits = np.random.default_rng(0).normal(size=(5, 4))
+    p = softmax(logits)
+    kept = p[:, :3] / p[:, :3].sum(-1, keepdims=True)  # the truck is dropped
+    expected = np.stack([kept[:, 1] + kept[:, 2], kept[:, 0]], -1)
+    np.testing.assert_allclose(softmax(merged.apply(logits)), expected, rtol=1e-10)
+    with pytest.raises(LabelMismatchError, match="no teacher class to the dataset classes"):
+        align_labels(teacher, ["cat", "dog", "bird"], {"cat": "cat", "dog": "dog"})
+
+
+def test_no_flip_and_pad_are_recorded_and_replayed(saved_fashion, models, tmp_path):
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
+                   "--limit", 48, "--views", 4, "--pad", 3, "--no-flip", "--out", out,
+                   "-q") == 0
+    cache = TeacherCache(out)
+    config = {"name": "crop_flip", "pad": 3, "flip": False}
+    assert cache.spec.augmentation == config
+    data = TeacherCacheDataset(out, shuffle=False)
+    images, _ = load_fashion_mnist("train")
+    rows, views = np.repeat(np.arange(48), 3), np.tile([1, 2, 3], 48)
+    replayed = data.replay_views(rows, views)
+    seeds = cache.view_seeds[rows, views]
+    for r, s, got in zip(rows, seeds, replayed, strict=True):
+        np.testing.assert_array_equal(got, augment(images[r], int(s), config))
+        rng = np.random.default_rng(int(s))
+        dy, dx = rng.integers(0, 7, size=2)
+        crop = np.pad(images[r], 3)[dy:dy + 28, dx:dx + 28]
+        np.testing.assert_array_equal(got, crop)  # never mirrored, whatever the seed drew
+    assert default_pad((28, 28)) == 2 and default_pad((32, 32)) == 2
+    assert default_pad((224, 224)) == 16
+
+
+def test_kd_job_quick_on_a_saved_hf_dataset(saved_fashion, models, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    cache = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
+                   "--out", cache, "-q") == 0
+    script = Path(__file__).parents[1] / "examples" / "kd_awgn.py"
+    spec = importlib.util.spec_from_file_location("kd_awgn_your_data", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "run"
+    assert module.main(["--quick", "--cache", str(cache), "--out", str(out), "--width", "4",
+                        "--n-symbols", "4"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"] == str(saved_fashion) and results["test_images"] == 64
+    assert results["input_shape"] == [28, 28, 1]
+    assert all(0.0 <= a <= 1.0 for a in results["accuracy"])
+
+
+def test_bad_datasets_are_clear_errors_and_leave_no_cache(models, tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "c.h5"
+    fashion = _fashion_dict(16, 8)
+    # an unknown column
+    path = tmp_path / "fashion"
+    fashion.save_to_disk(str(path))
+    assert run_cli("extract", "--model", models["vit"], "--dataset", path, "--image-column",
+                   "picture", "--out", out, "-q") == 2
+    assert "no column 'picture'" in capsys.readouterr().err
+    # no labels
+    unlabelled = tmp_path / "unlabelled"
+    fashion["train"].remove_columns("label").save_to_disk(str(unlabelled))
+    assert run_cli("extract", "--model", models["vit"], "--dataset", unlabelled,
+                   "--out", out, "-q") == 2
+    assert "no label column" in capsys.readouterr().err
+    # an empty split (datasets cannot even read an empty saved one back)
+    with pytest.raises(DatasetFormatError, match="is empty"):
+        load_dataset(fashion["train"].select([]), "train")
+    empty = tmp_path / "empty"
+    fashion["train"].select([]).save_to_disk(str(empty))
+    assert run_cli("extract", "--model", models["vit"], "--dataset", empty, "--out", out,
+                   "-q") == 2
+    assert "cannot be read" in capsys.readouterr().err
+    # a split that does not exist
+    assert run_cli("extract", "--model", models["vit"], "--dataset", path, "--split",
+                   "validation", "--out", out, "-q") == 2
+    assert "no split 'validation'" in capsys.readouterr().err
+    # mixed image sizes without a resize rule: refused when met, nothing complete left
+    mixed = tmp_path / "mixed"
+    for c, name in enumerate("abcdefghij"):  # the letters teacher's classes
+        (mixed / name).mkdir(parents=True)
+        size = 28 if c < 5 else 30
+        Image.fromarray(np.full((size, size), 9 * c, np.uint8)).save(mixed / name / "0.png")
+    assert run_cli("extract", "--model", models["letters"], "--dataset", mixed, "--out", out,
+                   "-q") == 2
+    assert "different sizes" in capsys.readouterr().err and not out.exists()
+    assert run_cli("extract", "--model", models["letters"], "--dataset", mixed, "--resize", 28,
+                   28, "--out", tmp_path / "resized.h5", "--overwrite", "-q") == 0
+    resized = TeacherCache(tmp_path / "resized.h5")
+    assert resized.spec.dataset_options["resize"] == [28, 28]
+    TeacherCacheDataset(resized, shuffle=False)  # read back with the same resize
+    # built-in data with HF options, and a folder that is not a dataset
+    assert run_cli("extract", "--model", models["vit"], "--resize", 32, 32, "--out", out,
+                   "-q") == 2
+    assert "built in" in capsys.readouterr().err
+    with pytest.raises(DatasetFormatError, match="no class sub-folders"):
+        (tmp_path / "nothing").mkdir()
+        load_dataset(str(tmp_path / "nothing"), "train")
+    with pytest.raises(DatasetNotFoundError, match="not a dataset folder"):
+        load_dataset(str(tmp_path / "missing"), "train")
+
+
+def test_reader_refuses_a_dataset_with_other_classes(saved_fashion, models, tmp_path):
+    from cache_tools.format import CacheMismatchError
+
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
+                   "--limit", 16, "--out", out, "-q") == 0
+    renamed = _fashion_dict(16, 8)
+    renamed = renamed.cast_column("label", datasets.ClassLabel(
+        names=[n.upper() for n in FASHION_MNIST_CLASSES]))
+    other = tmp_path / "renamed"
+    renamed.save_to_disk(str(other))
+    with pytest.raises(CacheMismatchError, match="must be the same classes"):
+        TeacherCacheDataset(out, dataset=str(other))
+
+
+def test_fashion_mnist_download_is_checked(tmp_path, monkeypatch):
+    """The fallback download: right bytes land in place; wrong bytes leave nothing."""
+    import hashlib
+
+    from cache_tools import datasets as ds
+
+    debian = ds.find_fashion_mnist()
+    mirror = "file://" + str(debian) + "/"
+    target = tmp_path / "keras"
+    with pytest.raises(OSError, match="sha256"):  # Debian re-compressed the originals
+        ds.fetch_fashion_mnist(target, mirrors=[mirror])
+    assert not any(target.iterdir())  # no partial or unchecked file left
+    sums = {name: hashlib.sha256((debian / name).read_bytes()).hexdigest() for name in ds.SHA256}
+    monkeypatch.setattr(ds, "SHA256", sums)
+    assert ds.fetch_fashion_mnist(target, mirrors=["file:///nonexistent/", mirror]) == target
+    images, labels = ds.load_fashion_mnist("test", target)
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    monkeypatch.setattr(ds, "candidate_dirs", lambda data_dir=None: [tmp_path / "none"])
+    monkeypatch.setattr(ds, "KERAS_DIR", tmp_path / "k2")
+    monkeypatch.setattr(ds, "MIRRORS", ("file:///nonexistent/",))
+    with pytest.raises(DatasetNotFoundError, match="Downloading them failed.*apt-get"):
+        ds.find_fashion_mnist()
