@@ -20,8 +20,8 @@ class SemanticEncoder(keras.layers.Layer):
     first and third have stride 2 (28x28 -> 14x14 -> 7x7; 32x32 -> 8x8). Global
     average pooling then feeds a dense projection to ``2n`` reals, so any input
     size and channel count works (grey or RGB). The receptive field of the
-    last convolution is 19x19 input pixels (pixel steps 1, 2, 2, 4, 4): most
-    of a 28x28 or 32x32 image; for larger images, ``downsample=k`` first
+    last convolution is 27x27 input pixels (kernel 3 at input steps 1, 2, 2,
+    4, 4): a whole 28x28 image, most of a 32x32 one; for larger images, ``downsample=k`` first
     averages k x k pixel blocks (receptive field and cost scale by k and
     1/k^2: ``k = 4`` at 96x96, ``k = 8`` at 224x224 sees what the default sees
     at 28x28). Pooling instead of
