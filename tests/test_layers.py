@@ -25,6 +25,25 @@ def test_encoder_shapes_and_grey_images():
     assert ts.SemanticEncoder(10, width=4)(np.zeros((3, 28, 28), np.float32)).shape == (3, 20)
 
 
+def test_encoder_rgb_and_large_images_with_downsampling():
+    rgb = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    assert ts.SemanticEncoder(8, width=4)(rgb).shape == (2, 16)
+    large = np.random.default_rng(1).uniform(size=(2, 96, 96, 3)).astype(np.float32)
+    pooled = ts.SemanticEncoder(8, width=4, downsample=4)
+    assert pooled(large).shape == (2, 16)
+    # downsampling is a 4x4 block mean: an image constant on those blocks gives the same
+    # output as the small image itself through the same weights
+    small = ts.SemanticEncoder(8, width=4)
+    small(rgb[:, :24, :24])
+    small.set_weights(pooled.get_weights())
+    blocks = np.repeat(np.repeat(rgb[:, :24, :24], 4, axis=1), 4, axis=2)
+    np.testing.assert_allclose(pooled(blocks), small(rgb[:, :24, :24]), rtol=1e-5, atol=1e-6)
+    clone = ts.SemanticEncoder.from_config(pooled.get_config())
+    assert clone.downsample == 4 and clone.get_config() == pooled.get_config()
+    with pytest.raises(ValueError, match="downsample must be >= 1"):
+        ts.SemanticEncoder(8, downsample=0)
+
+
 def test_stochastic_encoder_samples_in_training_only():
     encoder = ts.SemanticEncoder(num_symbols=2000, width=2, stochastic=True, seed=3)
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)
