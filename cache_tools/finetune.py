@@ -101,6 +101,8 @@ def finetune(
         "recipe": {
             "head": "new 10-class linear head on the ImageNet weights",
             "input": f"grey -> 3 channels, bicubic resize to {image_size} px, (x - 127) / 128",
+            # how teachers.Preprocess resized in training; load_teacher resizes the same way
+            "resampler": preprocess.resampler,
             "augmentation": dict(DEFAULT_AUGMENTATION),
             "optimizer": "AdamW", "lr_schedule": "one-cycle", "peak_lr": lr,
             "weight_decay": weight_decay, "label_smoothing": label_smoothing,
