@@ -321,8 +321,8 @@ class Preprocess:
             crop_pct = 224 / 256  # the class default, when the config leaves it out
         size = cfg.get("size")
         if image_size:  # --image-size: warp to a square, no crop (an explicit override)
-            size, rule, crop_pct = {"height": int(image_size), "width": int(image_size)}, \
-                "square", None
+            size = {"height": int(image_size), "width": int(image_size)}
+            rule, crop_pct = "square", None
         elif not cfg.get("do_resize", True):
             size = None
         elif not isinstance(size, dict):
