@@ -126,6 +126,8 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                         help="label column (default: label, labels, fine_label, ...)")
     parser.add_argument("--resize", type=int, nargs=2, metavar=("H", "W"),
                         help="resize every image to H x W (needed when sizes differ)")
+    parser.add_argument("--channels", type=int, choices=[1, 3],
+                        help="read images as grey (1) or RGB (3) (default: as the first is)")
 
 
 def _positive_float(text: str) -> float:
@@ -172,7 +174,7 @@ def _fidelity(cache: Any, temperatures: list[float]) -> dict[str, Any]:
 def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
     from .format import TeacherCache
 
-    cache = TeacherCache(path, check_integrity=False)
+    cache = TeacherCache(path, check_integrity=False, resident_bytes=0)  # metadata only
     spec = cache.spec
     rows = spec.num_samples * spec.num_views
     arrays = {n: {"shape": list(shape), "dtype": str(dtype)}
@@ -274,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                     kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
                     overwrite=args.overwrite, test_accuracy=args.test_accuracy,
                     progress=progress, image_column=args.image_column,
-                    label_column=args.label_column, resize=args.resize, pad=args.pad,
+                    label_column=args.label_column, resize=args.resize,
+                    channels=args.channels, pad=args.pad,
                     flip=not args.no_flip, label_map=args.label_map,
                 )
             finally:
@@ -293,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             split = args.split or cache.spec.split
             images, labels, names = load_dataset(dataset, split, args.data_dir,
                                                  **cache.read_options)
-            cache.check_data(dataset, split, images, labels, rows="all", class_names=names)
+            # the cache's name: --dataset may point to where the data moved; the row
+            # hashes check that it holds the same images and labels
+            cache.check_data(cache.spec.dataset, split, images, labels, rows="all",
+                             class_names=names)
             print(f"{args.file}: OK ({cache.num_samples:,} samples x {cache.num_views} views, "
                   f"integrity and {dataset}/{split} match verified)")
     except CacheError as err:

@@ -218,7 +218,7 @@ def row_hash_digest(hashes: np.ndarray) -> str:
 def load_dataset(
     name: Any, split: str, data_dir: str | os.PathLike | None = None,
     image_column: str | None = None, label_column: str | None = None,
-    resize: Sequence[int] | None = None,
+    resize: Sequence[int] | None = None, channels: int | None = None,
 ) -> tuple[Any, np.ndarray, tuple[str, ...]]:
     """Images, labels and class names of one split of a dataset.
 
@@ -226,17 +226,18 @@ def load_dataset(
     a folder saved with ``save_to_disk`` or an image folder (Hugging Face
     ``datasets``, :func:`cache_tools.hf_images.load_split`); or a
     ``datasets.Dataset`` object. ``image_column``/``label_column`` override
-    the auto-detected columns, ``resize=(H, W)`` resizes every image.
+    the auto-detected columns, ``resize=(H, W)`` resizes every image,
+    ``channels`` (1 or 3) fixes grey or RGB (default: the first image's).
     """
     if isinstance(name, str) and name == "fashion-mnist":
-        if image_column or label_column or resize:
+        if image_column or label_column or resize or channels:
             raise ValueError("fashion-mnist is built in: --image-column, --label-column and "
-                             "--resize do not apply to it.")
+                             "--resize, --channels do not apply to it.")
         images, labels = load_fashion_mnist(split, data_dir)
         return images, labels, FASHION_MNIST_CLASSES
     from . import hf_images
 
     if not isinstance(name, (str, os.PathLike)):  # a datasets.Dataset object
         return hf_images.split_arrays(name, "the dataset given", image_column, label_column,
-                                      resize)
-    return hf_images.load_split(name, split, image_column, label_column, resize)
+                                      resize, channels)
+    return hf_images.load_split(name, split, image_column, label_column, resize, channels)

@@ -27,7 +27,9 @@ from .compression import (
 from .datasets import DatasetFormatError, load_dataset, row_hash_digest, row_hashes
 from .format import (
     CALIBRATION_ROWS,
+    SAMPLE_ROWS,
     SHARED_TEACHER_ARRAYS,
+    CacheMismatchError,
     CacheSpec,
     CacheWriter,
     TeacherCache,
@@ -193,6 +195,7 @@ def extract(
     image_column: str | None = None,
     label_column: str | None = None,
     resize: tuple[int, int] | None = None,
+    channels: int | None = None,
     pad: int | None = None,
     flip: bool = True,
     label_map: str | os.PathLike | dict[str, str] | None = None,
@@ -212,7 +215,8 @@ def extract(
     ``dataset`` is ``"fashion-mnist"``, a Hugging Face hub id, a folder saved
     with ``save_to_disk``, an image folder, or a ``datasets.Dataset``
     (:func:`cache_tools.datasets.load_dataset`; ``image_column``,
-    ``label_column`` and ``resize`` say how to read it). The crop padding
+    ``label_column``, ``resize`` and ``channels`` say how to read it; a local
+    path is recorded absolute). The crop padding
     ``pad`` defaults to :func:`~cache_tools.augment.default_pad` of the image
     size; ``flip=False`` never mirrors (digits, text). A classifier teacher's
     classes are aligned to the dataset's by name, or through ``label_map``
@@ -234,7 +238,8 @@ def extract(
         return _extract(
             processes, model, out, dataset, split, limit, views, seed, topk, basis_rank,
             features, batch_size, image_size, kind, data_dir, head_from, overwrite,
-            test_accuracy, progress, image_column, label_column, resize, pad, flip, label_map)
+            test_accuracy, progress, image_column, label_column, resize, channels, pad, flip,
+            label_map)
     finally:
         processes.close()
 
@@ -246,13 +251,22 @@ def _extract(
     kind: str, data_dir: str | os.PathLike | None, head_from: str | os.PathLike | None,
     overwrite: bool, test_accuracy: bool, progress: Progress | None,
     image_column: str | None, label_column: str | None, resize: tuple[int, int] | None,
-    pad: int | None, flip: bool, label_map: str | os.PathLike | dict[str, str] | None,
+    channels: int | None, pad: int | None, flip: bool,
+    label_map: str | os.PathLike | dict[str, str] | None,
 ) -> Path:
     device, rank = processes.device, processes.rank
     read = {"image_column": image_column, "label_column": label_column,
-            "resize": None if resize is None else [int(resize[0]), int(resize[1])]}
+            "resize": None if resize is None else [int(resize[0]), int(resize[1])],
+            "channels": channels}
+    if isinstance(dataset, (str, os.PathLike)) and Path(dataset).expanduser().exists():
+        dataset = str(Path(dataset).expanduser().resolve())  # readable from anywhere
     try:
         images, labels, class_names = load_dataset(dataset, split, data_dir, **read)
+        if test_accuracy:  # before the long run: a missing test split fails now
+            if not isinstance(dataset, str):
+                raise UsageError("--test-accuracy needs a dataset given by name (a "
+                                 "datasets.Dataset object has no test split).")
+            load_dataset(dataset, "test", data_dir, **read)
     except ValueError as err:  # a column, size or option that does not fit this dataset
         if isinstance(err, DatasetFormatError):
             raise
@@ -286,7 +300,9 @@ def _extract(
     elif label_map is not None:
         raise UsageError(f"--label-map applies to classifier teachers; {model} is a "
                          f"{teacher.kind} teacher, which takes the dataset's classes.")
-    hashes = row_hashes(images, labels, indices)
+    if rank > 0:
+        processes.barrier()  # rank 0 has staged the index: what all share is read from there
+    hashes = _row_hashes(images, labels, indices, out, fit=rank == 0)
     options = {k: v for k, v in read.items() if v is not None}
     if alignment is not None and not alignment.identity:
         options.update(alignment.to_dict())
@@ -319,8 +335,6 @@ def _extract(
     static = {"sample_index": indices, "labels": labels[indices].astype(np.int64),
               "view_seeds": seeds, "row_hash": hashes}
     first = _FirstRows(images, count)  # the rows cached, read lazily
-    if rank > 0:
-        processes.barrier()  # rank 0 has staged the index: what all share is read from there
     fit = rank == 0
     if teacher.kind == "encoder":
         teacher.head = _encoder_head(teacher, first, labels[indices], split,
@@ -457,6 +471,27 @@ def _encoder_head(
         for i in range(0, len(images), rows_per_batch)
     ])
     return fit_linear_head(embeddings, labels, num_classes)
+
+
+def _row_hashes(
+    images: Any, labels: np.ndarray, indices: np.ndarray, out: str | os.PathLike, fit: bool,
+) -> np.ndarray:
+    """The rows' content hashes: staged by an interrupted run (or by rank 0), checked on a
+    seeded sample of rows against the data; else computed (the whole split, once)."""
+    staged = _staged(out, ("row_hash",), fit)
+    if staged is None:
+        return row_hashes(images, labels, indices)
+    stored = staged["row_hash"]
+    if len(stored) != len(indices):
+        return row_hashes(images, labels, indices)  # the writer then names the difference
+    picked = np.sort(np.random.default_rng(0).choice(
+        len(indices), min(SAMPLE_ROWS, len(indices)), replace=False))
+    bad = picked[row_hashes(images, labels, indices[picked]) != stored[picked]]
+    if len(bad):
+        raise CacheMismatchError(
+            f"The data changed since the interrupted extraction in {staging_dir(out)} started: "
+            f"rows {bad[:5].tolist()} differ. Delete that folder to start over.")
+    return stored
 
 
 class _FirstRows:

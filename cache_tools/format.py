@@ -46,9 +46,10 @@ FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, 3)
 #: Logit rows (first samples, all their views) from which a ``basis`` is fitted.
 CALIBRATION_ROWS = 2048
-#: Rows per HDF5 chunk (fewer for wide rows: a chunk stays near CHUNK_BYTES).
+#: Rows per HDF5 chunk (fewer for wide rows: a chunk stays near CHUNK_BYTES, so a
+#: reader that reads rows from the file decompresses little more than it needs).
 CHUNK_ROWS = 1024
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 64 << 10
 #: Rows whose content hash the reader compares with the data by default.
 SAMPLE_ROWS = 1024
 #: Compressed teacher outputs up to this size are held in memory by a reader;
@@ -248,8 +249,11 @@ class CacheWriter:
         self.batch_rows = int(batch_rows)
         self.stage = staging_dir(self.path)
         if self.path.exists() and not overwrite:
+            leftover = (f" ({self.stage} is left from the extraction that wrote it, killed "
+                        "after the file was complete: delete it)") if self.stage.exists() else ""
             raise FileExistsError(
-                f"{self.path} already exists; pass overwrite=True (--overwrite) to replace it."
+                f"{self.path} already exists{leftover}; pass overwrite=True (--overwrite) to "
+                "replace it."
             )
         manifest = self.stage / "manifest.json"
         if manifest.exists():
@@ -382,52 +386,56 @@ class CacheWriter:
         digests = {name: _Digest(*layout[name]) for name in layout}
         fidelity = _FidelitySummary()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
-            datasets = {}
-            for name, (shape, dtype) in layout.items():
-                rows = chunk_rows if name in row_names else min(CHUNK_ROWS, shape[0])
-                datasets[name] = f.create_dataset(
-                    name, shape=shape, dtype=dtype, chunks=(min(rows, shape[0]),) + shape[1:],
-                    compression="gzip", compression_opts=4, shuffle=True, fletcher32=True,
-                )
-            for name in static_names:
-                shape, dtype = layout[name]
-                array = np.asarray(self.static_arrays[name]).astype(dtype, copy=False)
-                if array.shape != shape:
-                    raise CacheError(f"{name} has shape {array.shape}, expected {shape}.")
-                datasets[name][...] = array
-                digests[name].update(array)
-            # shards are buffered up to whole chunks so that each chunk is compressed once
-            buffer: dict[str, list[np.ndarray]] = {name: [] for name in row_names}
-            buffered, written = 0, 0
-            for start in range(0, n, self.batch_rows):
-                with np.load(self._shard(start)) as shard:
-                    for name in row_names:
-                        buffer[name].append(shard[name])
-                    fidelity.add(shard["compression_kl"] if "compression_kl" in shard else None)
-                buffered += self._rows(start)
-                last = start + self.batch_rows >= n
-                if buffered >= chunk_rows or last:
-                    take = buffered if last else buffered - buffered % chunk_rows
-                    for name in row_names:
-                        block = np.concatenate(buffer[name])
-                        datasets[name][written : written + take] = block[:take]
-                        digests[name].update(block[:take])
-                        buffer[name] = [block[take:]] if take < len(block) else []
-                    written += take
-                    buffered -= take
-            root_attrs = spec_attrs(self.spec)
-            root_attrs.update(fidelity.attrs())
-            root_attrs.update(attrs or {})
-            if manifest.get("environment"):
-                root_attrs["environment"] = json.dumps(manifest["environment"], sort_keys=True)
-            if manifest.get("resumed_in"):
-                root_attrs["resumed_in"] = json.dumps(manifest["resumed_in"], sort_keys=True)
-            root_attrs["digests"] = json.dumps(
-                {name: digest.hexdigest() for name, digest in digests.items()}, sort_keys=True)
-            root_attrs["complete"] = True
-            for key, value in root_attrs.items():
-                f.attrs[key] = value
+        try:
+            with h5py.File(tmp, "w") as f:
+                datasets = {}
+                for name, (shape, dtype) in layout.items():
+                    rows = chunk_rows if name in row_names else min(CHUNK_ROWS, shape[0])
+                    datasets[name] = f.create_dataset(
+                        name, shape=shape, dtype=dtype, chunks=(min(rows, shape[0]),) + shape[1:],
+                        compression="gzip", compression_opts=4, shuffle=True, fletcher32=True,
+                    )
+                for name in static_names:
+                    shape, dtype = layout[name]
+                    array = np.asarray(self.static_arrays[name]).astype(dtype, copy=False)
+                    if array.shape != shape:
+                        raise CacheError(f"{name} has shape {array.shape}, expected {shape}.")
+                    datasets[name][...] = array
+                    digests[name].update(array)
+                # shards are buffered up to whole chunks so that each chunk is compressed once
+                buffer: dict[str, list[np.ndarray]] = {name: [] for name in row_names}
+                buffered, written = 0, 0
+                for start in range(0, n, self.batch_rows):
+                    with np.load(self._shard(start)) as shard:
+                        for name in row_names:
+                            buffer[name].append(shard[name])
+                        fidelity.add(shard["compression_kl"] if "compression_kl" in shard else None)
+                    buffered += self._rows(start)
+                    last = start + self.batch_rows >= n
+                    if buffered >= chunk_rows or last:
+                        take = buffered if last else buffered - buffered % chunk_rows
+                        for name in row_names:
+                            block = np.concatenate(buffer[name])
+                            datasets[name][written : written + take] = block[:take]
+                            digests[name].update(block[:take])
+                            buffer[name] = [block[take:]] if take < len(block) else []
+                        written += take
+                        buffered -= take
+                root_attrs = spec_attrs(self.spec)
+                root_attrs.update(fidelity.attrs())
+                root_attrs.update(attrs or {})
+                if manifest.get("environment"):
+                    root_attrs["environment"] = json.dumps(manifest["environment"], sort_keys=True)
+                if manifest.get("resumed_in"):
+                    root_attrs["resumed_in"] = json.dumps(manifest["resumed_in"], sort_keys=True)
+                root_attrs["digests"] = json.dumps(
+                    {name: digest.hexdigest() for name, digest in digests.items()}, sort_keys=True)
+                root_attrs["complete"] = True
+                for key, value in root_attrs.items():
+                    f.attrs[key] = value
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a partial file behind
+            raise
         os.replace(tmp, self.path)
         shutil.rmtree(self.stage)
         return self.path
@@ -684,9 +692,15 @@ class TeacherCache:
             if isinstance(rows, slice):
                 return dataset[rows]
             rows = np.asarray(rows, dtype=np.int64)
-            # h5py reads increasing unique indices; map back to the order asked
-            unique, inverse = np.unique(rows, return_inverse=True)
-            return dataset[unique][inverse.reshape(rows.shape)]
+            # one slice read per chunk touched (h5py's point selection of scattered
+            # rows is an order of magnitude slower), then back to the order asked
+            step = dataset.chunks[0] if dataset.chunks else len(rows) or 1
+            chunks, inverse = np.unique(rows // step, return_inverse=True)
+            blocks = [dataset[c * step : (c + 1) * step] for c in chunks]
+            offsets = np.cumsum([0] + [len(b) for b in blocks])[:-1]
+            stacked = np.concatenate(blocks) if blocks else dataset[0:0]
+            where = offsets[inverse.reshape(rows.shape)] + rows % step
+            return stacked[where]
         except OSError as err:
             raise CacheCorruptError(f"{self.path}: reading {name} failed ({err}); the file is "
                                     "corrupted: extract it again.") from err
@@ -782,7 +796,8 @@ class TeacherCache:
         """How the cache's dataset was read: keyword arguments of
         :func:`cache_tools.datasets.load_dataset` (columns, resize)."""
         options = self.spec.dataset_options
-        return {key: options[key] for key in ("image_column", "label_column", "resize")
+        return {key: options[key]
+                for key in ("image_column", "label_column", "resize", "channels")
                 if options.get(key) is not None}
 
     def check_data(

@@ -9,7 +9,8 @@ column's ``ClassLabel``.
 
 Sources: a hub id (online), a folder written by ``Dataset.save_to_disk`` or
 ``DatasetDict.save_to_disk``, an image folder (one sub-folder per class,
-optionally under ``train/``, ``test/`` ... split folders), or a
+optionally under ``train/``, ``test/`` ... split folders; without them the
+folder is the ``train`` split), or a
 ``datasets.Dataset`` object (Python API).
 """
 
@@ -54,20 +55,25 @@ class HFImages:
         Resize every image to this size (bilinear, PIL); None requires all
         images to have the first image's size (a differing one raises
         :class:`~cache_tools.datasets.DatasetFormatError` when it is read).
-
-    The first image decides grey (``[N, H, W]``) or RGB (``[N, H, W, 3]``);
-    other images are converted to that mode (RGBA drops its alpha channel, as
-    transformers' image processors do).
+    channels : 1, 3 or None
+        Grey (``[N, H, W]``) or RGB (``[N, H, W, 3]``). None: the first image
+        decides; a grey dataset then refuses a colour image when it meets one
+        (a colour dataset converts grey images, losslessly). RGBA drops its
+        alpha channel, as transformers' image processors do.
     """
 
     def __init__(self, dataset: Any, column: str,
-                 resize: Sequence[int] | None = None) -> None:
+                 resize: Sequence[int] | None = None, channels: int | None = None) -> None:
         self.dataset = dataset.select_columns([column])
         self.column = column
         self.resize = None if resize is None else (int(resize[0]),
                                                            int(resize[1]))
         first = self.dataset[0][column]
-        self.mode = "L" if first.mode in GREY_MODES else "RGB"
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {channels}.")
+        self.channels = channels
+        grey = first.mode in GREY_MODES if channels is None else channels == 1
+        self.mode = "L" if grey else "RGB"
         height, width = self.resize or (first.size[1], first.size[0])
         self.shape = (len(self.dataset), height, width) + (() if self.mode == "L" else (3,))
         self.dtype = np.dtype(np.uint8)
@@ -80,6 +86,11 @@ class HFImages:
         from PIL import Image
 
         if image.mode != self.mode:
+            if self.mode == "L" and self.channels is None and image.mode not in GREY_MODES:
+                raise DatasetFormatError(
+                    f"Row {row} is a colour image ({image.mode}), but the first image is grey, "
+                    "so the dataset was read as grey. Read it as RGB with --channels 3 "
+                    "(channels=3), or as grey with --channels 1.")
             image = image.convert(self.mode)
         height, width = self.shape[1:3]
         if image.size != (width, height):
@@ -87,7 +98,7 @@ class HFImages:
                 raise DatasetFormatError(
                     f"Images of different sizes: row {row} is {image.size[1]}x{image.size[0]}, "
                     f"the first is {height}x{width}. Pass an image size to resize them all "
-                    "(--image-size H W, resize=(H, W))."
+                    "(--resize H W; resize=(H, W) in Python)."
                 )
             image = image.resize((width, height), Image.BILINEAR)
         return np.asarray(image, dtype=np.uint8)
@@ -98,7 +109,8 @@ class HFImages:
             if not 0 <= row < len(self):
                 raise IndexError(f"row {key} out of range for {len(self)} images.")
             return self._decode(row, self.dataset[row][self.column])
-        rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
+        rows = (np.arange(*key.indices(len(self))) if isinstance(key, slice)
+                else np.asarray(key))
         rows = rows.astype(np.int64).ravel()
         if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
             raise IndexError(f"rows out of range for {len(self)} images.")
@@ -139,6 +151,7 @@ def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str],
 def split_arrays(
     dataset: Any, source: str, image_column: str | None = None,
     label_column: str | None = None, resize: Sequence[int] | None = None,
+    channels: int | None = None,
 ) -> tuple[HFImages, np.ndarray, tuple[str, ...]]:
     """``(images, labels, class_names)`` of a ``datasets.Dataset``."""
     datasets = _datasets()
@@ -169,7 +182,7 @@ def split_arrays(
     if labels.max() >= len(names):
         raise DatasetFormatError(f"{source}: label {int(labels.max())} is out of range for "
                                  f"{len(names)} classes.")
-    return HFImages(dataset, image, resize), labels.astype(np.int64), names
+    return HFImages(dataset, image, resize, channels), labels.astype(np.int64), names
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -180,6 +193,7 @@ def is_saved_dataset(path: Path) -> bool:
 def load_split(
     source: str | os.PathLike, split: str, image_column: str | None = None,
     label_column: str | None = None, resize: Sequence[int] | None = None,
+    channels: int | None = None,
 ) -> tuple[HFImages, np.ndarray, tuple[str, ...]]:
     """One split of a saved dataset folder, an image folder, or a hub dataset."""
     datasets = _datasets()
@@ -196,14 +210,17 @@ def load_split(
                 raise DatasetNotFoundError(
                     f"{path} has no split {split!r}; its splits are {list(loaded)}.")
             loaded = loaded[split]
-        elif split not in (loaded.split or split, "train") and loaded.split is not None:
+        elif split != (str(loaded.split) if loaded.split is not None else "train"):
+            # one saved split: never hand it out under another name (a test split
+            # that is the training data)
             raise DatasetNotFoundError(
-                f"{path} holds the split {loaded.split!r}, not {split!r}.")
+                f"{path} holds one split ({loaded.split or 'unnamed, taken as train'}), not "
+                f"{split!r}; save a DatasetDict with every split you need.")
         return split_arrays(loaded, f"{path} ({split})", image_column, label_column,
-                            resize)
+                            resize, channels)
     if path.is_dir():
         return split_arrays(_image_folder(path, split), f"image folder {path} ({split})",
-                            image_column, label_column, resize)
+                            image_column, label_column, resize, channels)
     if path.exists() or str(source).startswith((".", "/", "~")):
         raise DatasetNotFoundError(
             f"{source} is not a dataset folder (saved with save_to_disk, or one sub-folder "
@@ -216,7 +233,8 @@ def load_split(
             "A hub id needs network access (or a filled HF cache); offline, pass a folder "
             "written by save_to_disk or an image folder instead."
         ) from err
-    return split_arrays(loaded, f"{source} ({split})", image_column, label_column, resize)
+    return split_arrays(loaded, f"{source} ({split})", image_column, label_column, resize,
+                        channels)
 
 
 def _image_folder(path: Path, split: str) -> Any:
@@ -225,6 +243,10 @@ def _image_folder(path: Path, split: str) -> Any:
     root = path / split if (path / split).is_dir() else path
     if root == path and any((path / s).is_dir() for s in ("train", "test", "validation")):
         raise DatasetNotFoundError(f"{path} has split folders but no {split!r}.")
+    if root == path and split != "train":
+        raise DatasetNotFoundError(
+            f"{path} has no split folders: it is one split, 'train'. Put the images of other "
+            f"splits under {path}/{split}/<class>/ (and the training ones under train/).")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DatasetFormatError(f"{root} has no class sub-folders (one per class, holding "

@@ -306,6 +306,63 @@ def test_bad_datasets_are_clear_errors_and_leave_no_cache(models, tmp_path, caps
         load_dataset(str(tmp_path / "missing"), "train")
 
 
+def test_splits_are_never_handed_out_under_another_name(tmp_path):
+    from PIL import Image
+
+    flat = tmp_path / "flat"
+    for name in ("a", "b"):
+        (flat / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(flat / name / "0.png")
+    assert len(load_dataset(str(flat), "train")[0]) == 2
+    with pytest.raises(DatasetNotFoundError, match="it is one split, 'train'"):
+        load_dataset(str(flat), "test")  # would evaluate on the training images
+    single = tmp_path / "single"  # one saved Dataset: its split name is not kept
+    _fashion_dict(8, 4)["test"].save_to_disk(str(single))
+    assert len(load_dataset(str(single), "train")[1]) == 4
+    with pytest.raises(DatasetNotFoundError, match="holds one split"):
+        load_dataset(str(single), "test")
+
+
+def test_grey_first_then_colour_is_refused_unless_channels_given(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "mixed"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    Image.fromarray(np.full((8, 8), 50, np.uint8)).save(root / "a" / "0.png")
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    Image.fromarray(red).save(root / "b" / "0.png")
+    images, _, _ = load_dataset(str(root), "train")
+    assert images.shape == (2, 8, 8)
+    with pytest.raises(DatasetFormatError, match="colour image.*--channels 3"):
+        images[np.array([0, 1])]
+    rgb, _, _ = load_dataset(str(root), "train", channels=3)
+    both = rgb[np.array([0, 1])]
+    assert both.shape == (2, 8, 8, 3)
+    np.testing.assert_array_equal(both[0], np.full((8, 8, 3), 50))  # grey replicated
+    np.testing.assert_array_equal(both[1], red)
+    grey, _, _ = load_dataset(str(root), "train", channels=1)
+    assert grey[np.array([1])].shape == (1, 8, 8)
+
+
+def test_verify_and_reader_follow_a_dataset_that_moved(saved_fashion, models, tmp_path,
+                                                       capsys):
+    import shutil
+
+    copy = tmp_path / "original"
+    shutil.copytree(saved_fashion, copy)
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["vit"], "--dataset", copy, "--limit", 16,
+                   "--out", out, "-q") == 0
+    moved = tmp_path / "moved"
+    copy.rename(moved)
+    assert run_cli("verify", out) == 2  # not where the cache says
+    capsys.readouterr()
+    assert run_cli("verify", out, "--dataset", moved) == 0
+    TeacherCacheDataset(out, dataset=str(moved))
+
+
 def test_reader_refuses_a_dataset_with_other_classes(saved_fashion, models, tmp_path):
     from cache_tools.format import CacheMismatchError
 
