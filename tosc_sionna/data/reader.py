@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from typing import Any
 
@@ -14,6 +15,14 @@ from cache_tools.datasets import load_dataset
 from cache_tools.format import SAMPLE_ROWS, TeacherCache
 
 TARGETS = ("kd", "label")
+
+
+def _random_access(images: Any) -> None:
+    """Tell the kernel a memory-mapped image array is read at random (shuffled
+    batches): no read-ahead, so only the pages of the images used are read."""
+    mapping = getattr(images, "_mmap", None)  # numpy.memmap's mapping, if any
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
 
 
 class TeacherCacheDataset(keras.utils.PyDataset):
@@ -114,6 +123,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             images, labels, names = load_dataset(
                 spec.dataset if dataset is None else dataset, spec.split, data_dir,
                 **self.cache.read_options)
+        _random_access(images)
         self.cache.check_data(spec.dataset, spec.split, images, labels, rows=check_rows,
                               sample_size=SAMPLE_ROWS, seed=seed, class_names=names)
         # no copies: images are indexed per batch (a memory map stays a memory map) and
