@@ -91,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
                     "int8 coefficients per view and 4-bit residuals for the --topk classes "
                     "it ranks highest: RANK + K/2 bytes per view, for many classes (e.g. "
                     "--basis 48 --topk 32 for 1000 classes: 64 bytes)")
+    ex.add_argument("--tcq", type=int, metavar="BYTES",
+                    help="store BYTES bytes per view: a basis fitted per cache (rank --basis, "
+                    "default 256) and residuals of the --topk classes it ranks highest "
+                    "(default 128, a multiple of 8), trellis-coded with codebooks fitted "
+                    "per cache on the first 16,384 views (e.g. --tcq 64 for 1000 classes)")
     ex.add_argument("--features", nargs="?", const="float16", choices=["float16", "int8"],
                     help="also store pooled teacher features (float16, or int8 + row scale)")
     ex.add_argument("--batch-size", type=int, default=64, help="images per teacher forward")
@@ -192,9 +197,10 @@ def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
         "views": spec.num_views, "seed": spec.seed, "augmentation": spec.augmentation,
         "preprocessing": spec.preprocessing,
         "compression": {"probs": spec.probs,
-                        "topk": spec.topk if spec.probs in ("topk", "basis") else None,
-                        "rank": spec.rank if spec.probs == "basis" else None,
-                        "features": spec.features, "feature_dim": spec.feature_dim},
+                        "topk": spec.topk if spec.probs in ("topk", "basis", "tcq") else None,
+                        "rank": spec.rank if spec.probs in ("basis", "tcq") else None,
+                        "features": spec.features, "feature_dim": spec.feature_dim,
+                        **({"bits": spec.bits} if spec.probs == "tcq" else {})},
         "classes": spec.class_names,
         "arrays": arrays,
         "bytes_per_sample_per_view": teacher_bytes / rows,
@@ -217,6 +223,8 @@ def _print_info(info: dict[str, Any]) -> None:
         "logits": "float16 logits",
         "basis": f"rank-{c['rank']} logit basis (int8 coefficients) + 4-bit residuals of its "
         f"top {c['topk']} classes",
+        "tcq": f"rank-{c['rank']} logit basis + residuals of its top {c['topk']} classes, "
+        f"trellis-coded in {c.get('bits')} bits",
     }[c["probs"]]
     lines = [
         f"file          {info['file']} ({info['file_bytes']:,} bytes)",
@@ -270,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.model, args.out, dataset=args.dataset, split=args.split,
                     limit=args.limit, views=args.views, seed=args.seed,
                     topk=None if args.logits else ("auto" if args.topk is None else args.topk),
-                    basis_rank=args.basis,
+                    basis_rank=args.basis, tcq_bytes=args.tcq,
                     features=args.features,
                     batch_size=args.batch_size, device=args.device, image_size=args.image_size,
                     kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,

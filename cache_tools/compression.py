@@ -334,6 +334,12 @@ _SUBSET, _NEXT, _INC_S, _INC_U = _tcq_trellis()
 _INC_D = _SUBSET[_INC_S, _INC_U]  # subset of each incoming branch [S, 2]
 
 
+def tcq_defaults(num_classes: int) -> tuple[int, int]:
+    """Default rank and topk of a tcq compression for ``num_classes`` classes (256 and 128 for
+    1000 classes)."""
+    return min(256, num_classes), min(128, num_classes // TCQ_GROUP * TCQ_GROUP)
+
+
 def tcq_levels_width() -> int:
     """Columns of the stored codebook table (levels of the widest value)."""
     return 2 ** (TCQ_MAX_BITS + 1)

@@ -16,12 +16,16 @@ from .augment import augment_batch, check_augmentation, default_pad, view_seeds
 from .compression import (
     FIDELITY_TEMPERATURES,
     decode_basis,
+    decode_tcq,
     decode_topk,
     encode_basis,
     encode_features,
+    encode_tcq,
     encode_topk,
     fit_basis,
+    fit_tcq,
     softmax,
+    tcq_defaults,
     tempered_kl,
 )
 from .datasets import DatasetFormatError, load_dataset, row_hash_digest, row_hashes
@@ -35,7 +39,10 @@ from .format import (
     TeacherCache,
     UsageError,
     basis_arrays,
+    calibration_rows,
+    shared_teacher_arrays,
     staging_dir,
+    tcq_arrays,
 )
 from .head import fit_linear_head
 from .labels import LabelAlignment, LabelMismatchError, align_labels, read_label_map
@@ -137,6 +144,12 @@ def compress_batch(
         codes, residuals = encode_basis(logits, fitted, spec.topk)
         arrays["teacher/basis_coeffs"], arrays["teacher/basis_residuals"] = codes, residuals
         restored = decode_basis(codes, residuals, fitted, spec.topk)
+    elif spec.probs == "tcq":
+        if shared is None:
+            raise ValueError("A tcq compression needs the cache's codebooks (shared arrays).")
+        fitted = tcq_arrays(shared)
+        arrays["teacher/tcq_codes"] = encode_tcq(logits, fitted, spec.bits)
+        restored = decode_tcq(arrays["teacher/tcq_codes"], fitted)
     else:
         arrays["teacher/logits"] = logits.astype(np.float16)
         restored = softmax(arrays["teacher/logits"].astype(np.float32))
@@ -199,6 +212,7 @@ def extract(
     pad: int | None = None,
     flip: bool = True,
     label_map: str | os.PathLike | dict[str, str] | None = None,
+    tcq_bytes: int | None = None,
 ) -> Path:
     """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
 
@@ -206,7 +220,10 @@ def extract(
     fewer); ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a rank-R
     basis of the logits, fitted on the teacher's outputs for the first
     ``CALIBRATION_ROWS`` logit rows (samples x views), plus the ``topk``
-    largest classes' residuals. ``batch_size`` counts images per
+    largest classes' residuals. ``tcq_bytes=B`` stores B bytes per row (sample and
+    view): a trellis-coded basis (rank ``basis_rank``, default 256) and residuals of
+    the ``topk`` (default 128) classes it ranks highest, fitted on the first
+    ``TCQ_CALIBRATION_ROWS`` logit rows. ``batch_size`` counts images per
     teacher forward (rows x views). Re-running an interrupted extraction with
     the same arguments resumes it and yields the same file. ``test_accuracy``
     also runs the teacher over the (unaugmented) test split and records its
@@ -239,7 +256,7 @@ def extract(
             processes, model, out, dataset, split, limit, views, seed, topk, basis_rank,
             features, batch_size, image_size, kind, data_dir, head_from, overwrite,
             test_accuracy, progress, image_column, label_column, resize, channels, pad, flip,
-            label_map)
+            label_map, tcq_bytes)
     finally:
         processes.close()
 
@@ -252,7 +269,7 @@ def _extract(
     overwrite: bool, test_accuracy: bool, progress: Progress | None,
     image_column: str | None, label_column: str | None, resize: tuple[int, int] | None,
     channels: int | None, pad: int | None, flip: bool,
-    label_map: str | os.PathLike | dict[str, str] | None,
+    label_map: str | os.PathLike | dict[str, str] | None, tcq_bytes: int | None = None,
 ) -> Path:
     device, rank = processes.device, processes.rank
     read = {"image_column": image_column, "label_column": label_column,
@@ -279,6 +296,14 @@ def _extract(
         raise UsageError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
     if views < 1:
         raise UsageError(f"--views must be >= 1; got {views}.")
+    if tcq_bytes is not None and tcq_bytes < 1:
+        raise UsageError(f"--tcq needs at least 1 byte per row; got {tcq_bytes}.")
+    if tcq_bytes:
+        if topk is None:
+            raise UsageError("--tcq stores top-k residuals: it cannot go with --logits.")
+        default_rank, default_topk = tcq_defaults(len(class_names))
+        topk = default_topk if topk == "auto" else topk
+        basis_rank = basis_rank or default_rank
     if topk == "auto":
         topk = min(5, len(class_names))
     if basis_rank and topk is None:
@@ -321,9 +346,11 @@ def _extract(
         seed=int(seed),
         augmentation=augmentation,
         preprocessing=described["preprocessing"],
-        probs="logits" if topk is None else "basis" if basis_rank else "topk",
+        probs=("logits" if topk is None else "tcq" if tcq_bytes else "basis" if basis_rank
+               else "topk"),
         topk=0 if topk is None else int(topk),
         rank=int(basis_rank or 0),
+        bits=8 * int(tcq_bytes or 0),
         features=features,
         feature_dim=feature_dim,
         teacher_params=teacher.num_params,
@@ -342,6 +369,9 @@ def _extract(
         static["head/weight"], static["head/bias"] = teacher.head
     if spec.probs == "basis":
         static.update(_calibrate_basis(
+            teacher, first, seeds, spec, rows_per_batch, out, fit, alignment))
+    elif spec.probs == "tcq":
+        static.update(_calibrate_tcq(
             teacher, first, seeds, spec, rows_per_batch, out, fit, alignment))
     # rank 0 alone records the environment (and says so when a resume runs in another)
     environment = extraction_environment(device, processes.world) if rank == 0 else None
@@ -407,6 +437,28 @@ def _calibrate_basis(
             for key, value in fitted.items()}
 
 
+def _calibrate_tcq(
+    teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
+    rows_per_batch: int, out: str | os.PathLike, fit: bool = True,
+    alignment: LabelAlignment | None = None,
+) -> dict[str, np.ndarray]:
+    """Fit a tcq compression's basis and codebooks on the first samples' views, as
+    :func:`_calibrate_basis` fits a basis (deterministic; staged, so resumable)."""
+    names = shared_teacher_arrays(spec)
+    stored = _staged(out, names, fit)
+    if stored is not None:
+        return stored
+    rows = calibration_rows(spec)
+    logits = np.concatenate([
+        teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
+                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation,
+                        alignment)[0]
+        for i in range(0, rows, rows_per_batch)
+    ]).reshape(-1, spec.num_classes)
+    fitted = fit_tcq(logits, spec.rank, spec.topk, spec.bits)
+    return {f"teacher/tcq_{key}": value for key, value in fitted.items()}
+
+
 def evaluate_teacher(
     teacher: Teacher, dataset: Any, split: str, data_dir: str | os.PathLike | None,
     batch_size: int = 256, alignment: LabelAlignment | None = None,
@@ -428,6 +480,7 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
     if spec.num_classes != dataset_classes:
         return {}  # the teacher's labels are not the dataset's
     fitted = basis_arrays(writer.static_arrays) if spec.probs == "basis" else None
+    coded = tcq_arrays(writer.static_arrays) if spec.probs == "tcq" else None
     top1 = []
     for start in range(0, spec.num_samples, writer.batch_rows):  # one shard in memory at a time
         with np.load(writer._shard(start)) as shard:
@@ -437,6 +490,8 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
                 top1.append(decode_basis(shard["teacher/basis_coeffs"][:, 0],
                                          shard["teacher/basis_residuals"][:, 0],
                                          fitted, spec.topk).argmax(-1))
+            elif spec.probs == "tcq":
+                top1.append(decode_tcq(shard["teacher/tcq_codes"][:, 0], coded).argmax(-1))
             else:
                 top1.append(shard["teacher/logits"][:, 0].argmax(-1))
     top1 = np.concatenate(top1)

@@ -30,12 +30,15 @@ from .compression import (
     FEATURE_METHODS,
     FIDELITY_TEMPERATURES,
     PROB_METHODS,
+    check_tcq,
     decode_basis,
     decode_features,
+    decode_tcq,
     decode_topk,
     format_temperature,
     index_dtype,
     softmax,
+    tcq_levels_width,
 )
 
 FORMAT_NAME = "tosc-teacher-cache"
@@ -46,6 +49,8 @@ FORMAT_VERSION = 3
 READ_VERSIONS = (1, 2, 3)
 #: Logit rows (first samples, all their views) from which a ``basis`` is fitted.
 CALIBRATION_ROWS = 2048
+#: Logit rows from which a ``tcq`` compression's basis and codebooks are fitted.
+TCQ_CALIBRATION_ROWS = 16384
 #: Rows per HDF5 chunk (fewer for wide rows: a chunk stays near CHUNK_BYTES, so a
 #: reader that reads rows from the file decompresses little more than it needs).
 CHUNK_ROWS = 1024
@@ -60,6 +65,9 @@ RESIDENT_BYTES = 2 << 30
 #: Teacher arrays stored once per cache (with the row-independent arrays), not per row.
 SHARED_TEACHER_ARRAYS = (
     "teacher/basis_mean", "teacher/basis", "teacher/basis_scale", "teacher/basis_step")
+#: The same for a ``tcq`` cache.
+TCQ_SHARED_ARRAYS = ("teacher/tcq_mean", "teacher/tcq_basis", "teacher/tcq_bits",
+                     "teacher/tcq_levels")
 
 
 def basis_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -67,6 +75,23 @@ def basis_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     returns them (``mean``, ``basis``, ``scale``, ``step``)."""
     return {name.removeprefix("teacher/basis_") if name != "teacher/basis" else "basis":
             arrays[name] for name in SHARED_TEACHER_ARRAYS}
+
+
+def tcq_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The shared arrays of a tcq cache, keyed as :func:`~cache_tools.compression.fit_tcq`
+    returns them (``mean``, ``basis``, ``bits``, ``levels``)."""
+    return {name.removeprefix("teacher/tcq_"): arrays[name] for name in TCQ_SHARED_ARRAYS}
+
+
+def shared_teacher_arrays(spec: CacheSpec) -> tuple[str, ...]:
+    """Names of the per-cache (not per-row) teacher arrays of a spec's compression."""
+    return {"basis": SHARED_TEACHER_ARRAYS, "tcq": TCQ_SHARED_ARRAYS}.get(spec.probs, ())
+
+
+def calibration_rows(spec: CacheSpec) -> int:
+    """Samples (all their views) whose logits fit a basis or tcq compression."""
+    rows = TCQ_CALIBRATION_ROWS if spec.probs == "tcq" else CALIBRATION_ROWS
+    return min(spec.num_samples, max(1, rows // spec.num_views))
 
 
 class UsageError(ValueError):
@@ -124,6 +149,8 @@ class CacheSpec:
     teacher_params: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     rank: int = 0
+    #: Bits per row (sample and view) of a ``tcq`` compression.
+    bits: int = 0
     #: How the dataset was read (``image_column``, ``label_column``, ``image_size``)
     #: and its own class names where they differ from the teacher's (version 3).
     dataset_options: dict[str, Any] = field(default_factory=dict)
@@ -150,8 +177,16 @@ class CacheSpec:
                 f"a basis cache needs 1 <= rank <= {self.num_classes} and 0 <= topk <= "
                 f"{self.num_classes}; got rank {self.rank}, topk {self.topk}."
             )
-        if self.probs != "basis" and self.rank:
-            raise UsageError(f"rank applies to probs='basis' only; got probs={self.probs!r}.")
+        if self.probs == "tcq":
+            try:
+                check_tcq(self.num_classes, self.rank, self.topk, self.bits)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+        if self.probs not in ("basis", "tcq") and self.rank:
+            raise UsageError(f"rank applies to probs='basis' or 'tcq' only; got "
+                             f"probs={self.probs!r}.")
+        if self.probs != "tcq" and self.bits:
+            raise UsageError(f"bits applies to probs='tcq' only; got probs={self.probs!r}.")
         if self.num_views < 1 or self.num_samples < 1:
             raise UsageError("A cache needs at least one sample and one view.")
 
@@ -164,6 +199,8 @@ class CacheSpec:
         del fields["format_version"]
         if not self.rank:
             del fields["rank"]  # topk and logits specs keep their version-1 form
+        if not self.bits:
+            del fields["bits"]  # and the others their earlier form
         if not self.dataset_options:
             del fields["dataset_options"]
         return json.dumps(fields, sort_keys=True)
@@ -193,6 +230,13 @@ class CacheSpec:
             layout["teacher/basis_step"] = ((1,), np.dtype(np.float32))
             layout["teacher/basis_coeffs"] = ((n, v, r), np.dtype(np.int8))
             layout["teacher/basis_residuals"] = ((n, v, (self.topk + 1) // 2), np.dtype(np.uint8))
+        elif self.probs == "tcq":
+            r, k = self.rank, self.topk
+            layout["teacher/tcq_mean"] = ((c,), np.dtype(np.float32))
+            layout["teacher/tcq_basis"] = ((r, c), np.dtype(np.float16))
+            layout["teacher/tcq_bits"] = ((r + k,), np.dtype(np.uint8))
+            layout["teacher/tcq_levels"] = ((r + k, tcq_levels_width()), np.dtype(np.float32))
+            layout["teacher/tcq_codes"] = ((n, v, self.bits // 8), np.dtype(np.uint8))
         else:
             layout["teacher/logits"] = ((n, v, c), np.dtype(np.float16))
         if self.teacher_kind == "encoder":
@@ -208,7 +252,8 @@ class CacheSpec:
     def row_arrays(self) -> list[str]:
         """Arrays written per batch of rows during extraction (the teacher outputs)."""
         return [name for name in self.array_layout()
-                if name.startswith("teacher/") and name not in SHARED_TEACHER_ARRAYS]
+                if name.startswith("teacher/") and name not in SHARED_TEACHER_ARRAYS
+                and name not in TCQ_SHARED_ARRAYS]
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -761,6 +806,8 @@ class TeacherCache:
         if self.spec.probs == "basis":
             return decode_basis(pick("teacher/basis_coeffs"), pick("teacher/basis_residuals"),
                                 basis_arrays(self._resident), self.spec.topk)
+        if self.spec.probs == "tcq":
+            return decode_tcq(pick("teacher/tcq_codes"), tcq_arrays(self._resident))
         return softmax(pick("teacher/logits").astype(np.float32)).astype(np.float32)
 
     def teacher_features(self, rows: Any = slice(None)) -> np.ndarray | None:
