@@ -34,9 +34,11 @@ import tosc_sionna as ts  # noqa: E402
 from tosc_sionna.data import (  # noqa: E402
     CacheError,
     DatasetNotFoundError,
+    TeacherCache,
     TeacherCacheDataset,
     default_teacher_cache,
     load_dataset,
+    split_rows,
 )
 from tosc_sionna.evaluation import accuracy_vs_snr, format_table, plot_accuracy_vs_snr  # noqa: E402
 from tosc_sionna.losses import ib_metrics  # noqa: E402
@@ -74,8 +76,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-teacher", action="store_true",
                         help="teacher-free baseline: labels only (alpha = 1), trained on the "
                              "labelled images only, with as many steps as a distilled run")
-    parser.add_argument("--alpha", type=float, default=0.5,
-                        help="weight of the label term (few labels: use a small one, e.g. 0.05)")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="weight of the label term, default 0.5 (few labels: use a small "
+                        "one, e.g. 0.05)")
+    parser.add_argument("--val-fraction", type=float, default=None,
+                        help="training images held out for validation (never trained on): a "
+                        "count or a fraction < 1; 0 for none (default 5000, or a tenth of a "
+                        "split under 50,000). The split is seeded by --val-seed, the same for "
+                        "every training seed")
+    parser.add_argument("--val-seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--beta", type=float, default=1e-4,
                         help="weight of the rate term (stochastic encoder)")
@@ -103,21 +112,62 @@ def evaluation_split(
     return (x[..., None] if x.ndim == 3 else x), np.asarray(labels).astype(np.int32)
 
 
+def validation_split(data: TeacherCacheDataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out training images (unaugmented, as view 0) and their labels."""
+    x = np.asarray(data.images[data.index[rows]]).astype(np.float32) / 255.0
+    return (x[..., None] if x.ndim == 3 else x), data.labels[rows]
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """The first bad argument, as a one-line message (None if all are usable)."""
+    low, high = args.snr_train
+    checks = [
+        (args.epochs is None or args.epochs >= 1, f"--epochs must be >= 1; got {args.epochs}"),
+        (args.n_symbols >= 1, f"--n-symbols must be >= 1; got {args.n_symbols}"),
+        (args.width >= 1, f"--width must be >= 1; got {args.width}"),
+        (np.isfinite([low, high]).all() and low <= high,
+         f"--snr-train needs finite LOW <= HIGH; got {low} {high}"),
+        (0 < args.labelled_fraction <= 1,
+         f"--labelled-fraction must lie in (0, 1]; got {args.labelled_fraction}"),
+        (args.alpha is None or 0 <= args.alpha <= 1,
+         f"--alpha must lie in [0, 1]; got {args.alpha}"),
+        (not (args.no_teacher and args.alpha is not None),
+         "--no-teacher trains on labels only (alpha = 1): do not give --alpha with it"),
+        (args.temperature > 0 and np.isfinite(args.temperature),
+         f"--temperature must be > 0; got {args.temperature}"),
+        (args.beta >= 0 and np.isfinite(args.beta), f"--beta must be >= 0; got {args.beta}"),
+        (args.draws is None or args.draws >= 1, f"--draws must be >= 1; got {args.draws}"),
+        (args.downsample >= 1, f"--downsample must be >= 1; got {args.downsample}"),
+        (args.val_fraction is None or (args.val_fraction >= 0 and np.isfinite(args.val_fraction)),
+         f"--val-fraction must be >= 0; got {args.val_fraction}"),
+    ]
+    return next((message for ok, message in checks if not ok), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.no_teacher:
-        args.alpha = 1.0
+    problem = check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
     epochs = args.epochs or (1 if args.quick else 30)
     draws = args.draws or (1 if args.quick else 3)
     snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))
     try:
         cache = args.cache or default_teacher_cache()
         ts.set_seed(args.seed)
-        data = TeacherCacheDataset(cache, batch_size=128, seed=args.seed,
+        opened = TeacherCache(cache)
+        held = (min(5000, opened.num_samples // 10) if args.val_fraction is None
+                else args.val_fraction)
+        train_rows, val_rows = (split_rows(opened.num_samples, held, args.val_seed)
+                                if held else (None, np.zeros(0, np.int64)))
+        data = TeacherCacheDataset(opened, batch_size=128, seed=args.seed,
                                    data_dir=args.data_dir, dataset=args.dataset,
                                    labelled_fraction=args.labelled_fraction,
-                                   labelled_only=args.no_teacher)
+                                   labelled_only=args.no_teacher, rows=train_rows)
         x_test, y_test = evaluation_split(data, args)
+        x_val, y_val = validation_split(data, val_rows[:2000] if args.quick else val_rows)
     except (FileNotFoundError, DatasetNotFoundError, CacheError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -136,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=verbose)
     train_seconds = time.time() - start
 
+    validation = None
+    if len(y_val):  # the numbers to choose settings on; the test split is for final ones
+        validation = accuracy_vs_snr(link, x_val, y_val, [0.0, 10.0], draws=draws,
+                                     sample_encoder=args.sample_encoder)
+        print("validation (held-out training images): " + ", ".join(
+            f"{a:.4f} at {s:g} dB" for s, a in zip(validation["snr_db"],
+                                                  validation["accuracy"], strict=True)))
     sweep = accuracy_vs_snr(link, x_test, y_test, snrs, draws=draws,
                             sample_encoder=args.sample_encoder)
     teacher_accuracy = float(data.cache.attrs.get("teacher_test_accuracy", float("nan")))
@@ -165,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         "alpha": args.alpha,
         "temperature": args.temperature, "beta": args.beta, "seed": args.seed,
         "quick": args.quick, "cache": str(cache), "dataset": spec.dataset,
+        "train_images": len(data.rows), "val_images": int(len(y_val)),
+        "val_seed": args.val_seed,
+        "validation": None if validation is None else {
+            "snr_db": validation["snr_db"], "accuracy": validation["accuracy"],
+            "accuracy_ci95": validation["accuracy_ci95"]},
         "input_shape": list(data.input_shape), "downsample": args.downsample,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

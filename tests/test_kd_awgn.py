@@ -40,6 +40,11 @@ def test_quick_run_writes_results_and_beats_chance(quick):
     assert results["student_params"] * 20 <= results["teacher_params"]
     assert (out / "a" / "accuracy_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
     assert "teacher (clean)" in first.stdout
+    # 5,000 training images held out (2,000 of them evaluated in a quick run), not trained on
+    assert results["train_images"] == 55000 and results["val_images"] == 2000
+    assert results["validation"]["snr_db"] == [0.0, 10.0]
+    assert results["validation"]["accuracy"][1] > 0.5
+    assert "validation (held-out training images)" in first.stdout
 
 
 def test_same_seed_same_results(quick):
@@ -50,6 +55,54 @@ def test_same_seed_same_results(quick):
     assert a["accuracy"] == b["accuracy"]
     a.pop("cache"), b.pop("cache")
     assert a == b
+
+
+def test_bad_arguments_are_one_line_errors(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kd_awgn_args", JOB)
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    for args, message in (
+        (["--epochs", "-1"], "--epochs must be >= 1"),
+        (["--n-symbols", "0"], "--n-symbols must be >= 1"),
+        (["--snr-train", "20", "10"], "LOW <= HIGH"),
+        (["--snr-train", "nan", "10"], "LOW <= HIGH"),
+        (["--labelled-fraction", "0"], "--labelled-fraction"),
+        (["--alpha", "1.5"], "--alpha must lie in [0, 1]"),
+        (["--no-teacher", "--alpha", "0.3"], "do not give --alpha with it"),
+        (["--temperature", "0"], "--temperature must be > 0"),
+        (["--val-fraction", "-1"], "--val-fraction"),
+        (["--val-fraction", "60000"], "cannot hold out 60000.0 of 60000 rows"),
+    ):
+        assert job.main(["--quick", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
+
+
+def test_split_rows_and_a_reader_serving_some_rows():
+    import numpy as np
+
+    from tosc_sionna.data import TeacherCacheDataset, default_teacher_cache, split_rows
+
+    train, held = split_rows(1000, 100, seed=4)
+    assert len(train) == 900 and len(held) == 100 and not set(train) & set(held)
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(held) > 0)
+    np.testing.assert_array_equal(split_rows(1000, 100, seed=4)[1], held)
+    assert len(split_rows(1000, 0.25)[1]) == 250
+    assert not np.array_equal(split_rows(1000, 100, seed=5)[1], held)
+    data = TeacherCacheDataset(default_teacher_cache(), batch_size=256, rows=held,
+                               labelled_fraction=0.5)
+    assert len(data) == 1 and set(data.order) == set(held)
+    assert data.labelled.sum() == 50 and set(np.flatnonzero(data.labelled)) <= set(held)
+    x, y = data[0]
+    assert x.shape == (100, 28, 28, 1)
+    np.testing.assert_array_equal(y[:, 0][y[:, 0] >= 0], data.labels[data.order][y[:, 0] >= 0])
+    whole = TeacherCacheDataset(default_teacher_cache(), batch_size=256, seed=0)
+    again = TeacherCacheDataset(default_teacher_cache(), batch_size=256, seed=0,
+                                rows=np.arange(60000))
+    np.testing.assert_array_equal(whole.order, again.order)  # rows=None: as before
+    np.testing.assert_array_equal(whole.labelled, again.labelled)
 
 
 def test_missing_cache_or_data_is_a_clear_error(tmp_path):

@@ -25,7 +25,7 @@ from cache_tools.format import (
     TeacherCache,
 )
 
-from .reader import TeacherCacheDataset
+from .reader import TeacherCacheDataset, split_rows
 
 __all__ = [
     "CacheCorruptError",
@@ -42,6 +42,7 @@ __all__ = [
     "find_fashion_mnist",
     "load_dataset",
     "load_fashion_mnist",
+    "split_rows",
 ]
 
 

@@ -17,6 +17,19 @@ from cache_tools.format import SAMPLE_ROWS, TeacherCache
 TARGETS = ("kd", "label")
 
 
+def split_rows(num_rows: int, held_out: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, held-out) cache rows: ``held_out`` < 1 is a fraction, >= 1 a count.
+
+    Both sorted; the same seed gives the same split.
+    """
+    held = int(round(held_out * num_rows)) if held_out < 1 else int(held_out)
+    if not 0 <= held < num_rows:
+        raise ValueError(f"cannot hold out {held_out} of {num_rows} rows and keep some to "
+                         "train on.")
+    order = np.random.default_rng([int(seed), 2**32 - 1]).permutation(num_rows)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
 def _random_access(images: Any) -> None:
     """Tell the kernel a memory-mapped image array is read at random (shuffled
     batches): no read-ahead, so only the pages of the images used are read."""
@@ -71,6 +84,10 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     labelled_fraction : float, (default 1.0)
         Keep the labels of a fraction of the samples, drawn once from
         ``seed``; the others get label -1 in ``"kd"`` targets (teacher only).
+    rows : int array or None
+        Serve only these cache rows (e.g. the training part of a split whose
+        other rows are held out for validation, see :func:`split_rows`); None
+        serves all. ``labelled_fraction`` then applies to these rows.
     labelled_only : bool, (default False)
         Serve only the labelled samples: the teacher-free baseline of a
         few-label study. An epoch keeps its length of ``ceil(N / batch_size)``
@@ -105,6 +122,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         dataset: Any = None,
         labelled_fraction: float = 1.0,
         labelled_only: bool = False,
+        rows: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -141,9 +159,13 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         if targets == "label" and labelled_fraction < 1.0:
             raise ValueError("labelled_fraction < 1 needs targets='kd' (the teacher's labels).")
         n = len(self.labels)
-        keep = np.random.default_rng([self.seed, 2**31]).permutation(n)[
-            : int(round(labelled_fraction * n))
-        ]
+        self.rows = np.arange(n) if rows is None else np.unique(np.asarray(rows, np.int64))
+        if not len(self.rows) or self.rows[0] < 0 or self.rows[-1] >= n:
+            raise ValueError(f"rows must be a non-empty set of cache rows in [0, {n}).")
+        served = len(self.rows)
+        keep = self.rows[np.random.default_rng([self.seed, 2**31]).permutation(served)[
+            : int(round(labelled_fraction * served))
+        ]]
         self.labelled = np.zeros(n, dtype=bool)
         self.labelled[keep] = True
         self.labelled_only = bool(labelled_only)
@@ -166,16 +188,16 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         return shape + (1,) if len(shape) == 2 else shape
 
     def _plan(self) -> None:
-        n = len(self.labels)
+        n, served = len(self.labels), len(self.rows)
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.labelled_only:
             pool = np.flatnonzero(self.labelled)
-            passes = -(-n // len(pool))
+            passes = -(-served // len(pool))
             self.order = np.concatenate(
                 [rng.permutation(pool) if self.shuffle else pool for _ in range(passes)]
-            )[:n]
+            )[:served]
         else:
-            self.order = rng.permutation(n) if self.shuffle else np.arange(n)
+            self.order = self.rows[rng.permutation(served)] if self.shuffle else self.rows
         if self.view == "random":
             self.views = rng.integers(0, self.cache.num_views, size=n)
         else:
@@ -187,7 +209,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         return augment_batch(self.images[self.index[rows]], seeds, self.cache.spec.augmentation)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        return math.ceil(len(self.rows) / self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < len(self):
