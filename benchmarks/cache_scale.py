@@ -9,7 +9,8 @@ with ``--batch-size 256 --views 4`` makes them), then in separate processes:
   peak RSS (``ru_maxrss``);
 * **reader**: :class:`tosc_sionna.data.TeacherCacheDataset` over the cache and a
   memory-mapped uint8 image array (28 x 28 synthetic images: ImageNet's pixels
-  would not fit this machine's disk; the teacher side is what scales here): time
+  would not fit this machine's disk; the teacher side is what scales here),
+  both evicted from the page cache first (ImageNet-size data is not cached): time
   from construction to the first batch, peak RSS, and batches per second against
   the training step of the student it feeds (the default link with a 1000-class
   head, batch 128), timed alternately, best and median of the repeats.
@@ -121,6 +122,10 @@ def phase_reader(work: Path, repeats: int) -> dict:
     from tosc_sionna.data import TeacherCacheDataset
 
     imported_rss = peak_rss_mb()
+    for name in ("images.npy", "cache.h5"):  # cold, as ImageNet-size data is: not in page cache
+        fd = os.open(work / name, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
     images = np.load(work / "images.npy", mmap_mode="r")
     labels = np.load(work / "labels.npy")
     start = time.perf_counter()

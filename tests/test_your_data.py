@@ -378,6 +378,12 @@ def test_reader_refuses_a_dataset_with_other_classes(saved_fashion, models, tmp_
         TeacherCacheDataset(out, dataset=str(other))
 
 
+def test_an_unreachable_hub_id_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DatasetNotFoundError, match="needs network access.*save_to_disk"):
+        load_dataset("someone/no-such-dataset-here", "train")
+
+
 def test_fashion_mnist_download_is_checked(tmp_path, monkeypatch):
     """The fallback download: right bytes land in place; wrong bytes leave nothing."""
     import hashlib
