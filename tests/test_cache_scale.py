@@ -60,3 +60,40 @@ def test_reader_memory_stays_far_below_the_dense_distributions(tmp_path):
     print(f"peak {peak / 1e6:.1f} MB, stored {stored / 1e6:.1f} MB, dense {dense / 1e6:.0f} MB")
     assert peak < 3 * stored + 8e6, (peak, stored, dense)
     assert peak < dense / 10
+
+
+def test_reader_over_a_memory_map_equals_the_array(tmp_path):
+    """Memory-mapped images (advised random access, batch pages prefetched) read the same."""
+    from tosc_sionna.data import TeacherCacheDataset
+
+    n, views = 600, 2
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (n + 10, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 1000, n + 10)
+    np.save(tmp_path / "images.npy", images[10:])
+    mapped = np.load(tmp_path / "images.npy", mmap_mode="r")
+    whole = np.lib.format.open_memmap(tmp_path / "all.npy", "w+", np.uint8, images.shape)
+    whole[:] = images
+    whole.flush()
+    sliced = np.load(tmp_path / "all.npy", mmap_mode="r")[10:]  # a view into a larger map
+    index = np.arange(n)
+    spec = CacheSpec(
+        teacher_id="synthetic", teacher_digest="0" * 64, teacher_kind="classifier",
+        class_names=CLASSES, dataset="synthetic", split="train", dataset_digest="0" * 64,
+        num_samples=n, num_views=views, seed=0, augmentation=dict(augment.DEFAULT_AUGMENTATION),
+        preprocessing={}, probs="topk", topk=10)
+    static = {"sample_index": index, "labels": labels[10:],
+              "row_hash": row_hashes(images[10:], labels[10:], index),
+              "view_seeds": augment.view_seeds(0, index, views)}
+    writer = CacheWriter(tmp_path / "c.h5", spec, static, batch_rows=200)
+    for start, stop in writer.pending():
+        writer.write(start, synthetic_topk(stop - start, views, 10, start))
+    path = writer.finalize()
+    batches = []
+    for source in (images[10:], mapped, sliced):
+        data = TeacherCacheDataset(path, images=source, labels=labels[10:], batch_size=128)
+        batches.append([data[i] for i in range(len(data))])
+    for other in batches[1:]:
+        for (x0, y0), (x1, y1) in zip(batches[0], other, strict=True):
+            np.testing.assert_array_equal(x0, x1)
+            np.testing.assert_array_equal(y0, y1)

@@ -38,6 +38,27 @@ def _random_access(images: Any) -> None:
         mapping.madvise(mmap.MADV_RANDOM)
 
 
+def _prefetch(images: Any, samples: np.ndarray) -> None:
+    """Ask the kernel for a memory-mapped batch's pages all at once (MADV_WILLNEED), so
+    that reads from disk overlap instead of faulting in one by one."""
+    mapping = getattr(images, "_mmap", None)
+    if mapping is None or not hasattr(mmap, "MADV_WILLNEED") or images.ndim < 2:
+        return
+    row_bytes = images.strides[0]
+    # where the array's first row lies in the mapping (slices of a memmap share it)
+    base = images.ctypes.data - np.frombuffer(mapping, np.uint8).ctypes.data
+    if base < 0 or row_bytes <= 0:
+        return
+    page = mmap.PAGESIZE
+    for sample in np.unique(samples):
+        start = base + int(sample) * row_bytes
+        first = start - start % page
+        try:
+            mapping.madvise(mmap.MADV_WILLNEED, first, start + row_bytes - first)
+        except (OSError, ValueError):  # a view that does not map as assumed: skip the hint
+            return
+
+
 class TeacherCacheDataset(keras.utils.PyDataset):
     r"""Batches of (augmented view, targets) from a teacher cache and its dataset.
 
@@ -206,7 +227,9 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     def replay_views(self, rows: np.ndarray, views: np.ndarray) -> np.ndarray:
         """The uint8 views ``[len(rows), H, W(, C)]`` the teacher saw for (row, view) pairs."""
         seeds = self.cache.view_seeds[rows, views]
-        return augment_batch(self.images[self.index[rows]], seeds, self.cache.spec.augmentation)
+        samples = self.index[rows]
+        _prefetch(self.images, samples)
+        return augment_batch(self.images[samples], seeds, self.cache.spec.augmentation)
 
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
