@@ -2,6 +2,7 @@
 
 from .awgn import AWGNChannel
 from .base import ChannelLayer, set_seed, snr_db_to_noise_variance
+from .digital import DIGITAL_CHANNELS, DigitalChannel
 from .ofdm import CHANNEL_MODELS, OFDMChannel
 from .rayleigh import RayleighBlockFadingChannel
 
@@ -9,6 +10,8 @@ __all__ = [
     "AWGNChannel",
     "CHANNEL_MODELS",
     "ChannelLayer",
+    "DIGITAL_CHANNELS",
+    "DigitalChannel",
     "OFDMChannel",
     "RayleighBlockFadingChannel",
     "set_seed",
