@@ -1,0 +1,208 @@
+"""Per-example latency and size of the student's two ends against the teacher's forward.
+
+The default student (``make_link``: n = 16, width 32, stochastic encoder sending
+its mean at inference) and the shipped teacher (EfficientNet-Lite0 fine-tuned
+on Fashion-MNIST), on the same CPU threads (TensorFlow intra/inter-op and
+torch both set to ``--threads``). Per example, at batch 1 and 256:
+
+* transmitter and receiver called eagerly (a Python walk over Keras layers),
+  traced (``tosc_sionna.serving.traced``: one graph call, fixed signature),
+  and through the exported SavedModel (``serving.export_link``, reloaded with
+  ``tf.saved_model.load``); the whole link (transmitter, AWGN, receiver) traced;
+* the teacher: its torch forward on inputs preprocessed as its processor says
+  (model only; the shipped teacher runs at 64 x 64), and its preprocessing
+  (resize, normalize) separately.
+
+Repeats are interleaved (every variant once per round); best and median per
+variant. Multiply-accumulates: convolutions and dense layers (student:
+analytic from the layers' shapes; teacher: forward hooks on Conv2d/Linear).
+Writes ``benchmarks/results/latency.json``.
+
+    python benchmarks/latency.py [--threads 2] [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCHES = (1, 256)
+
+
+def student_macs(link, input_shape) -> dict[str, int]:
+    """MACs per example of each end (convolutions and dense layers)."""
+    import keras
+
+    def dense_macs(layer) -> int:
+        return sum(int(np.prod(d.kernel.shape)) for d in layer._flatten_layers()
+                   if isinstance(d, keras.layers.Dense))
+
+    shape = (1, *input_shape)
+    encoder = link.encoder
+    if getattr(encoder, "pre_pool", None) is not None:
+        shape = encoder.pre_pool.compute_output_shape(shape)
+    conv = 0
+    for layer in encoder.convs:
+        out = layer.compute_output_shape(shape)
+        kh, kw, cin, cout = layer.kernel.shape
+        conv += int(out[1] * out[2] * kh * kw * cin * cout)
+        shape = out
+    tx = conv + dense_macs(encoder) + dense_macs(link.tx_cam)
+    rx = dense_macs(link.rx_cam) + dense_macs(link.decoder)
+    return {"transmitter": tx, "receiver": rx, "link": tx + rx}
+
+
+def teacher_macs(model, pixel_values) -> int:
+    import torch
+
+    total = [0]
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            total[0] += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, torch.nn.Linear):
+            total[0] += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(pixel_values[:1])
+    for h in handles:
+        h.remove()
+    return int(total[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--teacher", default=str(ROOT / "teachers" / "fashion-mnist-lite0"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latency.json"))
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import tosc_sionna as ts
+    from cache_tools.teachers import load_teacher
+    from tosc_sionna import serving
+    from tosc_sionna.data import load_fashion_mnist
+
+    images, _ = load_fashion_mnist("test")
+    ts.set_seed(0)
+    link = ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=10, stochastic=True,
+                        seed=0)
+    link(images[:2], np.full(2, 10.0, np.float32))
+    tx, rx = serving.transmitter(link), serving.receiver(link)
+    ttx, trx = serving.traced(link, images.shape[1:])
+    tlink = tf.function(lambda x, s: link(x, s),
+                        input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32),
+                                         tf.TensorSpec((None,), tf.float32)])
+    export_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "tosc_latency_export"
+    exported = tf.saved_model.load(str(serving.export_link(link, export_dir, images.shape[1:])))
+
+    teacher = load_teacher(args.teacher)
+    raw = (images[:256, ..., 0] * 255).astype(np.uint8)
+    pixel_values = teacher.preprocess(raw, "cpu")
+    model = teacher.model.eval()
+
+    inputs = {}
+    for b in BATCHES:
+        x = tf.constant(images[:b])
+        snr = tf.constant(np.full(b, 10.0, np.float32))
+        y = ttx(x, snr)
+        inputs[b] = (x, snr, y, pixel_values[:b].contiguous(), raw[:b])
+
+    def teacher_forward(pv):
+        with torch.no_grad():
+            return model(pv)
+
+    variants = {
+        "student_transmitter_eager": lambda b: tx(inputs[b][0], inputs[b][1]),
+        "student_receiver_eager": lambda b: rx(inputs[b][2], inputs[b][1]),
+        "student_transmitter_traced": lambda b: ttx(inputs[b][0], inputs[b][1]),
+        "student_receiver_traced": lambda b: trx(inputs[b][2], inputs[b][1]),
+        "student_transmitter_savedmodel": lambda b: exported.transmit(inputs[b][0],
+                                                                      inputs[b][1]),
+        "student_receiver_savedmodel": lambda b: exported.receive(inputs[b][2], inputs[b][1]),
+        "student_link_traced": lambda b: tlink(inputs[b][0], inputs[b][1]),
+        "teacher_forward": lambda b: teacher_forward(inputs[b][3]),
+        "teacher_preprocessing": lambda b: teacher.preprocess(inputs[b][4], "cpu"),
+    }
+    for b in BATCHES:  # warm-up: tracing, allocations
+        for fn in variants.values():
+            for _ in range(2):
+                np.asarray(fn(b))
+    times = {name: {b: [] for b in BATCHES} for name in variants}
+    for _ in range(args.rounds):
+        for b in BATCHES:
+            for name, fn in variants.items():
+                calls = 20 if b == 1 else 1
+                start = time.perf_counter()
+                for _ in range(calls):
+                    np.asarray(fn(b))
+                times[name][b].append((time.perf_counter() - start) / calls / b)
+
+    def stats(values):
+        return {"best_ms": 1e3 * min(values), "median_ms": 1e3 * float(np.median(values))}
+
+    per_example = {name: {str(b): stats(v) for b, v in by_batch.items()}
+                   for name, by_batch in times.items()}
+    macs = student_macs(link, images.shape[1:])
+    t_macs = teacher_macs(model, pixel_values)
+    params = {"transmitter": int(link.encoder.count_params() + link.tx_cam.count_params()),
+              "receiver": int(link.rx_cam.count_params() + link.decoder.count_params()),
+              "teacher": int(sum(p.numel() for p in model.parameters()))}
+    ratios = {}
+    for b in map(str, BATCHES):
+        teacher_ms = per_example["teacher_forward"][b]["best_ms"]
+        for end in ("traced", "savedmodel"):
+            both = (per_example[f"student_transmitter_{end}"][b]["best_ms"]
+                    + per_example[f"student_receiver_{end}"][b]["best_ms"])
+            ratios[f"teacher_over_student_{end}_batch{b}"] = teacher_ms / both
+        both = (per_example["student_transmitter_eager"][b]["best_ms"]
+                + per_example["student_receiver_eager"][b]["best_ms"])
+        ratios[f"teacher_over_student_eager_batch{b}"] = teacher_ms / both
+    result = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "threads": args.threads, "tensorflow": tf.__version__,
+                    "torch": torch.__version__},
+        "per_example_latency": per_example,
+        "teacher_input_shape": list(pixel_values.shape[1:]),
+        "macs_per_example": {**macs, "teacher": t_macs,
+                             "teacher_over_link": t_macs / macs["link"]},
+        "params": params,
+        "ratios_best": ratios,
+        "targets": {
+            "macs_link_20x_fewer": t_macs / macs["link"] >= 20,
+            "latency_10x_at_batch256_traced": ratios["teacher_over_student_traced_batch256"] >= 10,
+            "latency_3x_at_batch1_traced": ratios["teacher_over_student_traced_batch1"] >= 3,
+        },
+        "rounds": args.rounds,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    for name, by_batch in per_example.items():
+        print(f"{name:34s} " + "  ".join(
+            f"b={b}: {s['best_ms']:.4f} ms (median {s['median_ms']:.4f})"
+            for b, s in by_batch.items()))
+    print(json.dumps({"macs": result["macs_per_example"], "ratios": ratios,
+                      "targets": result["targets"]}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The serving path: traced and exported transmitter/receiver equal the Keras ones."""
+
+import numpy as np
+import pytest
+
+import tosc_sionna as ts
+from tosc_sionna import serving
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_traced_and_exported_ends_equal_the_link(tmp_path, noise):
+    import tensorflow as tf
+
+    ts.set_seed(0)
+    channel = (ts.RayleighBlockFadingChannel(csi="ls", return_noise=True) if noise
+               else ts.AWGNChannel())
+    link = ts.make_link(channel, num_symbols=4, num_classes=3, width=4, hidden_units=(8,),
+                        stochastic=True, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(5, 12, 12, 3)).astype(np.float32)
+    snr = np.array([-5.0, 0.0, 5.0, 10.0, 20.0], np.float32)
+    link(x, snr)
+    symbols = serving.transmitter(link)(x, snr)
+    np.testing.assert_allclose(np.mean(np.asarray(symbols) ** 2, axis=1) * 2, 1.0, rtol=1e-4)
+    # the stochastic encoder sends its mean: the same symbols every call
+    np.testing.assert_array_equal(symbols, serving.transmitter(link)(x, snr))
+    extra = (rng.uniform(0.01, 1.0, (5, 4)).astype(np.float32),) if noise else ()
+    logits = serving.receiver(link)(symbols, snr, *extra)
+    assert logits.shape == (5, 3)
+    np.testing.assert_allclose(logits, link.receive(symbols, snr, *extra), rtol=1e-6)
+    transmit, receive = serving.traced(link, (12, 12, 3))
+    np.testing.assert_allclose(transmit(x, snr), symbols, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(receive(symbols, snr, *extra), logits, rtol=1e-5, atol=1e-6)
+    exported = tf.saved_model.load(str(serving.export_link(link, tmp_path / "m", (12, 12, 3))))
+    np.testing.assert_allclose(exported.transmit(x, snr), symbols, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(exported.receive(symbols, snr, *extra), logits, rtol=1e-5,
+                               atol=1e-6)
+    one = exported.transmit(x[:1], snr[:1])  # any batch size, batch 1 included
+    np.testing.assert_allclose(one, symbols[:1], rtol=1e-5, atol=1e-6)
+    with pytest.raises((ValueError, TypeError)):
+        exported.transmit(x[:, :10], snr)  # the signature is fixed: other image sizes refused

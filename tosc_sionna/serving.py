@@ -1,0 +1,91 @@
+"""The transmitter and the receiver as they run on a device: deterministic, traced, exportable.
+
+A trained :class:`~tosc_sionna.link.TaskOrientedLink` splits into its two
+ends. :func:`transmitter` and :func:`receiver` give plain Keras callables
+(inference only: the stochastic encoder sends its mean, no metric or loss
+is touched); :func:`traced` compiles one for a fixed input signature, so a
+call costs one graph execution instead of a Python walk over the layers
+(at batch 1 the difference is most of the latency); :func:`export_link`
+writes both ends as endpoints of one SavedModel (Keras ``ExportArchive``)
+that TensorFlow Serving, TFLite conversion or ``tf.saved_model.load`` run
+without this package.
+
+The tracing and export are the TensorFlow backend's (the backend this
+package runs on with Sionna 1.2.x); everything else is ``keras.ops``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from .link import TaskOrientedLink
+
+
+def transmitter(link: TaskOrientedLink) -> Callable[[Any, Any], Any]:
+    """``(images [B, H, W, C], snr_db [B]) -> symbols [B, 2n]`` (power-normalized)."""
+
+    def transmit(images: Any, snr_db: Any) -> Any:
+        z = link.encoder(images, training=False)
+        if isinstance(z, (tuple, list)):  # stochastic encoder: send its mean
+            z = z[1]
+        return link.power_normalization(link.tx_cam(z, snr_db))
+
+    return transmit
+
+
+def receiver(link: TaskOrientedLink) -> Callable[..., Any]:
+    """``(y [B, 2n], snr_db [B](, noise [B, n])) -> logits [B, classes]``; ``noise``
+    (the equalizer's effective noise per symbol) only when the link's receiver
+    uses it (``link.rx_cam.use_noise``)."""
+
+    def receive(y: Any, snr_db: Any, noise: Any = None) -> Any:
+        return link.receive(y, snr_db, noise)
+
+    return receive
+
+
+def _signatures(link: TaskOrientedLink, input_shape: Sequence[int]) -> dict[str, list]:
+    import tensorflow as tf
+
+    symbols = 2 * int(link.encoder.num_symbols)
+    receive = [tf.TensorSpec((None, symbols), tf.float32, name="y"),
+               tf.TensorSpec((None,), tf.float32, name="snr_db")]
+    if link.rx_cam.use_noise:
+        receive.append(tf.TensorSpec((None, symbols // 2), tf.float32, name="noise"))
+    return {
+        "transmit": [tf.TensorSpec((None, *map(int, input_shape)), tf.float32, name="images"),
+                     tf.TensorSpec((None,), tf.float32, name="snr_db")],
+        "receive": receive,
+    }
+
+
+def traced(link: TaskOrientedLink, input_shape: Sequence[int]) -> tuple[Callable, Callable]:
+    """The transmitter and receiver compiled for a fixed signature (any batch size):
+    ``input_shape`` is one image's ``(H, W, C)``. Same outputs as the eager ones."""
+    import tensorflow as tf
+
+    signatures = _signatures(link, input_shape)
+    return (tf.function(transmitter(link), input_signature=signatures["transmit"]),
+            tf.function(receiver(link), input_signature=signatures["receive"]))
+
+
+def export_link(link: TaskOrientedLink, path: str | os.PathLike,
+                input_shape: Sequence[int]) -> Path:
+    """Write a SavedModel with endpoints ``transmit(images, snr_db)`` and
+    ``receive(y, snr_db[, noise])`` (float32, any batch size) to ``path``.
+
+    Load it anywhere TensorFlow runs: ``m = tf.saved_model.load(path);
+    symbols = m.transmit(images, snr_db)``.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(link)
+    signatures = _signatures(link, input_shape)
+    archive.add_endpoint("transmit", transmitter(link), input_signature=signatures["transmit"])
+    archive.add_endpoint("receive", receiver(link), input_signature=signatures["receive"])
+    archive.write_out(str(path), verbose=False)
+    return Path(path)
