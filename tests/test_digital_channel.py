@@ -64,7 +64,7 @@ def test_raw_ber_matches_gray_qam_theory(m, snrs):
     for snr in snrs:
         ber = layer.raw_bit_error_rate(x, snr)
         theory = qam_ber(m, snr)
-        assert ber == pytest.approx(theory, rel=0.1), (m, snr, ber, theory)
+        assert ber == pytest.approx(theory, rel=0.05), (m, snr, ber, theory)  # measured: < 2%
     assert layer.raw_bit_error_rate(x, no=10 ** (-snrs[0] / 10)) == pytest.approx(
         qam_ber(m, snrs[0]), rel=0.1
     )

@@ -12,7 +12,7 @@ from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
 from .awgn import AWGNChannel
-from .base import ChannelLayer, sionna_dtypes
+from .base import ChannelLayer, noise_variance_to_snr_db, sionna_dtypes
 from .rayleigh import CSI_MODES, RayleighBlockFadingChannel
 
 __all__ = ["DIGITAL_CHANNELS", "DigitalChannel", "LDPC5G_RATE_MAX", "LDPC5G_RATE_MIN"]
@@ -376,7 +376,7 @@ class DigitalChannel(ChannelLayer):
         if (snr_db is None) == (no is None):
             raise ValueError("Pass exactly one of snr_db and no.")
         if no is not None:
-            snr_db = -10.0 * np.log10(np.asarray(no, dtype=np.float64))
+            snr_db = noise_variance_to_snr_db(no)
         x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32)) if not tf.is_tensor(x) else x
         coded, llr = self._send(tf.cast(x, tf.float32), tf.constant(snr_db, tf.float32))
         errors = tf.not_equal(tf.cast(llr > 0, coded.dtype), coded)
