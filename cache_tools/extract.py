@@ -30,7 +30,6 @@ from .compression import (
 )
 from .datasets import DatasetFormatError, load_dataset, row_hash_digest, row_hashes
 from .format import (
-    CALIBRATION_ROWS,
     SAMPLE_ROWS,
     SHARED_TEACHER_ARRAYS,
     CacheMismatchError,
@@ -419,13 +418,7 @@ def _calibrate_basis(
     stored = _staged(out, SHARED_TEACHER_ARRAYS, fit)
     if stored is not None:
         return stored
-    rows = min(spec.num_samples, max(1, CALIBRATION_ROWS // spec.num_views))
-    logits = np.concatenate([
-        teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
-                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation,
-                        alignment)[0]
-        for i in range(0, rows, rows_per_batch)
-    ]).reshape(-1, spec.num_classes)
+    logits = _calibration_logits(teacher, images, seeds, spec, rows_per_batch, alignment)
     rank = min(spec.rank, len(logits))
     fitted = fit_basis(logits, rank, spec.topk)
     if rank < spec.rank:  # fewer calibration rows than the rank: pad with unused directions
@@ -435,6 +428,20 @@ def _calibrate_basis(
         fitted["scale"] = np.concatenate([fitted["scale"], np.ones(pad, np.float32)])
     return {"teacher/basis" if key == "basis" else f"teacher/basis_{key}": value
             for key, value in fitted.items()}
+
+
+def _calibration_logits(
+    teacher: Teacher, images: Any, seeds: np.ndarray, spec: CacheSpec, rows_per_batch: int,
+    alignment: LabelAlignment | None,
+) -> np.ndarray:
+    """Logit rows ``[samples * views, C]`` of the first :func:`calibration_rows` samples."""
+    rows = calibration_rows(spec)
+    return np.concatenate([
+        teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
+                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation,
+                        alignment)[0]
+        for i in range(0, rows, rows_per_batch)
+    ]).reshape(-1, spec.num_classes)
 
 
 def _calibrate_tcq(
@@ -448,13 +455,7 @@ def _calibrate_tcq(
     stored = _staged(out, names, fit)
     if stored is not None:
         return stored
-    rows = calibration_rows(spec)
-    logits = np.concatenate([
-        teacher_outputs(teacher, images[i : min(i + rows_per_batch, rows)],
-                        seeds[i : min(i + rows_per_batch, rows)], spec.augmentation,
-                        alignment)[0]
-        for i in range(0, rows, rows_per_batch)
-    ]).reshape(-1, spec.num_classes)
+    logits = _calibration_logits(teacher, images, seeds, spec, rows_per_batch, alignment)
     fitted = fit_tcq(logits, spec.rank, spec.topk, spec.bits)
     return {f"teacher/tcq_{key}": value for key, value in fitted.items()}
 
