@@ -38,6 +38,7 @@ from cache_tools.compression import (
     decode_tcq,
     encode_tcq,
     fit_tcq,
+    lloyd_levels,
     softmax,
     tcq_split,
     tempered_kl,
@@ -49,16 +50,6 @@ CONFIGS = [  # (rank, stage-1 bits, K residual classes, stage-2 bits)
     (200, 384, 32, 128), (256, 368, 128, 128), (300, 336, 192, 160), (400, 512, 128, 128),
 ]
 TCQ_CONFIGS = [(256, 128, 448), (256, 128, 512), (256, 128, 576)]  # (rank, K, bits per row)
-
-
-def lloyd1d(x, levels, iters=30):
-    x = np.sort(np.ravel(x))
-    c = np.quantile(x, (np.arange(levels) + 0.5) / levels)
-    for _ in range(iters):
-        idx = np.searchsorted((c[1:] + c[:-1]) / 2, x)
-        m = np.bincount(idx, None, levels)
-        c = np.where(m > 0, np.bincount(idx, x, levels) / np.maximum(m, 1), c)
-    return c
 
 
 def quant(x, c):
@@ -93,7 +84,7 @@ def fit(z, svd, rank, b1, k, b2, group=8):
     weight = ((pout / 2 + p4 / 32) @ (basis.T ** 2)).mean(0)  # KL per unit coefficient error
     bits = allocate(weight * c.var(0), b1)
     m = {"mu": mu, "B": basis, "bits": bits,
-         "cbs": [lloyd1d(c[:, j], 2 ** bits[j]) if bits[j] else None for j in range(rank)]}
+         "cbs": [lloyd_levels(c[:, j], 2 ** bits[j]) if bits[j] else None for j in range(rank)]}
     a = stage1(m, z)
     sup = np.argsort(-a, -1, kind="stable")[:, :k]
     res = np.take_along_axis(z - a, sup, -1)
@@ -102,7 +93,7 @@ def fit(z, svd, rank, b1, k, b2, group=8):
     gw = np.array([(ws[:, i * group:(i + 1) * group] * res[:, i * group:(i + 1) * group] ** 2)
                    .mean() for i in range(g)])
     m["gbits"] = allocate(gw, b2 // group)
-    m["gcb"] = [lloyd1d(res[:, i * group:(i + 1) * group], 2 ** b) if b else None
+    m["gcb"] = [lloyd_levels(res[:, i * group:(i + 1) * group], 2 ** b) if b else None
                 for i, b in enumerate(m["gbits"])]
     m["group"], m["k"] = group, k
     return m

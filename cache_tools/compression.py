@@ -379,7 +379,7 @@ def _allocate(weight: np.ndarray, budget: int) -> np.ndarray:
     return bits
 
 
-def _lloyd(x: np.ndarray, levels: int) -> np.ndarray:
+def lloyd_levels(x: np.ndarray, levels: int) -> np.ndarray:
     """Sorted 1-D Lloyd (k-means) levels of the values ``x`` (quantile start, fixed iterations)."""
     x = np.sort(np.ravel(x))
     c = np.quantile(x, (np.arange(levels) + 0.5) / levels)
@@ -504,7 +504,7 @@ def fit_tcq(logits: np.ndarray, rank: int, k: int, bits: int) -> dict[str, np.nd
     used = np.flatnonzero(bits1)
     w1 = weight @ (basis[used].T ** 2)
     levels1 = _fit_levels(coeffs[:, used], w1, bits1[used],
-                          [_lloyd(coeffs[:, j], 2 ** (int(bits1[j]) + 1)) for j in used])
+                          [lloyd_levels(coeffs[:, j], 2 ** (int(bits1[j]) + 1)) for j in used])
     shared = {"mean": mean.astype(np.float32), "basis": basis16,
               "bits": np.zeros(rank + k, np.uint8),
               "levels": np.zeros((rank + k, tcq_levels_width()), np.float32)}
@@ -521,8 +521,9 @@ def fit_tcq(logits: np.ndarray, rank: int, k: int, bits: int) -> dict[str, np.nd
     energy = (w2 * residual**2).reshape(len(z), groups, TCQ_GROUP).mean(axis=(0, 2))
     bits2 = np.repeat(_allocate(energy, second // TCQ_GROUP), TCQ_GROUP)
     used2 = np.flatnonzero(bits2)
-    start = [_lloyd(residual[:, (r // TCQ_GROUP) * TCQ_GROUP : (r // TCQ_GROUP + 1) * TCQ_GROUP],
-                    2 ** (int(bits2[r]) + 1)) for r in used2]
+    start = [lloyd_levels(residual[:, (r // TCQ_GROUP) * TCQ_GROUP
+                                   : (r // TCQ_GROUP + 1) * TCQ_GROUP],
+                          2 ** (int(bits2[r]) + 1)) for r in used2]
     shared["bits"][rank:] = bits2
     shared["levels"][rank + used2] = _fit_levels(residual[:, used2], w2[:, used2],
                                                  bits2[used2], start)

@@ -78,13 +78,13 @@ def test_tcq_pack_unpack_and_trellis_gain():
     # 2 bits per value: the trellis beats the 1-D Lloyd quantizer by > 0.7 dB on a Gaussian
     x = rng.standard_normal((400, 64))
     bits = np.full(64, 2)
-    start = compression._lloyd(rng.standard_normal(20000), 8)
+    start = compression.lloyd_levels(rng.standard_normal(20000), 8)
     levels = np.zeros((64, compression.tcq_levels_width()))
     levels[:, :8] = start
     codes, where = compression._tcq_encode(x, np.ones_like(x), levels, bits)
     values = compression._tcq_walk(codes, levels)
     np.testing.assert_array_equal(values, np.take_along_axis(levels, where.T, 1).T)
-    scalar = compression._lloyd(rng.standard_normal(20000), 4)
+    scalar = compression.lloyd_levels(rng.standard_normal(20000), 4)
     q = scalar[np.searchsorted((scalar[1:] + scalar[:-1]) / 2, x)]
     gain_db = 10 * np.log10(np.mean((q - x) ** 2) / np.mean((values - x) ** 2))
     assert gain_db > 0.7
