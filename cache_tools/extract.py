@@ -39,6 +39,7 @@ from .format import (
     UsageError,
     basis_arrays,
     calibration_rows,
+    differing_rows,
     shared_teacher_arrays,
     staging_dir,
     tcq_arrays,
@@ -540,9 +541,7 @@ def _row_hashes(
     stored = staged["row_hash"]
     if len(stored) != len(indices):
         return row_hashes(images, labels, indices)  # the writer then names the difference
-    picked = np.sort(np.random.default_rng(0).choice(
-        len(indices), min(SAMPLE_ROWS, len(indices)), replace=False))
-    bad = picked[row_hashes(images, labels, indices[picked]) != stored[picked]]
+    bad, _, _ = differing_rows(images, labels, indices, stored, SAMPLE_ROWS)
     if len(bad):
         raise CacheMismatchError(
             f"The data changed since the interrupted extraction in {staging_dir(out)} started: "

@@ -560,6 +560,24 @@ def spec_attrs(spec: CacheSpec) -> dict[str, Any]:
     return attrs
 
 
+def differing_rows(
+    images: Any, labels: np.ndarray, index: np.ndarray, stored: np.ndarray, sample_size: int,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows whose samples (``images[index[row]]``, ``labels[...]``) no longer have the
+    stored content hash: ``sample_size`` rows drawn from ``seed``, or all when that is at
+    least their number. Returns (differing rows, rows checked, their hashes), sorted."""
+    from .datasets import row_hashes
+
+    if sample_size < len(index):
+        picked = np.sort(np.random.default_rng(seed).choice(len(index), sample_size,
+                                                            replace=False))
+    else:
+        picked = np.arange(len(index))
+    got = row_hashes(images, labels, index[picked])
+    return picked[got != stored[picked]], picked, got
+
+
 def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k != key}
 
@@ -859,7 +877,7 @@ class TeacherCache:
         (``rows="all"``, which also checks the whole-split digest) with the data,
         naming the first rows that differ. Older caches: the whole-split digest.
         """
-        from .datasets import dataset_digest, row_hash_digest, row_hashes
+        from .datasets import dataset_digest, row_hash_digest
 
         if rows not in ("sample", "all"):
             raise ValueError(f"rows must be 'sample' or 'all'; got {rows!r}.")
@@ -881,13 +899,9 @@ class TeacherCache:
         if "row_hash" not in self.layout:
             self.check_matches(dataset, split, dataset_digest(images, labels, index))
             return
-        if rows == "sample" and sample_size < len(index):
-            picked = np.sort(np.random.default_rng(seed).choice(len(index), sample_size,
-                                                                replace=False))
-        else:
-            picked = np.arange(len(index))
-        got = row_hashes(images, labels, index[picked])
-        bad = picked[got != self._resident["row_hash"][picked]]
+        size = sample_size if rows == "sample" else len(index)
+        bad, picked, got = differing_rows(images, labels, index, self._resident["row_hash"],
+                                          size, seed)
         if len(bad):
             shown = ", ".join(f"row {r} (sample {int(index[r])})" for r in bad[:5])
             raise CacheMismatchError(
