@@ -8,6 +8,7 @@ reloaded offline.
 import json
 import os
 
+import datasets
 import numpy as np
 import pytest
 import tiny_teachers as tt
@@ -28,7 +29,6 @@ from cache_tools.labels import LabelMismatchError, align_labels
 from tosc_sionna.data import TeacherCacheDataset
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-datasets = pytest.importorskip("datasets")  # a core dependency: always installed
 FOLDER_CLASSES = ("cat", "dog", "ship")
 
 
