@@ -1,0 +1,61 @@
+"""The pieces of benchmarks/digital_vs_analog.py that its numbers rest on."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tosc_sionna as ts
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "digital_vs_analog.py"
+_spec = importlib.util.spec_from_file_location("digital_vs_analog", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+@pytest.mark.parametrize("n", sorted(bench.OPERATING_POINTS))
+def test_every_operating_point_spends_exactly_n_channel_uses(n):
+    assert len(bench.OPERATING_POINTS[n]) >= 3
+    for b, r, m, k in bench.OPERATING_POINTS[n]:
+        assert k % 2 == 0  # the encoder emits pairs of reals
+        awgn = bench.digital_channel(b, r, m, "awgn").code_parameters(k)
+        rayleigh = bench.digital_channel(b, r, m, "rayleigh").code_parameters(k)
+        assert awgn["channel_uses"] == n
+        assert rayleigh["channel_uses"] == n + bench.NUM_PILOTS  # as the analog LS link
+        assert awgn["effective_code_rate"] == pytest.approx(r, abs=1e-9)
+
+
+def test_quantizer_in_the_loop_forward_quantizes_and_gradient_is_identity():
+    layer = bench.QuantizerInTheLoop(num_bits=2, clip=1.4)
+    x = tf.constant(np.random.default_rng(0).normal(0, 0.7, (64, 8)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, 10.0)
+        loss = tf.reduce_sum(3.0 * y)
+    np.testing.assert_array_equal(y.numpy(), layer.quantize_values(x).numpy())
+    assert len(np.unique(y.numpy())) == 4  # 2 bits
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), 3.0)
+
+
+def test_class_index_reference_is_exact_at_high_snr_and_chance_like_at_very_low():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 400)
+    predictions = np.where(rng.random(400) < 0.8, labels, (labels + 1) % 10)
+    ts.set_seed(0)
+    curve = bench.index_sweep(predictions, labels, 16, "awgn", [-15.0, 30.0], batch=200)
+    assert curve["channel_uses"] == 16
+    assert curve["effective_code_rate"] == pytest.approx(12 / 32)
+    assert curve["clean_accuracy"] == pytest.approx(np.mean(predictions == labels))
+    assert curve["accuracy"][1] == curve["clean_accuracy"]  # decoded bit-exactly
+    assert curve["accuracy"][0] < 0.3  # at -15 dB the code fails
+
+
+def test_cliff_is_where_the_curve_reaches_its_plateau():
+    snrs = [-10.0, -5.0, 0.0, 5.0, 10.0]
+    assert bench.cliff_db(snrs, [0.1, 0.1, 0.5, 0.90, 0.90]) == pytest.approx(
+        0.0 + (0.89 - 0.5) / 0.4 * 5.0)
+    assert bench.cliff_db(snrs, [0.9] * 5) == -10.0  # flat: the whole range
+    # a late dip below the plateau band resets the search above it
+    assert bench.cliff_db(snrs, [0.9, 0.9, 0.7, 0.9, 0.9]) == pytest.approx(0.0 + 0.95 * 5.0)
