@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -115,6 +116,20 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         batches by cycling through the labelled samples (reshuffled on every
         pass), so a baseline makes as many optimizer steps as the distilled
         student it is compared with.
+    teacher : callable or None
+        Online distillation, the baseline the cache replaces: ``teacher(views)``
+        maps a batch's uint8 views ``[batch, H, W(, C)]`` to float32
+        probabilities ``[batch, C]`` on the cache's classes (e.g.
+        :class:`cache_tools.online.OnlineTeacher`) and takes the place of the
+        stored outputs. Rows, order, view choice, labels and the labelled
+        samples stay the cache's, so only the teacher's outputs differ from a
+        cached run. Needs ``targets="kd"`` and not ``labelled_only``.
+    fresh_views : bool, (default True)
+        With a ``teacher``: a sample drawn with an augmented view (``view >=
+        1``) gets a new crop and flip every epoch, drawn from ``seed`` and the
+        epoch instead of the stored view seeds (view 0 stays the unaugmented
+        image, so the share of clean views is the cache's). False replays the
+        stored views. Ignored without a teacher.
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
@@ -144,11 +159,18 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         labelled_fraction: float = 1.0,
         labelled_only: bool = False,
         rows: Any = None,
+        teacher: Callable[[np.ndarray], np.ndarray] | None = None,
+        fresh_views: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if targets not in TARGETS:
             raise ValueError(f"targets must be one of {TARGETS}; got {targets!r}.")
+        if teacher is not None and (targets != "kd" or labelled_only):
+            raise ValueError("teacher= gives teacher targets: it needs targets='kd' and "
+                             "labelled_only=False.")
+        if teacher is not None and not callable(teacher):
+            raise TypeError(f"teacher must map uint8 views to probabilities; got {teacher!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
         self.cache = cache if isinstance(cache, TeacherCache) else TeacherCache(
@@ -190,6 +212,11 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         self.labelled = np.zeros(n, dtype=bool)
         self.labelled[keep] = True
         self.labelled_only = bool(labelled_only)
+        # The online teacher plugs into this reader instead of being a second data
+        # source: order, views, labels and augmentation stay one piece of code, and the
+        # reader calls it as a plain function (tosc_sionna never imports torch).
+        self.teacher = teacher
+        self.fresh_views = teacher is not None and bool(fresh_views)
         if self.labelled_only and not len(keep):
             raise ValueError(
                 f"labelled_only=True but labelled_fraction={labelled_fraction} keeps no sample "
@@ -223,10 +250,15 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             self.views = rng.integers(0, self.cache.num_views, size=n)
         else:
             self.views = np.full(n, self.view)
+        if self.fresh_views:  # a stream of its own: order and views stay the cache's
+            self.fresh_seeds = np.random.default_rng([self.seed, self.epoch, 2**31 + 1]).integers(
+                1, 2**64, size=n, dtype=np.uint64)
 
     def replay_views(self, rows: np.ndarray, views: np.ndarray) -> np.ndarray:
         """The uint8 views ``[len(rows), H, W(, C)]`` the teacher saw for (row, view) pairs."""
-        seeds = self.cache.view_seeds[rows, views]
+        return self._view_images(rows, self.cache.view_seeds[rows, views])
+
+    def _view_images(self, rows: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         samples = self.index[rows]
         _prefetch(self.images, samples)
         return augment_batch(self.images[samples], seeds, self.cache.spec.augmentation)
@@ -239,12 +271,23 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range [0, {len(self)}).")
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         views = self.views[rows]
-        x = self.replay_views(rows, views).astype(np.float32) / 255.0
+        if self.fresh_views:
+            pixels = self._view_images(rows, np.where(views == 0, np.uint64(0),
+                                                      self.fresh_seeds[rows]))
+        else:
+            pixels = self.replay_views(rows, views)
+        x = pixels.astype(np.float32) / 255.0
         if x.ndim == 3:  # grey: one channel
             x = x[..., None]
         if self.targets == "label":
             return x, self.labels[rows]
-        probs = self.cache.teacher_probs(rows, views)
+        if self.teacher is None:
+            probs = self.cache.teacher_probs(rows, views)
+        else:
+            probs = np.asarray(self.teacher(pixels), dtype=np.float32)
+            if probs.shape != (len(rows), self.num_classes):
+                raise ValueError(f"teacher gave {probs.shape} for {len(rows)} views; expected "
+                                 f"{(len(rows), self.num_classes)}.")
         labels = np.where(self.labelled[rows], self.labels[rows], -1).astype(np.float32)
         return x, np.concatenate([labels[:, None], probs], axis=1)
 
