@@ -11,9 +11,14 @@ modules at both ends. It then sweeps accuracy vs SNR over the whole test split
 (several channel draws per SNR), prints a table beside the teacher's clean
 accuracy, and writes ``results.json`` and ``accuracy_vs_snr.png`` into --out.
 
+``--online-teacher DIR`` is the baseline the cache replaces: the same student,
+loss and steps, but the teacher (the cache's) runs on freshly augmented views
+every epoch (:class:`cache_tools.online.OnlineTeacher`, torch) instead of being
+read from the cache, which still gives the rows, labels, split and step count.
+
     python examples/kd_awgn.py [--quick] [--epochs E] [--n-symbols N] [--channel awgn]
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
-        [--out DIR] [--seed S] [--dataset D] [--downsample K]
+        [--online-teacher DIR] [--out DIR] [--seed S] [--dataset D] [--downsample K]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from cache_tools.online import OnlineTeacher  # noqa: E402  (imports torch only when used)
 from tosc_sionna.data import (  # noqa: E402
     CacheError,
     DatasetNotFoundError,
@@ -76,6 +82,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-teacher", action="store_true",
                         help="teacher-free baseline: labels only (alpha = 1), trained on the "
                              "labelled images only, with as many steps as a distilled run")
+    parser.add_argument("--online-teacher", default=None, metavar="DIR",
+                        help="online distillation, the baseline the cache replaces: run this "
+                             "teacher (the cache's, e.g. teachers/fashion-mnist-lite0) on "
+                             "freshly augmented views every epoch instead of reading its "
+                             "outputs from the cache (needs torch and transformers)")
     parser.add_argument("--alpha", type=float, default=None,
                         help="weight of the label term, default 0.5 (few labels: use a small "
                         "one, e.g. 0.05)")
@@ -133,6 +144,11 @@ def check_args(args: argparse.Namespace) -> str | None:
          f"--alpha must lie in [0, 1]; got {args.alpha}"),
         (not (args.no_teacher and args.alpha is not None),
          "--no-teacher trains on labels only (alpha = 1): do not give --alpha with it"),
+        (not (args.no_teacher and args.online_teacher),
+         "--no-teacher trains without a teacher: do not give --online-teacher with it"),
+        (args.online_teacher is None or Path(args.online_teacher).is_dir(),
+         f"--online-teacher {args.online_teacher}: no such directory (give a teacher saved "
+         "with save_pretrained, the one the cache was extracted with)"),
         (args.temperature > 0 and np.isfinite(args.temperature),
          f"--temperature must be > 0; got {args.temperature}"),
         (args.beta >= 0 and np.isfinite(args.beta), f"--beta must be >= 0; got {args.beta}"),
@@ -162,13 +178,16 @@ def main(argv: list[str] | None = None) -> int:
                 else args.val_fraction)
         train_rows, val_rows = (split_rows(opened.num_samples, held, args.val_seed)
                                 if held else (None, np.zeros(0, np.int64)))
+        teacher = (None if args.online_teacher is None
+                   else OnlineTeacher(args.online_teacher, opened))
         data = TeacherCacheDataset(opened, batch_size=128, seed=args.seed,
                                    data_dir=args.data_dir, dataset=args.dataset,
                                    labelled_fraction=args.labelled_fraction,
-                                   labelled_only=args.no_teacher, rows=train_rows)
+                                   labelled_only=args.no_teacher, rows=train_rows,
+                                   teacher=teacher)
         x_test, y_test = evaluation_split(data, args)
         x_val, y_val = validation_split(data, val_rows[:2000] if args.quick else val_rows)
-    except (FileNotFoundError, DatasetNotFoundError, CacheError, ValueError) as err:
+    except (OSError, DatasetNotFoundError, CacheError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     steps = min(len(data), 300) if args.quick else len(data)
@@ -203,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(sweep, reference=teacher_accuracy))
     print(f"student {tx + rx:,} parameters (tx {tx:,}, rx {rx:,}); teacher "
           f"{spec.teacher_params:,}; training {train_seconds:.1f} s")
+    if teacher is not None:
+        print(f"online teacher: {teacher.seconds:.1f} s of the training time in its forward, "
+              f"{teacher.images} images ({1e3 * teacher.seconds / max(teacher.images, 1):.2f} "
+              f"ms per image, {teacher.threads} torch threads)")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
             "snr_db": validation["snr_db"], "accuracy": validation["accuracy"],
             "accuracy_ci95": validation["accuracy_ci95"]},
         "input_shape": list(data.input_shape), "downsample": args.downsample,
+        # online distillation: the teacher ran during training (None: read from the cache);
+        # its images include the first two batches, which Keras reads twice
+        "online_teacher": None if teacher is None else str(args.online_teacher),
+        "teacher_forward_seconds": None if teacher is None else teacher.seconds,
+        "teacher_forward_images": None if teacher is None else teacher.images,
+        "teacher_threads": None if teacher is None else teacher.threads,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_accuracy_vs_snr({f"student ({args.channel})": sweep}, out / "accuracy_vs_snr.png",
