@@ -5,6 +5,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 import tosc_sionna as ts
 from tosc_sionna.data import TeacherCacheDataset, default_teacher_cache
@@ -61,3 +62,27 @@ def test_rate_weight_serializes_and_validates():
 
     with pytest.raises(ValueError, match="rate_weight"):
         ts.make_link(ts.AWGNChannel(), rate_weight=-1.0)
+
+
+def test_num_views_restricts_the_views_drawn_and_keeps_the_default():
+    cache = default_teacher_cache()
+    full = TeacherCacheDataset(cache, batch_size=256, seed=3)
+    same = TeacherCacheDataset(cache, batch_size=256, seed=3, num_views=full.cache.num_views)
+    np.testing.assert_array_equal(full.views, same.views)  # the default draws unchanged
+    x_full, y_full = full[0]
+    np.testing.assert_array_equal(x_full, same[0][0])
+    clean = TeacherCacheDataset(cache, batch_size=256, seed=3, num_views=1)
+    assert set(np.unique(clean.views)) == {0}
+    x, y = clean[0]
+    rows = clean.order[:256]
+    # view 0 is the unaugmented image, with the teacher's outputs of that view
+    plain = np.asarray(clean.images[clean.index[rows]]).astype(np.float32)[..., None] / 255.0
+    np.testing.assert_array_equal(x, plain)
+    np.testing.assert_allclose(y[:, 1:], clean.cache.teacher_probs(rows, np.zeros(256, int)))
+    two = TeacherCacheDataset(cache, batch_size=256, seed=3, num_views=2)
+    assert set(np.unique(two.views)) == {0, 1}
+    for bad in (0, full.cache.num_views + 1, True):
+        with pytest.raises(ValueError, match="num_views must be in"):
+            TeacherCacheDataset(cache, num_views=bad)
+    with pytest.raises(ValueError, match="goes with view='random'"):
+        TeacherCacheDataset(cache, view=0, num_views=1)

@@ -88,6 +88,10 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     view : "random" (default) or int
         Which view to use: a random one per sample per epoch, or a fixed one
         (0 is unaugmented).
+    num_views : int or None
+        With ``view="random"``: draw among the first ``num_views`` stored
+        views only, as if the cache held that many (1: the unaugmented image
+        only); None (default) uses them all.
     targets : "kd" (default) | "label"
         ``"kd"``: float32 ``[batch, 1 + C]``, column 0 the label and columns
         ``1..C`` the reconstructed teacher distribution of that view;
@@ -151,6 +155,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         shuffle: bool = True,
         seed: int = 0,
         view: str | int = "random",
+        num_views: int | None = None,
         targets: str = "kd",
         data_dir: str | os.PathLike | None = None,
         check_integrity: bool | str = "quick",
@@ -179,6 +184,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         spec = self.cache.spec
         if view != "random" and not 0 <= int(view) < spec.num_views:
             raise ValueError(f"view must be 'random' or in [0, {spec.num_views}); got {view!r}.")
+        if num_views is not None and (view != "random" or isinstance(num_views, bool)
+                                      or not 1 <= int(num_views) <= spec.num_views):
+            raise ValueError(
+                f"num_views must be in [1, {spec.num_views}] (the cache's views) and goes with "
+                f"view='random'; got num_views={num_views!r}, view={view!r}.")
+        self.num_views = spec.num_views if num_views is None else int(num_views)
         names = None
         if images is None or labels is None:
             images, labels, names = load_dataset(
@@ -247,7 +258,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         else:
             self.order = self.rows[rng.permutation(served)] if self.shuffle else self.rows
         if self.view == "random":
-            self.views = rng.integers(0, self.cache.num_views, size=n)
+            self.views = rng.integers(0, self.num_views, size=n)
         else:
             self.views = np.full(n, self.view)
         if self.fresh_views:  # a stream of its own: order and views stay the cache's
