@@ -36,10 +36,11 @@ weights: the cost does not depend on them) at 224 x 224, and the online
 epoch is projected as the cached epoch plus that forward for every training
 image. Clearly a projection: no ViT-B/16 student run is made.
 
-Results are written as they are measured (an interrupted run keeps what it
-has): ``benchmarks/results/fast_distillation.json``.
+The accuracy runs come first and the timing rounds last (on a machine that
+the long runs have left quiet). Results are written as they are measured (an
+interrupted run keeps what it has): ``benchmarks/results/fast_distillation.json``.
 
-    python benchmarks/fast_distillation.py [--epochs 4] [--seeds 0 1 2] [--rounds 3]
+    python benchmarks/fast_distillation.py [--epochs 4] [--seeds 0 1 2] [--rounds 5]
         [--timing-steps 60] [--quick]
 """
 
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timing-steps", type=int, default=60)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--quick", action="store_true",
@@ -202,6 +203,26 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         path.write_text(json.dumps(results, indent=2) + "\n")
 
+    # -------------------------------------------------------------- accuracy
+    for seed in args.seeds:
+        for v in args.variants:
+            data = data_source(v, cache, train_rows, seed, teacher)
+            link = new_link(v, cache.num_classes, args.epochs * steps, seed)
+            epochs = EpochTimes()
+            teacher.seconds, teacher.images = 0.0, 0
+            link.fit(data, epochs=args.epochs, steps_per_epoch=steps, verbose=0,
+                     callbacks=[epochs])
+            ts.set_seed(1000 + seed)
+            val = accuracy_vs_snr(link, x_val, y_val, EVAL_SNRS, draws=draws, batch_size=1000)
+            test = accuracy_vs_snr(link, x_test, y_test, EVAL_SNRS, draws=draws, batch_size=1000)
+            results["accuracy"].setdefault(v, []).append({
+                "seed": seed, "epochs": args.epochs, "epoch_seconds": epochs.seconds,
+                "teacher_forward_seconds": teacher.seconds if v == "online" else None,
+                "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]})
+            save()
+            print(f"seed {seed} {v:<10} epochs {[round(s) for s in epochs.seconds]} s  "
+                  f"val {val['accuracy']}  test {test['accuracy']}", flush=True)
+
     # ---------------------------------------------------------------- timing
     links, sources = {}, {}
     for v in args.variants:
@@ -228,26 +249,6 @@ def main(argv: list[str] | None = None) -> int:
                          "teacher_forward_ms_per_image": teacher_ms}
     save()
     print(json.dumps(results["timing"], indent=1), flush=True)
-
-    # -------------------------------------------------------------- accuracy
-    for seed in args.seeds:
-        for v in args.variants:
-            data = data_source(v, cache, train_rows, seed, teacher)
-            link = new_link(v, cache.num_classes, args.epochs * steps, seed)
-            epochs = EpochTimes()
-            teacher.seconds, teacher.images = 0.0, 0
-            link.fit(data, epochs=args.epochs, steps_per_epoch=steps, verbose=0,
-                     callbacks=[epochs])
-            ts.set_seed(1000 + seed)
-            val = accuracy_vs_snr(link, x_val, y_val, EVAL_SNRS, draws=draws, batch_size=1000)
-            test = accuracy_vs_snr(link, x_test, y_test, EVAL_SNRS, draws=draws, batch_size=1000)
-            results["accuracy"].setdefault(v, []).append({
-                "seed": seed, "epochs": args.epochs, "epoch_seconds": epochs.seconds,
-                "teacher_forward_seconds": teacher.seconds if v == "online" else None,
-                "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]})
-            save()
-            print(f"seed {seed} {v:<10} epochs {[round(s) for s in epochs.seconds]} s  "
-                  f"val {val['accuracy']}  test {test['accuracy']}", flush=True)
 
     # --------------------------------------------------------------- summary
     def stats(v: str, key: str) -> dict:
