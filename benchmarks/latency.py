@@ -38,29 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (1, 256)
 
 
-def student_macs(link, input_shape) -> dict[str, int]:
-    """MACs per example of each end (convolutions and dense layers)."""
-    import keras
-
-    def dense_macs(layer) -> int:
-        return sum(int(np.prod(d.kernel.shape)) for d in layer._flatten_layers()
-                   if isinstance(d, keras.layers.Dense))
-
-    shape = (1, *input_shape)
-    encoder = link.encoder
-    if getattr(encoder, "pre_pool", None) is not None:
-        shape = encoder.pre_pool.compute_output_shape(shape)
-    conv = 0
-    for layer in encoder.convs:
-        out = layer.compute_output_shape(shape)
-        kh, kw, cin, cout = layer.kernel.shape
-        conv += int(out[1] * out[2] * kh * kw * cin * cout)
-        shape = out
-    tx = conv + dense_macs(encoder) + dense_macs(link.tx_cam)
-    rx = dense_macs(link.rx_cam) + dense_macs(link.decoder)
-    return {"transmitter": tx, "receiver": rx, "link": tx + rx}
-
-
 def teacher_macs(model, pixel_values) -> int:
     import torch
 
@@ -162,7 +139,7 @@ def main() -> None:
 
     per_example = {name: {str(b): stats(v) for b, v in by_batch.items()}
                    for name, by_batch in times.items()}
-    macs = student_macs(link, images.shape[1:])
+    macs = serving.multiply_accumulates(link, images.shape[1:])
     t_macs = teacher_macs(model, pixel_values)
     params = {"transmitter": int(link.encoder.count_params() + link.tx_cam.count_params()),
               "receiver": int(link.rx_cam.count_params() + link.decoder.count_params()),

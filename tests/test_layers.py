@@ -44,6 +44,20 @@ def test_encoder_rgb_and_large_images_with_downsampling():
         ts.SemanticEncoder(8, downsample=0)
 
 
+def test_separable_encoder_is_smaller_and_runs():
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    plain, separable = ts.SemanticEncoder(16, width=32), ts.SemanticEncoder(16, width=32,
+                                                                          separable=True)
+    assert plain(x).shape == separable(x).shape == (4, 32)
+    assert [type(c).__name__ for c in separable.convs] == ["Conv2D"] + ["SeparableConv2D"] * 4
+    # weights of the last four convolutions: 9 c_in c_out plain, 9 c_in + c_in c_out separable
+    stages = [(32, 32), (32, 64), (64, 64), (64, 128)]
+    conv = sum(int(np.prod(w.shape)) for c in separable.convs[1:] for w in c.weights)
+    assert conv == sum(9 * a + a * b for a, b in stages)
+    assert plain.count_params() - separable.count_params() == sum(
+        9 * a * b - (9 * a + a * b) for a, b in stages)
+
+
 def test_stochastic_encoder_samples_in_training_only():
     encoder = ts.SemanticEncoder(num_symbols=2000, width=2, stochastic=True, seed=3)
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)
@@ -96,6 +110,7 @@ def test_decoder_logits_shape():
 LAYERS = [
     lambda: ts.PowerNormalization(epsilon=1e-9),
     lambda: ts.SemanticEncoder(6, width=3, stochastic=True, seed=2),
+    lambda: ts.SemanticEncoder(6, width=3, separable=True),
     lambda: ts.ChannelAdaptiveModule(hidden_units=5, use_noise=True),
     lambda: ts.SemanticDecoder(4, hidden_units=(7,)),
     lambda: ts.AWGNChannel(return_noise=True),

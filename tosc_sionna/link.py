@@ -182,17 +182,19 @@ def make_link(
     hidden_units: tuple[int, ...] = (256,),
     stochastic: bool = False,
     downsample: int = 1,
+    separable: bool = False,
     **kwargs: Any,
 ) -> TaskOrientedLink:
     """A :class:`TaskOrientedLink` with the default student layers.
 
     The input size is taken from the first batch (any ``[H, W, C]``);
-    ``downsample`` pools large images first (see :class:`SemanticEncoder`).
+    ``downsample`` pools large images first and ``separable`` makes the
+    encoder's convolutions depthwise-separable (see :class:`SemanticEncoder`).
     ``kwargs`` go to :class:`TaskOrientedLink` (``snr_train_db``, ``seed``, ...).
     """
     return TaskOrientedLink(
         encoder=SemanticEncoder(num_symbols, width=width, stochastic=stochastic,
-                                downsample=downsample),
+                                downsample=downsample, separable=separable),
         channel=channel,
         decoder=SemanticDecoder(num_classes, hidden_units=hidden_units),
         **kwargs,

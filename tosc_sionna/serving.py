@@ -16,6 +16,7 @@ package runs on with Sionna 1.2.x); everything else is ``keras.ops``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,3 +90,50 @@ def export_link(link: TaskOrientedLink, path: str | os.PathLike,
     archive.add_endpoint("receive", receiver(link), input_signature=signatures["receive"])
     archive.write_out(str(path), verbose=False)
     return Path(path)
+
+
+def multiply_accumulates(link: TaskOrientedLink, input_shape: Sequence[int]) -> dict[str, int]:
+    """Multiply-accumulates per example of each end of a link (the student's cost).
+
+    Counted analytically from the layers' shapes: every convolution of the
+    encoder (a depthwise-separable one as its 3x3 depthwise filter plus its
+    1x1 pointwise mix) at its output resolution, and every dense layer of
+    the encoder, the channel-adaptive modules and the decoder (``inputs x
+    outputs``). Normalization, activations, pooling and the channel are
+    left out (a few operations per value, not per weight).
+
+    Parameters
+    ----------
+    link : TaskOrientedLink
+        A built link whose encoder is a :class:`~tosc_sionna.SemanticEncoder`.
+    input_shape : (H, W, C)
+        One example's image shape.
+
+    Output
+    ------
+    dict
+        ``transmitter``, ``receiver`` and ``link`` (their sum), ints.
+    """
+
+    def dense(layer: keras.layers.Layer) -> int:
+        return sum(int(math.prod(d.kernel.shape)) for d in layer._flatten_layers()
+                   if isinstance(d, keras.layers.Dense))
+
+    shape = (1, *tuple(input_shape))
+    encoder = link.encoder
+    if getattr(encoder, "pre_pool", None) is not None:
+        shape = encoder.pre_pool.compute_output_shape(shape)
+    conv = 0
+    for layer in encoder.convs:
+        out = layer.compute_output_shape(shape)
+        pixels = int(out[1] * out[2])
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw, cin, multiplier = layer.depthwise_kernel.shape
+            conv += pixels * (kh * kw * cin * multiplier + int(math.prod(
+                layer.pointwise_kernel.shape)))
+        else:
+            conv += pixels * int(math.prod(layer.kernel.shape))
+        shape = out
+    tx = conv + dense(encoder) + dense(link.tx_cam)
+    rx = dense(link.rx_cam) + dense(link.decoder)
+    return {"transmitter": tx, "receiver": rx, "link": tx + rx}

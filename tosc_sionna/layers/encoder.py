@@ -27,6 +27,10 @@ class SemanticEncoder(keras.layers.Layer):
     at 28x28). Pooling instead of
     flattening keeps the projection small (``4*width*2n`` weights rather than
     ``7*7*2*width*2n``), so the parameter budget goes to the convolutions.
+    With ``separable=True`` the last four convolutions are depthwise-separable
+    (a 3x3 depthwise filter per channel, then a 1x1 pointwise mix): about
+    ``9 c_in + c_in c_out`` weights and multiply-accumulates per pixel instead
+    of ``9 c_in c_out``, the MobileNet trade for a student several times smaller.
 
     With ``stochastic=True`` it is the variational encoder of the information
     bottleneck: it outputs a mean ``mu`` and a log-variance ``log_var`` and, in
@@ -51,6 +55,8 @@ class SemanticEncoder(keras.layers.Layer):
     downsample : int, (default 1)
         Average-pool the input by this factor before the convolutions (large
         images).
+    separable : bool, (default False)
+        Depthwise-separable convolutions after the first (see above).
     sample_at_inference : bool, (default False)
         Stochastic only: also sample ``z`` at inference (``training=False``).
         Read when a call is traced: after changing it on a compiled model,
@@ -77,6 +83,7 @@ class SemanticEncoder(keras.layers.Layer):
         seed: int | None = None,
         sample_at_inference: bool = False,
         downsample: int = 1,
+        separable: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -96,9 +103,11 @@ class SemanticEncoder(keras.layers.Layer):
         self.stochastic = bool(stochastic)
         self.seed = seed
         self.sample_at_inference = bool(sample_at_inference)
+        self.separable = bool(separable)
         self.convs = [
-            layers.Conv2D(m * self.width, 3, strides=s, padding="same", use_bias=False)
-            for m, s in _STAGES
+            (layers.SeparableConv2D if self.separable and i > 0 else layers.Conv2D)(
+                m * self.width, 3, strides=s, padding="same", use_bias=False)
+            for i, (m, s) in enumerate(_STAGES)
         ]
         # momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the moving variance stays
         # near its initial 1, far above the first layer's true variance (~0.005),
@@ -180,4 +189,5 @@ class SemanticEncoder(keras.layers.Layer):
             "seed": self.seed,
             "sample_at_inference": self.sample_at_inference,
             "downsample": self.downsample,
+            "separable": self.separable,
         }
