@@ -1,0 +1,209 @@
+"""The accuracy-size frontier of the student, with and without the teacher.
+
+Student sizes from about 1/220 to 1/20 of the shipped teacher's parameters
+(3,383,818): the default encoder at widths 32, 16 and 8, and a
+depthwise-separable one (``SemanticEncoder(separable=True)``) at widths 48
+and 8 with a smaller decoder. Each is trained from the shipped cache (IB
+distillation, alpha 0.5, tau 4) and without the teacher (labels only,
+alpha 1, the ``--no-teacher`` baseline), over AWGN (n = 16, training SNR
+uniform in [-10, 20] dB, stochastic encoder with beta 1e-4, Adam with cosine
+decay from 2e-3), with a schedule shorter than kd_awgn's 30 epochs
+(``--epochs``, default 5; the same for every point). 5,000 training images
+are held out: every choice is made on their accuracy (0 and 10 dB, 2 channel
+draws); the test split is evaluated only with ``--test`` (final
+configurations). Parameters and multiply-accumulates of each end are counted
+analytically (:func:`tosc_sionna.serving.multiply_accumulates`).
+
+Runs accumulate in the results file (keyed by student, teacher and seed), so
+seeds and final test runs can be added later without repeating the sweep:
+
+    python benchmarks/student_frontier.py [--epochs 5] [--seeds 0] [--students NAME ...]
+        [--modes kd ce] [--test] [--quick]
+
+writes ``benchmarks/results/student_frontier.json`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tosc_sionna as ts  # noqa: E402
+from tosc_sionna import serving  # noqa: E402
+from tosc_sionna.data import (  # noqa: E402
+    TeacherCache,
+    TeacherCacheDataset,
+    default_teacher_cache,
+    load_dataset,
+    split_rows,
+)
+from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+#: name -> make_link size arguments
+STUDENTS = {
+    "conv-w32": {"width": 32, "separable": False, "hidden_units": (256,)},
+    "conv-w16": {"width": 16, "separable": False, "hidden_units": (256,)},
+    "sep-w48-h128": {"width": 48, "separable": True, "hidden_units": (128,)},
+    "conv-w8": {"width": 8, "separable": False, "hidden_units": (256,)},
+    "sep-w8-h64": {"width": 8, "separable": True, "hidden_units": (64,)},
+}
+MODES = {"kd": 0.5, "ce": 1.0}  # alpha of each mode
+SNRS = [0.0, 10.0]
+
+
+def build(name: str, num_classes: int, seed: int) -> ts.TaskOrientedLink:
+    ts.set_seed(seed)
+    return ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=num_classes,
+                        stochastic=True, rate_weight=1e-4, snr_train_db=(-10.0, 20.0),
+                        seed=seed, **STUDENTS[name])
+
+
+def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
+    link = build(name, num_classes, 0)
+    link(np.zeros((1, *input_shape), np.float32), snr_db=10.0)
+    tx = link.encoder.count_params() + link.tx_cam.count_params()
+    rx = link.rx_cam.count_params() + link.decoder.count_params()
+    return {"params": {"transmitter": tx, "receiver": rx, "link": tx + rx},
+            "macs": serving.multiply_accumulates(link, input_shape), **STUDENTS[name],
+            "hidden_units": list(STUDENTS[name]["hidden_units"])}
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    teacher = results["teacher_params"]
+    for ax, key, label in ((axes[0], "params", "parameters (transmitter + receiver)"),
+                           (axes[1], "macs", "multiply-accumulates per image")):
+        for mode, color in (("kd", "C0"), ("ce", "C3")):
+            for snr, style in ((10.0, "-o"), (0.0, "--s")):
+                pts = []
+                for student in results["students"].values():
+                    runs = [r for r in student["runs"] if r["mode"] == mode]
+                    if runs:
+                        acc = np.mean([r["val_accuracy"][SNRS.index(snr)] for r in runs])
+                        pts.append((student[key]["link"], acc))
+                if pts:
+                    pts.sort()
+                    ax.plot(*zip(*pts, strict=True), style, color=color,
+                            label=f"{'distilled' if mode == 'kd' else 'labels only'}, "
+                                  f"{snr:g} dB")
+        if key == "params":
+            ax.axvline(teacher / 50, color="grey", lw=0.8, ls=":", label="1/50 of the teacher")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy (mean over seeds)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Student accuracy-size frontier (AWGN, n = 16; validation split)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--students", nargs="+", choices=sorted(STUDENTS), default=list(STUDENTS))
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
+    parser.add_argument("--test", action="store_true",
+                        help="also evaluate the test split (final configurations only)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 30 steps, 500 images, to a _quick results file")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        print(f"error: --epochs must be >= 1; got {args.epochs}", file=sys.stderr)
+        return 2
+
+    cache = TeacherCache(default_teacher_cache())
+    train_rows, val_rows = split_rows(cache.num_samples, 5000, 0)
+    probe = TeacherCacheDataset(cache, rows=train_rows)
+    x_val = (np.asarray(probe.images[probe.index[val_rows]]).astype(np.float32) / 255.0)[..., None]
+    y_val = probe.labels[val_rows]
+    steps, draws = len(probe), 2
+    if args.test:
+        images, labels, _ = load_dataset(cache.spec.dataset, "test")
+        x_test = (np.asarray(images[:]).astype(np.float32) / 255.0)[..., None]
+        y_test = np.asarray(labels).astype(np.int64)
+    if args.quick:
+        steps, draws, args.epochs = 30, 1, 1
+        x_val, y_val = x_val[:500], y_val[:500]
+        if args.test:
+            x_test, y_test = x_test[:500], y_test[:500]
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ("student_frontier_quick.json" if args.quick else "student_frontier.json")
+    results = json.loads(path.read_text()) if path.exists() else {
+        "benchmark": "student_frontier", "channel": "awgn", "num_symbols": 16,
+        "teacher_params": int(cache.spec.teacher_params),
+        "teacher_test_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
+        "snr_db": SNRS, "val_images": len(y_val), "draws": draws, "students": {}}
+    results["machine"] = (f"{platform.processor() or platform.machine()}, "
+                          f"{os.cpu_count()} CPUs")
+
+    def save() -> None:
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
+    for name in args.students:
+        entry = results["students"].setdefault(name, {"runs": []})
+        entry.update(size(name, cache.num_classes, probe.input_shape))
+        entry["fraction_of_teacher"] = entry["params"]["link"] / results["teacher_params"]
+        save()
+    for seed in args.seeds:
+        for name in args.students:
+            for mode in args.modes:
+                runs = results["students"][name]["runs"]
+                done = next((r for r in runs if (r["mode"], r["seed"], r["epochs"])
+                             == (mode, seed, args.epochs)), None)
+                if done is not None and (done.get("test_accuracy") or not args.test):
+                    continue
+                data = TeacherCacheDataset(cache, seed=seed, rows=train_rows,
+                                           labelled_only=mode == "ce")
+                link = build(name, cache.num_classes, seed)
+                loss = ts.IBDistillationLoss(alpha=MODES[mode], temperature=4.0)
+                schedule = keras.optimizers.schedules.CosineDecay(
+                    2e-3, decay_steps=args.epochs * steps)
+                link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+                start = time.time()
+                link.fit(data, epochs=args.epochs, steps_per_epoch=steps, verbose=0)
+                seconds = time.time() - start
+                ts.set_seed(1000 + seed)
+                val = accuracy_vs_snr(link, x_val, y_val, SNRS, draws=draws, batch_size=1000)
+                run = {"mode": mode, "seed": seed, "epochs": args.epochs,
+                       "steps_per_epoch": steps, "train_seconds": seconds,
+                       "val_accuracy": val["accuracy"], "test_accuracy": None}
+                if args.test:
+                    test = accuracy_vs_snr(link, x_test, y_test, SNRS, draws=draws,
+                                           batch_size=1000)
+                    run["test_accuracy"] = test["accuracy"]
+                if done is not None:
+                    runs.remove(done)
+                runs.append(run)
+                save()
+                plot(results, path.with_suffix(".png"))
+                print(f"{name:<14} {mode} seed {seed}: val {val['accuracy']}"
+                      + (f" test {run['test_accuracy']}" if args.test else "")
+                      + f" ({seconds:.0f} s)", flush=True)
+    print(f"wrote {path} and {path.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
