@@ -18,7 +18,8 @@ read from the cache, which still gives the rows, labels, split and step count.
 
     python examples/kd_awgn.py [--quick] [--epochs E] [--n-symbols N] [--channel awgn]
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
-        [--online-teacher DIR] [--out DIR] [--seed S] [--dataset D] [--downsample K]
+        [--online-teacher DIR] [--out DIR] [--seed S | --seeds S ...] [--dataset D]
+        [--downsample K] [--width W] [--separable] [--hidden-units U ...]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF start-up chatter
 
@@ -67,6 +69,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         metavar=("LOW", "HIGH"))
     parser.add_argument("--width", type=int, default=32,
                         help="filters of the encoder's first convolution")
+    parser.add_argument("--separable", action="store_true",
+                        help="depthwise-separable encoder convolutions (a smaller student)")
+    parser.add_argument("--hidden-units", type=int, nargs="+", default=[256], metavar="U",
+                        help="the decoder's hidden layers")
     parser.add_argument("--channel", choices=sorted(CHANNELS), default="awgn")
     parser.add_argument("--dataset", default=None,
                         help="where the cache's dataset is (default: the one it names)")
@@ -76,7 +82,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", default=None, help="teacher cache (default: the shipped one)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="kd_awgn_out")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                        help="train one student per seed; results.json then holds the mean "
+                        "and standard deviation over seeds and every seed's results")
     parser.add_argument("--labelled-fraction", type=float, default=1.0,
                         help="fraction of training images whose labels the student sees")
     parser.add_argument("--no-teacher", action="store_true",
@@ -136,6 +145,7 @@ def check_args(args: argparse.Namespace) -> str | None:
         (args.epochs is None or args.epochs >= 1, f"--epochs must be >= 1; got {args.epochs}"),
         (args.n_symbols >= 1, f"--n-symbols must be >= 1; got {args.n_symbols}"),
         (args.width >= 1, f"--width must be >= 1; got {args.width}"),
+        (min(args.hidden_units) >= 1, f"--hidden-units must be >= 1; got {args.hidden_units}"),
         (np.isfinite([low, high]).all() and low <= high,
          f"--snr-train needs finite LOW <= HIGH; got {low} {high}"),
         (0 < args.labelled_fraction <= 1,
@@ -154,49 +164,32 @@ def check_args(args: argparse.Namespace) -> str | None:
         (args.beta >= 0 and np.isfinite(args.beta), f"--beta must be >= 0; got {args.beta}"),
         (args.draws is None or args.draws >= 1, f"--draws must be >= 1; got {args.draws}"),
         (args.downsample >= 1, f"--downsample must be >= 1; got {args.downsample}"),
+        (args.seed is None or args.seeds is None, "give --seed or --seeds, not both"),
+        (args.seeds is None or len(set(args.seeds)) == len(args.seeds),
+         f"--seeds must differ; got {args.seeds}"),
         (args.val_fraction is None or (args.val_fraction >= 0 and np.isfinite(args.val_fraction)),
          f"--val-fraction must be >= 0; got {args.val_fraction}"),
     ]
     return next((message for ok, message in checks if not ok), None)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    problem = check_args(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
-    epochs = args.epochs or (1 if args.quick else 30)
-    draws = args.draws or (1 if args.quick else 3)
-    snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))
-    try:
-        cache = args.cache or default_teacher_cache()
-        ts.set_seed(args.seed)
-        opened = TeacherCache(cache)
-        held = (min(5000, opened.num_samples // 10) if args.val_fraction is None
-                else args.val_fraction)
-        train_rows, val_rows = (split_rows(opened.num_samples, held, args.val_seed)
-                                if held else (None, np.zeros(0, np.int64)))
-        teacher = (None if args.online_teacher is None
-                   else OnlineTeacher(args.online_teacher, opened))
-        data = TeacherCacheDataset(opened, batch_size=128, seed=args.seed,
-                                   data_dir=args.data_dir, dataset=args.dataset,
-                                   labelled_fraction=args.labelled_fraction,
-                                   labelled_only=args.no_teacher, rows=train_rows,
-                                   teacher=teacher)
-        x_test, y_test = evaluation_split(data, args)
-        x_val, y_val = validation_split(data, val_rows[:2000] if args.quick else val_rows)
-    except (OSError, DatasetNotFoundError, CacheError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDataset,
+                       evaluation: dict[str, Any], teacher: Any) -> tuple[dict, dict]:
+    """Train one student (training seed ``seed``) and sweep it: (results, test sweep)."""
+    epochs, draws, snrs = evaluation["epochs"], evaluation["draws"], evaluation["snrs"]
+    x_test, y_test = evaluation["test"]
+    x_val, y_val = evaluation["val"]
+    cache = evaluation["cache"]
     steps = min(len(data), 300) if args.quick else len(data)
     spec = data.cache.spec
-
+    ts.set_seed(seed)
+    if teacher is not None:
+        teacher.seconds, teacher.images = 0.0, 0
     link = ts.make_link(CHANNELS[args.channel](), num_symbols=args.n_symbols,
                         num_classes=spec.num_classes, width=args.width, stochastic=True,
                         rate_weight=args.beta, snr_train_db=tuple(args.snr_train),
-                        seed=args.seed, downsample=args.downsample)
+                        seed=seed, downsample=args.downsample, separable=args.separable,
+                        hidden_units=tuple(args.hidden_units))
     loss = ts.IBDistillationLoss(alpha=args.alpha, temperature=args.temperature)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
     link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=ib_metrics(loss))
@@ -227,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{teacher.images} images ({1e3 * teacher.seconds / max(teacher.images, 1):.2f} "
               f"ms per image, {teacher.threads} torch threads)")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     results = {
         "snr_db": sweep["snr_db"], "accuracy": sweep["accuracy"],
         "accuracy_std": sweep["accuracy_std"], "accuracy_se": sweep["accuracy_se"],
@@ -240,10 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         "student_params": tx + rx, "student_tx_params": tx, "student_rx_params": rx,
         "teacher_params": int(spec.teacher_params), "train_seconds": train_seconds,
         "epochs": epochs, "steps_per_epoch": steps, "width": args.width,
+        "separable": args.separable, "hidden_units": list(args.hidden_units),
         "snr_train_db": args.snr_train,
         "labelled_fraction": args.labelled_fraction, "teacher_free": args.no_teacher,
         "alpha": args.alpha,
-        "temperature": args.temperature, "beta": args.beta, "seed": args.seed,
+        "temperature": args.temperature, "beta": args.beta, "seed": seed,
         "quick": args.quick, "cache": str(cache), "dataset": spec.dataset,
         "train_images": len(data.rows), "val_images": int(len(y_val)),
         "val_seed": args.val_seed,
@@ -258,8 +250,80 @@ def main(argv: list[str] | None = None) -> int:
         "teacher_forward_images": None if teacher is None else teacher.images,
         "teacher_threads": None if teacher is None else teacher.threads,
     }
+    return results, sweep
+
+
+def across_seeds(runs: list[dict]) -> dict:
+    """One results dict for several training seeds: the accuracies are the mean over
+    seeds, with their standard deviation (ddof=1) and every seed's full results."""
+    accuracy = np.array([r["accuracy"] for r in runs])
+    summary = {**runs[0], "seed": None, "seeds": [r["seed"] for r in runs],
+               "accuracy": accuracy.mean(0).tolist(),
+               "accuracy_seed_std": accuracy.std(0, ddof=1).tolist(),
+               "train_seconds": float(sum(r["train_seconds"] for r in runs)),
+               "per_seed": runs}
+    for key in ("accuracy_std", "accuracy_se", "accuracy_ci95", "accuracy_draws"):
+        summary.pop(key)  # per draw and per test set: see each seed's entry
+    if runs[0]["validation"] is not None:
+        val = np.array([r["validation"]["accuracy"] for r in runs])
+        summary["validation"] = {"snr_db": runs[0]["validation"]["snr_db"],
+                                 "accuracy": val.mean(0).tolist(),
+                                 "accuracy_seed_std": val.std(0, ddof=1).tolist()}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
+    epochs = args.epochs or (1 if args.quick else 30)
+    draws = args.draws or (1 if args.quick else 3)
+    snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))
+    try:
+        cache = args.cache or default_teacher_cache()
+        seeds = args.seeds or [0 if args.seed is None else args.seed]
+        ts.set_seed(seeds[0])
+        opened = TeacherCache(cache)
+        held = (min(5000, opened.num_samples // 10) if args.val_fraction is None
+                else args.val_fraction)
+        train_rows, val_rows = (split_rows(opened.num_samples, held, args.val_seed)
+                                if held else (None, np.zeros(0, np.int64)))
+        teacher = (None if args.online_teacher is None
+                   else OnlineTeacher(args.online_teacher, opened))
+        data = TeacherCacheDataset(opened, batch_size=128, seed=seeds[0],
+                                   data_dir=args.data_dir, dataset=args.dataset,
+                                   labelled_fraction=args.labelled_fraction,
+                                   labelled_only=args.no_teacher, rows=train_rows,
+                                   teacher=teacher)
+        x_test, y_test = evaluation_split(data, args)
+        x_val, y_val = validation_split(data, val_rows[:2000] if args.quick else val_rows)
+    except (OSError, DatasetNotFoundError, CacheError, ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    evaluation = {"epochs": epochs, "draws": draws, "snrs": snrs, "test": (x_test, y_test),
+                  "val": (x_val, y_val), "cache": cache}
+    runs, sweeps = [], {}
+    for seed in seeds:
+        if seed != seeds[0]:  # same rows and split; its own order, views, labelled subset
+            data = TeacherCacheDataset(opened, batch_size=128, seed=seed,
+                                       data_dir=args.data_dir, dataset=args.dataset,
+                                       labelled_fraction=args.labelled_fraction,
+                                       labelled_only=args.no_teacher, rows=train_rows,
+                                       teacher=teacher)
+        results, sweeps[f"student ({args.channel}), seed {seed}"] = train_and_evaluate(
+            args, seed, data, evaluation, teacher)
+        runs.append(results)
+    results = runs[0] if len(runs) == 1 else across_seeds(runs)
+    teacher_accuracy = results["teacher_accuracy"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot_accuracy_vs_snr({f"student ({args.channel})": sweep}, out / "accuracy_vs_snr.png",
+    if len(runs) == 1:
+        sweeps = {f"student ({args.channel})": next(iter(sweeps.values()))}
+    plot_accuracy_vs_snr(sweeps, out / "accuracy_vs_snr.png",
                          reference=teacher_accuracy)
     print(f"wrote {out / 'results.json'} and {out / 'accuracy_vs_snr.png'}")
     return 0

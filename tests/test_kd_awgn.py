@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ def run(*args, check=True):
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("kd")
     first = run("--quick", "--out", out / "a", "--seed", 3)
-    second = run("--quick", "--out", out / "b", "--seed", 3)
+    second = run("--quick", "--out", out / "b", "--seeds", 3, 4)
     return out, first, second
 
 
@@ -47,14 +48,23 @@ def test_quick_run_writes_results_and_beats_chance(quick):
     assert "validation (held-out training images)" in first.stdout
 
 
-def test_same_seed_same_results(quick):
+def test_same_seed_same_results_and_seeds_are_summarized(quick):
     out, _, _ = quick
     a = json.loads((out / "a" / "results.json").read_text())
-    b = json.loads((out / "b" / "results.json").read_text())
+    both = json.loads((out / "b" / "results.json").read_text())
+    assert both["seeds"] == [3, 4] and both["seed"] is None
+    b = both["per_seed"][0]  # seed 3 again, after nothing else ran in its process
     a.pop("train_seconds"), b.pop("train_seconds")
     assert a["accuracy"] == b["accuracy"]
     a.pop("cache"), b.pop("cache")
     assert a == b
+    per_seed = np.array([r["accuracy"] for r in both["per_seed"]])
+    assert both["per_seed"][1]["seed"] == 4 and not np.array_equal(per_seed[0], per_seed[1])
+    np.testing.assert_allclose(both["accuracy"], per_seed.mean(0))
+    np.testing.assert_allclose(both["accuracy_seed_std"], per_seed.std(0, ddof=1))
+    val = np.array([r["validation"]["accuracy"] for r in both["per_seed"]])
+    np.testing.assert_allclose(both["validation"]["accuracy"], val.mean(0))
+    assert "accuracy_ci95" not in both  # per test set: in each seed's entry
 
 
 def test_bad_arguments_are_one_line_errors(capsys):
@@ -74,6 +84,9 @@ def test_bad_arguments_are_one_line_errors(capsys):
         (["--temperature", "0"], "--temperature must be > 0"),
         (["--val-fraction", "-1"], "--val-fraction"),
         (["--val-fraction", "60000"], "cannot hold out 60000.0 of 60000 rows"),
+        (["--seed", "1", "--seeds", "2", "3"], "give --seed or --seeds, not both"),
+        (["--seeds", "2", "2"], "--seeds must differ"),
+        (["--hidden-units", "0"], "--hidden-units must be >= 1"),
     ):
         assert job.main(["--quick", *args]) == 2, args
         err = capsys.readouterr().err
