@@ -1,0 +1,73 @@
+"""What the training benchmarks share: the splits, the default student and its training.
+
+Every benchmark that trains students uses the shipped Fashion-MNIST cache with
+the main job's conventions (``examples/kd_awgn.py``): 5,000 training images
+held out for validation by :func:`~tosc_sionna.data.split_rows` with seed 0
+(never trained on), batches of 128, the IB distillation loss at temperature 4,
+Adam with cosine decay from 2e-3 over the whole run, the stochastic encoder
+with beta 1e-4 and a training SNR uniform in [-10, 20] dB unless a benchmark
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+import tosc_sionna as ts
+from tosc_sionna.data import TeacherCache, TeacherCacheDataset, load_dataset, split_rows
+
+#: Training images held out for validation (kd_awgn's default) and the seed of the split.
+VAL_IMAGES, VAL_SEED = 5000, 0
+#: The main job's student and training defaults.
+STUDENT = {"num_symbols": 16, "width": 32, "stochastic": True, "rate_weight": 1e-4,
+           "snr_train_db": (-10.0, 20.0)}
+
+
+def grey(images: Any) -> np.ndarray:
+    """uint8 images ``[N, H, W]`` -> float32 ``[N, H, W, 1]`` in [0, 1]."""
+    return (np.asarray(images).astype(np.float32) / 255.0)[..., None]
+
+
+def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> dict[str, Any]:
+    """Training rows, the held-out validation images and (``test``) the test split.
+
+    ``limit`` keeps the first images of the validation and test splits (smoke runs).
+    """
+    train_rows, val_rows = split_rows(cache.num_samples, VAL_IMAGES, VAL_SEED)
+    probe = TeacherCacheDataset(cache, rows=train_rows)
+    out = {"train_rows": train_rows, "steps": len(probe), "input_shape": probe.input_shape,
+           "x_val": grey(probe.images[probe.index[val_rows]])[:limit],
+           "y_val": probe.labels[val_rows][:limit]}
+    if test:
+        images, labels, _ = load_dataset(cache.spec.dataset, "test")
+        out["x_test"] = grey(images[:])[:limit]
+        out["y_test"] = np.asarray(labels).astype(np.int64)[:limit]
+    return out
+
+
+def student(channel: keras.layers.Layer, num_classes: int, seed: int,
+            **overrides: Any) -> ts.TaskOrientedLink:
+    """The main job's student (``STUDENT``, any entry overridable) around ``channel``."""
+    ts.set_seed(seed)
+    return ts.make_link(channel, num_classes=num_classes, seed=seed, **{**STUDENT, **overrides})
+
+
+def fit(link: ts.TaskOrientedLink, data: TeacherCacheDataset, epochs: int, steps: int,
+        alpha: float = 0.5, callbacks: list | None = None) -> float:
+    """Compile with the IB distillation loss and train; the seconds it took."""
+    loss = ts.IBDistillationLoss(alpha=alpha, temperature=4.0)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
+    link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+    start = time.time()
+    link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+    return time.time() - start
+
+
+def relink(trained: ts.TaskOrientedLink, channel: keras.layers.Layer) -> ts.TaskOrientedLink:
+    """The trained encoder, modules and decoder around another channel layer."""
+    return ts.TaskOrientedLink(trained.encoder, channel, trained.decoder, tx_cam=trained.tx_cam,
+                               rx_cam=trained.rx_cam, snr_train_db=trained.snr_train_db)

@@ -1,0 +1,52 @@
+"""benchmarks/ablations.py: its ablated module, its variants and its resumable CI subset."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import tosc_sionna as ts
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
+_spec = importlib.util.spec_from_file_location("ablations", BENCH / "ablations.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_no_adaptation_passes_features_unchanged_and_has_no_weights():
+    module = bench.NoAdaptation()
+    x = np.random.default_rng(0).normal(size=(5, 32)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(module(x, 3.0)), x)
+    assert module.count_params() == 0
+
+
+def test_variants_build_what_they_say():
+    from tosc_sionna.data import TeacherCacheDataset, default_teacher_cache
+
+    data = TeacherCacheDataset(default_teacher_cache(), batch_size=32, seed=0)
+    trained = {v: bench.train_variant(v, "rayleigh", 10, data, 1, 2, 0)[0]
+               for v in ("no-channel", "no-noise-input", "deterministic", "fixed-10db")}
+    # trained without a channel (60 dB AWGN), evaluated through the Rayleigh channel
+    assert isinstance(trained["no-channel"].channel, ts.RayleighBlockFadingChannel)
+    assert trained["no-channel"].snr_train_db == (60.0, 60.0)
+    assert not trained["no-channel"].rx_cam.use_noise
+    assert trained["no-noise-input"].channel.return_noise
+    assert not trained["no-noise-input"].rx_cam.use_noise
+    assert not trained["deterministic"].encoder.stochastic
+    assert trained["fixed-10db"].snr_train_db == (10.0, 10.0)
+
+
+def test_quick_subset_writes_results_and_a_rerun_keeps_them(tmp_path):
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "ablations_quick.json").read_text())
+    runs = results["runs"]["awgn"]
+    assert set(runs) == {"full", "no-cam"}
+    for variant in runs.values():
+        (run,) = variant
+        assert len(run["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in run["val_accuracy"])
+    assert (tmp_path / "ablations_quick.png").stat().st_size > 0
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0  # nothing left to do
+    assert json.loads((tmp_path / "ablations_quick.json").read_text()) == results
