@@ -44,23 +44,17 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import harness  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
-from tosc_sionna.data import (  # noqa: E402
-    TeacherCache,
-    TeacherCacheDataset,
-    default_teacher_cache,
-    load_dataset,
-    split_rows,
-)
+from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,22 +97,8 @@ def analog_channel(channel: str) -> keras.layers.Layer:
 
 def train(channel: keras.layers.Layer, num_symbols: int, data: TeacherCacheDataset,
           epochs: int, steps: int, seed: int) -> tuple[ts.TaskOrientedLink, float]:
-    ts.set_seed(seed)
-    link = ts.make_link(channel, num_symbols=num_symbols, num_classes=data.cache.spec.num_classes,
-                        width=32, stochastic=True, rate_weight=1e-4, snr_train_db=(-10.0, 20.0),
-                        seed=seed)
-    loss = ts.IBDistillationLoss(alpha=0.5, temperature=4.0)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
-    link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-    start = time.time()
-    link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0)
-    return link, time.time() - start
-
-
-def relink(trained: ts.TaskOrientedLink, channel: keras.layers.Layer) -> ts.TaskOrientedLink:
-    """The trained encoder, modules and decoder around another channel layer."""
-    return ts.TaskOrientedLink(trained.encoder, channel, trained.decoder, tx_cam=trained.tx_cam,
-                               rx_cam=trained.rx_cam, snr_train_db=trained.snr_train_db)
+    link = harness.student(channel, data.cache.spec.num_classes, seed, num_symbols=num_symbols)
+    return link, harness.fit(link, data, epochs, steps)
 
 
 def cliff_db(snrs: list[float], accuracy: list[float], within: float = 0.01) -> float | None:
@@ -202,11 +182,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ts.set_seed(args.seed)
     cache = TeacherCache(default_teacher_cache())
-    train_rows, _ = split_rows(cache.num_samples, 5000, 0)
-    data = TeacherCacheDataset(cache, batch_size=128, seed=args.seed, rows=train_rows)
-    images, labels, _ = load_dataset(cache.spec.dataset, "test")
-    x_test = (np.asarray(images[:]).astype(np.float32) / 255.0)[..., None]
-    y_test = np.asarray(labels).astype(np.int64)
+    split = harness.splits(cache)
+    data = TeacherCacheDataset(cache, batch_size=128, seed=args.seed, rows=split["train_rows"])
+    x_test, y_test = split["x_test"], split["y_test"]
     steps = len(data)
     ns = list(OPERATING_POINTS)
     points = OPERATING_POINTS
@@ -268,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             student, seconds = digital_students[(b, k)]
             for channel in CHANNELS:
                 layer = digital_channel(b, r, m, channel)
-                link = relink(student, layer)
+                link = harness.relink(student, layer)
                 ts.set_seed(args.seed)
                 curve = sweep(link)
                 record({"kind": "digital", "n": n, "channel": channel,

@@ -30,23 +30,16 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
+import harness  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
 from tosc_sionna import serving  # noqa: E402
-from tosc_sionna.data import (  # noqa: E402
-    TeacherCache,
-    TeacherCacheDataset,
-    default_teacher_cache,
-    load_dataset,
-    split_rows,
-)
+from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,10 +56,7 @@ SNRS = [0.0, 10.0]
 
 
 def build(name: str, num_classes: int, seed: int) -> ts.TaskOrientedLink:
-    ts.set_seed(seed)
-    return ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=num_classes,
-                        stochastic=True, rate_weight=1e-4, snr_train_db=(-10.0, 20.0),
-                        seed=seed, **STUDENTS[name])
+    return harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENTS[name])
 
 
 def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
@@ -132,20 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     cache = TeacherCache(default_teacher_cache())
-    train_rows, val_rows = split_rows(cache.num_samples, 5000, 0)
-    probe = TeacherCacheDataset(cache, rows=train_rows)
-    x_val = (np.asarray(probe.images[probe.index[val_rows]]).astype(np.float32) / 255.0)[..., None]
-    y_val = probe.labels[val_rows]
-    steps, draws = len(probe), 2
-    if args.test:
-        images, labels, _ = load_dataset(cache.spec.dataset, "test")
-        x_test = (np.asarray(images[:]).astype(np.float32) / 255.0)[..., None]
-        y_test = np.asarray(labels).astype(np.int64)
+    split = harness.splits(cache, test=args.test, limit=500 if args.quick else None)
+    train_rows, x_val, y_val = split["train_rows"], split["x_val"], split["y_val"]
+    steps, draws = split["steps"], 2
     if args.quick:
         steps, draws, args.epochs = 30, 1, 1
-        x_val, y_val = x_val[:500], y_val[:500]
-        if args.test:
-            x_test, y_test = x_test[:500], y_test[:500]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in args.students:
         entry = results["students"].setdefault(name, {"runs": []})
-        entry.update(size(name, cache.num_classes, probe.input_shape))
+        entry.update(size(name, cache.num_classes, split["input_shape"]))
         entry["fraction_of_teacher"] = entry["params"]["link"] / results["teacher_params"]
         save()
     for seed in args.seeds:
@@ -177,21 +158,15 @@ def main(argv: list[str] | None = None) -> int:
                 data = TeacherCacheDataset(cache, seed=seed, rows=train_rows,
                                            labelled_only=mode == "ce")
                 link = build(name, cache.num_classes, seed)
-                loss = ts.IBDistillationLoss(alpha=MODES[mode], temperature=4.0)
-                schedule = keras.optimizers.schedules.CosineDecay(
-                    2e-3, decay_steps=args.epochs * steps)
-                link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
-                start = time.time()
-                link.fit(data, epochs=args.epochs, steps_per_epoch=steps, verbose=0)
-                seconds = time.time() - start
+                seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode])
                 ts.set_seed(1000 + seed)
                 val = accuracy_vs_snr(link, x_val, y_val, SNRS, draws=draws, batch_size=1000)
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,
                        "val_accuracy": val["accuracy"], "test_accuracy": None}
                 if args.test:
-                    test = accuracy_vs_snr(link, x_test, y_test, SNRS, draws=draws,
-                                           batch_size=1000)
+                    test = accuracy_vs_snr(link, split["x_test"], split["y_test"], SNRS,
+                                           draws=draws, batch_size=1000)
                     run["test_accuracy"] = test["accuracy"]
                 if done is not None:
                     runs.remove(done)

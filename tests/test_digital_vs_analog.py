@@ -1,6 +1,7 @@
 """The pieces of benchmarks/digital_vs_analog.py that its numbers rest on."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,9 @@ import tensorflow as tf
 
 import tosc_sionna as ts
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "digital_vs_analog.py"
-_spec = importlib.util.spec_from_file_location("digital_vs_analog", _PATH)
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
+_spec = importlib.util.spec_from_file_location("digital_vs_analog", BENCH / "digital_vs_analog.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
