@@ -56,17 +56,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import harness  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
-from tosc_sionna.data import (  # noqa: E402
-    TeacherCache,
-    TeacherCacheDataset,
-    default_teacher_cache,
-    load_dataset,
-    split_rows,
-)
+from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,13 +108,15 @@ def data_source(variant: str, cache: TeacherCache, rows: np.ndarray, seed: int,
     return TeacherCacheDataset(cache, seed=seed, rows=rows, num_views=int(variant[-1]))
 
 
-def new_link(variant: str, num_classes: int, total_steps: int, seed: int) -> ts.TaskOrientedLink:
-    ts.set_seed(seed)
-    link = ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=num_classes, width=32,
-                        stochastic=True, rate_weight=1e-4, snr_train_db=(-10.0, 20.0), seed=seed)
-    loss = ts.IBDistillationLoss(alpha=1.0 if variant == "ce-only" else 0.5, temperature=4.0)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=total_steps)
-    link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+def alpha(variant: str) -> float:
+    return 1.0 if variant == "ce-only" else 0.5
+
+
+def timing_link(variant: str, num_classes: int) -> ts.TaskOrientedLink:
+    """A student compiled once for many short fits (the step cost, not the schedule)."""
+    link = harness.student(ts.AWGNChannel(), num_classes, 0)
+    link.compile(optimizer=keras.optimizers.Adam(2e-3),
+                 loss=ts.IBDistillationLoss(alpha=alpha(variant), temperature=4.0))
     return link
 
 
@@ -170,19 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     from cache_tools.online import OnlineTeacher  # torch: imported only here
 
     cache = TeacherCache(default_teacher_cache())
-    train_rows, val_rows = split_rows(cache.num_samples, 5000, 0)
-    images, labels, _ = load_dataset(cache.spec.dataset, "test")
-    x_test = (np.asarray(images[:]).astype(np.float32) / 255.0)[..., None]
-    y_test = np.asarray(labels).astype(np.int64)
-    probe = TeacherCacheDataset(cache, rows=train_rows)
-    x_val = (np.asarray(probe.images[probe.index[val_rows]]).astype(np.float32) / 255.0)[..., None]
-    y_val = probe.labels[val_rows]
-    steps = len(probe)
-    draws = 2
+    split = harness.splits(cache, limit=500 if args.quick else None)
+    train_rows, steps, draws = split["train_rows"], split["steps"], 2
+    x_val, y_val, x_test, y_test = split["x_val"], split["y_val"], split["x_test"], split["y_test"]
     if args.quick:
         args.rounds, args.timing_steps, args.seeds, args.epochs = 1, 8, args.seeds[:1], 1
         steps, draws = 20, 1
-        x_test, y_test, x_val, y_val = x_test[:500], y_test[:500], x_val[:500], y_val[:500]
     teacher = OnlineTeacher(TEACHER, cache)
     threads = teacher.threads
 
@@ -207,11 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for v in args.variants:
             data = data_source(v, cache, train_rows, seed, teacher)
-            link = new_link(v, cache.num_classes, args.epochs * steps, seed)
+            link = harness.student(ts.AWGNChannel(), cache.num_classes, seed)
             epochs = EpochTimes()
             teacher.seconds, teacher.images = 0.0, 0
-            link.fit(data, epochs=args.epochs, steps_per_epoch=steps, verbose=0,
-                     callbacks=[epochs])
+            harness.fit(link, data, args.epochs, steps, alpha=alpha(v), callbacks=[epochs])
             ts.set_seed(1000 + seed)
             val = accuracy_vs_snr(link, x_val, y_val, EVAL_SNRS, draws=draws, batch_size=1000)
             test = accuracy_vs_snr(link, x_test, y_test, EVAL_SNRS, draws=draws, batch_size=1000)
@@ -227,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     links, sources = {}, {}
     for v in args.variants:
         sources[v] = data_source(v, cache, train_rows, 0, teacher)
-        links[v] = new_link(v, cache.num_classes, 10**6, 0)
+        links[v] = timing_link(v, cache.num_classes)
         links[v].fit(sources[v], epochs=1, steps_per_epoch=5, verbose=0)  # trace + warm-up
     per_step = {v: [] for v in args.variants}
     reader = {v: [] for v in args.variants}
