@@ -37,11 +37,12 @@ epoch is projected as the cached epoch plus that forward for every training
 image. Clearly a projection: no ViT-B/16 student run is made.
 
 The accuracy runs come first and the timing rounds last (on a machine that
-the long runs have left quiet). Results are written as they are measured (an
-interrupted run keeps what it has): ``benchmarks/results/fast_distillation.json``.
+the long runs have left quiet). Results are written as they are measured and
+accumulate: a rerun into the same file skips the accuracy runs it holds
+(``--phases`` picks accuracy and/or timing): ``benchmarks/results/fast_distillation.json``.
 
     python benchmarks/fast_distillation.py [--epochs 4] [--seeds 0 1 2] [--rounds 5]
-        [--timing-steps 60] [--quick]
+        [--timing-steps 60] [--variants ...] [--phases accuracy timing] [--quick]
 """
 
 from __future__ import annotations
@@ -156,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timing-steps", type=int, default=60)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--phases", nargs="+", choices=("accuracy", "timing"),
+                        default=["accuracy", "timing"],
+                        help="accuracy runs (those already in the results file are kept) "
+                             "and/or the timing rounds (then the summary)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 round of 8 steps, 1 seed of 20 steps, 500 images")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -179,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("fast_distillation_quick.json" if args.quick else "fast_distillation.json")
-    results: dict = {
-        "benchmark": "fast_distillation", "quick": args.quick, "variants": args.variants,
+    results: dict = json.loads(path.read_text()) if path.exists() else {
+        "benchmark": "fast_distillation", "quick": args.quick, "variants": list(VARIANTS),
         "machine": {"processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch_threads": threads},
         "student": "make_link(AWGN, n=16, width=32, stochastic, beta=1e-4), SNR [-10, 20] dB",
@@ -194,8 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(results, indent=2) + "\n")
 
     # -------------------------------------------------------------- accuracy
-    for seed in args.seeds:
+    for seed in args.seeds if "accuracy" in args.phases else []:
         for v in args.variants:
+            if any((r["seed"], r["epochs"]) == (seed, args.epochs)
+                   for r in results["accuracy"].get(v, [])):
+                continue  # measured by an earlier run into this file
             data = data_source(v, cache, train_rows, seed, teacher)
             link = harness.student(ts.AWGNChannel(), cache.num_classes, seed)
             epochs = EpochTimes()
@@ -213,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"val {val['accuracy']}  test {test['accuracy']}", flush=True)
 
     # ---------------------------------------------------------------- timing
+    if "timing" not in args.phases:
+        print(f"wrote {path} (accuracy only)")
+        return 0
     links, sources = {}, {}
     for v in args.variants:
         sources[v] = data_source(v, cache, train_rows, 0, teacher)
@@ -248,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
     best = {v: timing[v]["best_ms_per_step"] for v in args.variants}
     summary: dict = {"accuracy": {v: {"validation": stats(v, "val_accuracy"),
-                                      "test": stats(v, "test_accuracy")} for v in args.variants}}
+                                      "test": stats(v, "test_accuracy")}
+                                  for v in VARIANTS if v in results["accuracy"]}}
     if "ce-only" in best:
         summary["epoch_ratio_cached_over_ce_only"] = {
             v: best[v] / best["ce-only"] for v in args.variants if v.startswith("cached")}
