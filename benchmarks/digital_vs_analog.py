@@ -29,10 +29,12 @@ one channel draw per image (an independent fade and noise per image), with
 95% Wilson intervals over the images.
 
 The "cliff" of a curve is the lowest SNR from which its accuracy stays
-within 1 point of its own 20 dB value (linear interpolation between grid
-points). Results are written as they are measured, so an interrupted run
-keeps what it has: ``benchmarks/results/digital_vs_analog.json`` and
-``digital_vs_analog.png``.
+within 1 point of the link's error-free accuracy (its AWGN accuracy at 20 dB;
+linear interpolation between grid points; none if not reached by 20 dB);
+``analog_vs_digital`` gives analog minus the best digital point per SNR.
+``--summarize FILE`` recomputes both for a results file. Results are written
+as they are measured, so an interrupted run keeps what it has:
+``benchmarks/results/digital_vs_analog.json`` and ``digital_vs_analog.png``.
 
     python benchmarks/digital_vs_analog.py [--epochs 5] [--quick] [--out DIR]
 """
@@ -101,16 +103,60 @@ def train(channel: keras.layers.Layer, num_symbols: int, data: TeacherCacheDatas
     return link, harness.fit(link, data, epochs, steps)
 
 
-def cliff_db(snrs: list[float], accuracy: list[float], within: float = 0.01) -> float | None:
-    """Lowest SNR from which the accuracy stays within ``within`` of its value at the top SNR."""
-    top = accuracy[-1] - within
+def cliff_db(snrs: list[float], accuracy: list[float], within: float = 0.01,
+             reference: float | None = None) -> float | None:
+    """Lowest SNR from which the accuracy stays within ``within`` of ``reference``
+    (default: its value at the top SNR); None if it is not there at the top SNR."""
+    top = (accuracy[-1] if reference is None else reference) - within
+    if accuracy[-1] < top:
+        return None
     i = len(accuracy) - 1
     while i > 0 and accuracy[i - 1] >= top:
         i -= 1
     if i == 0:
-        return snrs[0] if accuracy[0] >= top else None
+        return snrs[0]
     a0, a1 = accuracy[i - 1], accuracy[i]
     return float(snrs[i - 1] + (top - a0) / (a1 - a0) * (snrs[i] - snrs[i - 1]))
+
+
+def summarize(results: dict) -> dict:
+    """Cliffs against each link's error-free accuracy, and analog minus the best digital point.
+
+    A link's error-free accuracy is its accuracy over AWGN at the top SNR
+    (the channel no longer matters there: the code decodes every codeword, the
+    analog noise is negligible), so a Rayleigh curve that has not recovered
+    by 20 dB has no cliff in range (None) instead of one at its own low top.
+    """
+    curves = results["curves"]
+
+    def link(c: dict) -> tuple:
+        return (c["kind"], c["n"], c.get("num_bits"), c.get("code_rate"),
+                c.get("modulation_order"))
+
+    for c in curves:
+        awgn = next((a for a in curves if a["channel"] == "awgn" and link(a) == link(c)), c)
+        c["error_free_accuracy"] = awgn["accuracy"][-1]
+        c["cliff_db"] = cliff_db(c["snr_db"], c["accuracy"], reference=awgn["accuracy"][-1])
+    margins = {}
+    for n in sorted({c["n"] for c in curves}):
+        for channel in CHANNELS:
+            here = [c for c in curves if (c["n"], c["channel"]) == (n, channel)]
+            analog = next((c for c in here if c["kind"] == "analog"), None)
+            digital = [c for c in here if c["kind"] == "digital"]
+            if analog is None or not digital:
+                continue
+            best = np.max([c["accuracy"] for c in digital], axis=0)
+            margins[f"n={n} {channel}"] = {
+                "snr_db": analog["snr_db"],
+                "analog_minus_best_digital": (np.array(analog["accuracy"]) - best).tolist(),
+                "analog_ahead_at_db": [s for s, d in zip(analog["snr_db"],
+                                                         np.array(analog["accuracy"]) - best,
+                                                         strict=True) if d > 0.005]}
+    results["analog_vs_digital"] = margins
+    results["cliff_definition"] = ("lowest SNR from which accuracy stays within 1 point of the "
+                                   "link's error-free accuracy (its AWGN accuracy at 20 dB), "
+                                   "interpolated; None: not reached by 20 dB")
+    return results
 
 
 def index_sweep(predictions: np.ndarray, labels: np.ndarray, n: int, channel: str,
@@ -175,7 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 60 steps, n = 16 only, 1,000 test images, 4 SNRs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--summarize", metavar="FILE", default=None,
+                        help="only recompute the cliffs and margins of a results file (and "
+                             "its plot)")
     args = parser.parse_args(argv)
+    if args.summarize:
+        path = Path(args.summarize)
+        results = summarize(json.loads(path.read_text()))
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        plot(results, path.with_suffix(".png"))
+        print(json.dumps(results["analog_vs_digital"], indent=1))
+        return 0
     if args.epochs < 1:
         print(f"error: --epochs must be >= 1; got {args.epochs}", file=sys.stderr)
         return 2
@@ -207,14 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         "test_images": len(y_test), "draws": 1, "num_pilots_rayleigh": NUM_PILOTS,
         "teacher_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-        "cliff_definition": "lowest SNR from which accuracy stays within 1 point of its 20 dB "
-                            "value (interpolated)",
         "curves": [],
     }
 
     def record(curve: dict) -> None:
         curve["cliff_db"] = cliff_db(curve["snr_db"], curve["accuracy"])
         results["curves"].append(curve)
+        summarize(results)
         (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
         print(f"{curve['label']:<44} n={curve['n']:<3} {curve['channel']:<8} "
               + " ".join(f"{a:.3f}" for a in curve["accuracy"]), flush=True)

@@ -61,3 +61,29 @@ def test_cliff_is_where_the_curve_reaches_its_plateau():
     assert bench.cliff_db(snrs, [0.9] * 5) == -10.0  # flat: the whole range
     # a late dip below the plateau band resets the search above it
     assert bench.cliff_db(snrs, [0.9, 0.9, 0.7, 0.9, 0.9]) == pytest.approx(0.0 + 0.95 * 5.0)
+    # against an error-free reference: a curve still climbing at the top has no cliff in range
+    assert bench.cliff_db(snrs, [0.1, 0.3, 0.5, 0.7, 0.85], reference=0.9) is None
+    assert bench.cliff_db(snrs, [0.1, 0.3, 0.5, 0.7, 0.89], reference=0.9) == pytest.approx(10.0)
+
+
+def test_summary_takes_each_links_error_free_accuracy_from_awgn():
+    snrs = [0.0, 10.0, 20.0]
+
+    def curve(kind, channel, acc, **extra):
+        return {"kind": kind, "n": 16, "channel": channel, "label": kind, "snr_db": snrs,
+                "accuracy": acc, **extra}
+
+    point = {"num_bits": 2, "code_rate": 0.5, "modulation_order": 4}
+    results = bench.summarize({"curves": [
+        curve("analog", "awgn", [0.85, 0.90, 0.90]),
+        curve("analog", "rayleigh", [0.60, 0.80, 0.89]),
+        curve("digital", "awgn", [0.20, 0.91, 0.91], **point),
+        curve("digital", "rayleigh", [0.10, 0.50, 0.80], **point),
+    ]})
+    rayleigh = [c for c in results["curves"] if c["channel"] == "rayleigh"]
+    assert [c["error_free_accuracy"] for c in rayleigh] == [0.90, 0.91]
+    assert rayleigh[0]["cliff_db"] == pytest.approx(20.0) and rayleigh[1]["cliff_db"] is None
+    margin = results["analog_vs_digital"]["n=16 awgn"]
+    np.testing.assert_allclose(margin["analog_minus_best_digital"], [0.65, -0.01, -0.01])
+    assert margin["analog_ahead_at_db"] == [0.0]
+    assert results["analog_vs_digital"]["n=16 rayleigh"]["analog_ahead_at_db"] == snrs
