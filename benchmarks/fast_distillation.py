@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # --------------------------------------------------------------- summary
     def stats(v: str, key: str) -> dict:
-        runs = np.array([r[key] for r in results["accuracy"].get(v, [])])
+        runs = np.array([r[key] for r in results["accuracy"].get(v, [])
+                         if r["epochs"] == args.epochs])  # one schedule per summary
         return {f"{snr:g} dB": {"mean": float(runs[:, i].mean()), "std": float(
             runs[:, i].std(ddof=1)) if len(runs) > 1 else None, "seeds": len(runs)}
             for i, snr in enumerate(EVAL_SNRS)} if len(runs) else {}

@@ -69,7 +69,7 @@ def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
             "hidden_units": list(STUDENTS[name]["hidden_units"])}
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict, path: Path, epochs: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,7 +83,8 @@ def plot(results: dict, path: Path) -> None:
             for snr, style in ((10.0, "-o"), (0.0, "--s")):
                 pts = []
                 for student in results["students"].values():
-                    runs = [r for r in student["runs"] if r["mode"] == mode]
+                    runs = [r for r in student["runs"]
+                            if r["mode"] == mode and r["epochs"] == epochs]
                     if runs:
                         acc = np.mean([r["val_accuracy"][SNRS.index(snr)] for r in runs])
                         pts.append((student[key]["link"], acc))
@@ -99,7 +100,7 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation accuracy (mean over seeds)")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Student accuracy-size frontier (AWGN, n = 16; validation split)")
+    fig.suptitle(f"Student accuracy-size frontier (AWGN, n = 16, {epochs} epochs; validation)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.remove(done)
                 runs.append(run)
                 save()
-                plot(results, path.with_suffix(".png"))
+                plot(results, path.with_suffix(".png"), args.epochs)
                 print(f"{name:<14} {mode} seed {seed}: val {val['accuracy']}"
                       + (f" test {run['test_accuracy']}" if args.test else "")
                       + f" ({seconds:.0f} s)", flush=True)

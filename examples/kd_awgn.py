@@ -262,7 +262,10 @@ def across_seeds(runs: list[dict]) -> dict:
                "accuracy_seed_std": accuracy.std(0, ddof=1).tolist(),
                "train_seconds": float(sum(r["train_seconds"] for r in runs)),
                "per_seed": runs}
-    for key in ("accuracy_std", "accuracy_se", "accuracy_ci95", "accuracy_draws"):
+    for key in ("teacher_forward_seconds", "teacher_forward_images"):  # online: all seeds
+        if runs[0][key] is not None:
+            summary[key] = sum(r[key] for r in runs)
+    for key in ("accuracy_std", "accuracy_se", "accuracy_ci95", "accuracy_draws", "error_bars"):
         summary.pop(key)  # per draw and per test set: see each seed's entry
     if runs[0]["validation"] is not None:
         val = np.array([r["validation"]["accuracy"] for r in runs])

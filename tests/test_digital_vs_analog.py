@@ -81,8 +81,10 @@ def test_summary_takes_each_links_error_free_accuracy_from_awgn():
         curve("digital", "rayleigh", [0.10, 0.50, 0.80], **point),
     ]})
     rayleigh = [c for c in results["curves"] if c["channel"] == "rayleigh"]
-    assert [c["error_free_accuracy"] for c in rayleigh] == [0.90, 0.91]
-    assert rayleigh[0]["cliff_db"] == pytest.approx(20.0) and rayleigh[1]["cliff_db"] is None
+    # analog students are trained per channel (own top SNR); a digital one serves both
+    assert [c["error_free_accuracy"] for c in rayleigh] == [0.89, 0.91]
+    assert rayleigh[0]["cliff_db"] == pytest.approx(10.0 + 0.08 / 0.09 * 10.0)
+    assert rayleigh[1]["cliff_db"] is None
     margin = results["analog_vs_digital"]["n=16 awgn"]
     np.testing.assert_allclose(margin["analog_minus_best_digital"], [0.65, -0.01, -0.01])
     assert margin["analog_ahead_at_db"] == [0.0]
