@@ -91,7 +91,9 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     num_views : int or None
         With ``view="random"``: draw among the first ``num_views`` stored
         views only, as if the cache held that many (1: the unaugmented image
-        only); None (default) uses them all.
+        only); None (default) uses them all. With an online ``teacher`` and
+        ``fresh_views`` it sets the share of clean views (view 0); every
+        other draw gets a fresh crop and flip.
     targets : "kd" (default) | "label"
         ``"kd"``: float32 ``[batch, 1 + C]``, column 0 the label and columns
         ``1..C`` the reconstructed teacher distribution of that view;
