@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -46,7 +45,6 @@ import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
-from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SNRS = [0.0, 10.0]
@@ -148,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(path.read_text()) if path.exists() else {
         "benchmark": "ablations", "snr_db": SNRS, "val_images": len(split["y_val"]),
         "draws": draws, "runs": {}}
-    results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    results["machine"] = harness.machine()
     for seed in args.seeds:
         for channel in args.channels:
             for variant in args.variants:
@@ -163,20 +161,16 @@ def main(argv: list[str] | None = None) -> int:
                 data = TeacherCacheDataset(cache, seed=seed, rows=split["train_rows"])
                 link, seconds = train_variant(variant, channel, cache.num_classes, data,
                                               args.epochs, steps, seed)
-                ts.set_seed(1000 + seed)
-                val = accuracy_vs_snr(link, split["x_val"], split["y_val"], SNRS, draws=draws,
-                                      batch_size=1000)
+                val, test_accuracy = harness.evaluate(link, split, SNRS, draws, seed, test)
                 run = {"seed": seed, "epochs": args.epochs, "steps_per_epoch": steps,
-                       "train_seconds": seconds, "val_accuracy": val["accuracy"],
-                       "test_accuracy": accuracy_vs_snr(
-                           link, split["x_test"], split["y_test"], SNRS, draws=draws,
-                           batch_size=1000)["accuracy"] if test else None}
+                       "train_seconds": seconds, "val_accuracy": val,
+                       "test_accuracy": test_accuracy}
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)
                 path.write_text(json.dumps(results, indent=2) + "\n")
                 plot(results, path.with_suffix(".png"))
-                print(f"{channel:<11} {variant:<16} seed {seed}: val {val['accuracy']}"
+                print(f"{channel:<11} {variant:<16} seed {seed}: val {val}"
                       f" ({seconds:.0f} s)", flush=True)
     print(f"wrote {path} and {path.with_suffix('.png')}")
     return 0

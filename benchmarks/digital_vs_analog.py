@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_per_epoch": steps, "seed": args.seed, "snr_db": snrs,
         "test_images": len(y_test), "draws": 1, "num_pilots_rayleigh": NUM_PILOTS,
         "teacher_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": harness.machine(),
         "curves": [],
     }
 

@@ -63,7 +63,6 @@ import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
-from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER = ROOT / "teachers" / "fashion-mnist-lite0"
@@ -174,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     cache = TeacherCache(default_teacher_cache())
     split = harness.splits(cache, limit=500 if args.quick else None)
     train_rows, steps, draws = split["train_rows"], split["steps"], 2
-    x_val, y_val, x_test, y_test = split["x_val"], split["y_val"], split["x_test"], split["y_test"]
     if args.quick:
         args.rounds, args.timing_steps, args.seeds, args.epochs = 1, 8, args.seeds[:1], 1
         steps, draws = 20, 1
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_count": os.cpu_count(), "torch_threads": threads},
         "student": "make_link(AWGN, n=16, width=32, stochastic, beta=1e-4), SNR [-10, 20] dB",
         "batch_size": 128, "steps_per_epoch": steps, "train_images": len(train_rows),
-        "val_images": len(y_val), "test_images": len(y_test),
+        "val_images": len(split["y_val"]), "test_images": len(split["y_test"]),
         "teacher": str(TEACHER.relative_to(ROOT)), "teacher_params": int(cache.spec.teacher_params),
         "timing": None, "accuracy": {}, "summary": None,
     }
@@ -209,16 +207,14 @@ def main(argv: list[str] | None = None) -> int:
             epochs = EpochTimes()
             teacher.seconds, teacher.images = 0.0, 0
             harness.fit(link, data, args.epochs, steps, alpha=alpha(v), callbacks=[epochs])
-            ts.set_seed(1000 + seed)
-            val = accuracy_vs_snr(link, x_val, y_val, EVAL_SNRS, draws=draws, batch_size=1000)
-            test = accuracy_vs_snr(link, x_test, y_test, EVAL_SNRS, draws=draws, batch_size=1000)
+            val, test = harness.evaluate(link, split, EVAL_SNRS, draws, seed, test=True)
             results["accuracy"].setdefault(v, []).append({
                 "seed": seed, "epochs": args.epochs, "epoch_seconds": epochs.seconds,
                 "teacher_forward_seconds": teacher.seconds if v == "online" else None,
-                "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"]})
+                "val_accuracy": val, "test_accuracy": test})
             save()
             print(f"seed {seed} {v:<10} epochs {[round(s) for s in epochs.seconds]} s  "
-                  f"val {val['accuracy']}  test {test['accuracy']}", flush=True)
+                  f"val {val}  test {test}", flush=True)
 
     # ---------------------------------------------------------------- timing
     if "timing" not in args.phases:

@@ -11,6 +11,8 @@ says otherwise.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from typing import Any
 
@@ -19,6 +21,7 @@ import numpy as np
 
 import tosc_sionna as ts
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, load_dataset, split_rows
+from tosc_sionna.evaluation import accuracy_vs_snr
 
 #: Training images held out for validation (kd_awgn's default) and the seed of the split.
 VAL_IMAGES, VAL_SEED = 5000, 0
@@ -71,3 +74,21 @@ def relink(trained: ts.TaskOrientedLink, channel: keras.layers.Layer) -> ts.Task
     """The trained encoder, modules and decoder around another channel layer."""
     return ts.TaskOrientedLink(trained.encoder, channel, trained.decoder, tx_cam=trained.tx_cam,
                                rx_cam=trained.rx_cam, snr_train_db=trained.snr_train_db)
+
+
+def evaluate(link: ts.TaskOrientedLink, split: dict[str, Any], snrs: list[float], draws: int,
+             seed: int, test: bool) -> tuple[list[float], list[float] | None]:
+    """Validation (and with ``test`` test) accuracy at ``snrs``, channel draws seeded by
+    ``1000 + seed``: the same evaluation for every training benchmark."""
+    ts.set_seed(1000 + seed)
+    val = accuracy_vs_snr(link, split["x_val"], split["y_val"], snrs, draws=draws,
+                          batch_size=1000)["accuracy"]
+    if not test:
+        return val, None
+    return val, accuracy_vs_snr(link, split["x_test"], split["y_test"], snrs, draws=draws,
+                                batch_size=1000)["accuracy"]
+
+
+def machine() -> str:
+    """The processor and CPU count, for a results file."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"

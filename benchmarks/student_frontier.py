@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -40,7 +39,6 @@ import numpy as np  # noqa: E402
 import tosc_sionna as ts  # noqa: E402
 from tosc_sionna import serving  # noqa: E402
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
-from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: name -> make_link size arguments
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cache = TeacherCache(default_teacher_cache())
     split = harness.splits(cache, test=args.test, limit=500 if args.quick else None)
-    train_rows, x_val, y_val = split["train_rows"], split["x_val"], split["y_val"]
+    train_rows = split["train_rows"]
     steps, draws = split["steps"], 2
     if args.quick:
         steps, draws, args.epochs = 30, 1, 1
@@ -136,9 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "student_frontier", "channel": "awgn", "num_symbols": 16,
         "teacher_params": int(cache.spec.teacher_params),
         "teacher_test_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
-        "snr_db": SNRS, "val_images": len(y_val), "draws": draws, "students": {}}
-    results["machine"] = (f"{platform.processor() or platform.machine()}, "
-                          f"{os.cpu_count()} CPUs")
+        "snr_db": SNRS, "val_images": len(split["y_val"]), "draws": draws, "students": {}}
+    results["machine"] = harness.machine()
 
     def save() -> None:
         path.write_text(json.dumps(results, indent=2) + "\n")
@@ -160,21 +157,16 @@ def main(argv: list[str] | None = None) -> int:
                                            labelled_only=mode == "ce")
                 link = build(name, cache.num_classes, seed)
                 seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode])
-                ts.set_seed(1000 + seed)
-                val = accuracy_vs_snr(link, x_val, y_val, SNRS, draws=draws, batch_size=1000)
+                val, test_accuracy = harness.evaluate(link, split, SNRS, draws, seed, args.test)
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,
-                       "val_accuracy": val["accuracy"], "test_accuracy": None}
-                if args.test:
-                    test = accuracy_vs_snr(link, split["x_test"], split["y_test"], SNRS,
-                                           draws=draws, batch_size=1000)
-                    run["test_accuracy"] = test["accuracy"]
+                       "val_accuracy": val, "test_accuracy": test_accuracy}
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)
                 save()
                 plot(results, path.with_suffix(".png"), args.epochs)
-                print(f"{name:<14} {mode} seed {seed}: val {val['accuracy']}"
+                print(f"{name:<14} {mode} seed {seed}: val {val}"
                       + (f" test {run['test_accuracy']}" if args.test else "")
                       + f" ({seconds:.0f} s)", flush=True)
     print(f"wrote {path} and {path.with_suffix('.png')}")
