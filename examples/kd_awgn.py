@@ -296,11 +296,16 @@ def main(argv: list[str] | None = None) -> int:
                                 if held else (None, np.zeros(0, np.int64)))
         teacher = (None if args.online_teacher is None
                    else OnlineTeacher(args.online_teacher, opened))
-        data = TeacherCacheDataset(opened, batch_size=128, seed=seeds[0],
-                                   data_dir=args.data_dir, dataset=args.dataset,
-                                   labelled_fraction=args.labelled_fraction,
-                                   labelled_only=args.no_teacher, rows=train_rows,
-                                   teacher=teacher)
+
+        def training_data(seed: int) -> TeacherCacheDataset:
+            # same rows and split for every seed; its own order, views, labelled subset
+            return TeacherCacheDataset(opened, batch_size=128, seed=seed,
+                                       data_dir=args.data_dir, dataset=args.dataset,
+                                       labelled_fraction=args.labelled_fraction,
+                                       labelled_only=args.no_teacher, rows=train_rows,
+                                       teacher=teacher)
+
+        data = training_data(seeds[0])
         x_test, y_test = evaluation_split(data, args)
         x_val, y_val = validation_split(data, val_rows[:2000] if args.quick else val_rows)
     except (OSError, DatasetNotFoundError, CacheError, ValueError, ImportError) as err:
@@ -310,12 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                   "val": (x_val, y_val), "cache": cache}
     runs, sweeps = [], {}
     for seed in seeds:
-        if seed != seeds[0]:  # same rows and split; its own order, views, labelled subset
-            data = TeacherCacheDataset(opened, batch_size=128, seed=seed,
-                                       data_dir=args.data_dir, dataset=args.dataset,
-                                       labelled_fraction=args.labelled_fraction,
-                                       labelled_only=args.no_teacher, rows=train_rows,
-                                       teacher=teacher)
+        if seed != seeds[0]:
+            data = training_data(seed)
         results, sweeps[f"student ({args.channel}), seed {seed}"] = train_and_evaluate(
             args, seed, data, evaluation, teacher)
         runs.append(results)
