@@ -49,12 +49,12 @@ STUDENTS = {
     "conv-w8": {"width": 8, "separable": False, "hidden_units": (256,)},
     "sep-w8-h64": {"width": 8, "separable": True, "hidden_units": (64,)},
 }
-MODES = {"kd": 0.5, "ce": 1.0}  # alpha of each mode
+MODES = {"kd": 0.5, "ce": 1.0, "feat": 0.5}  # alpha of each mode
 SNRS = [0.0, 10.0]
 
 
-def build(name: str, num_classes: int, seed: int) -> ts.TaskOrientedLink:
-    return harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENTS[name])
+def build(name: str, num_classes: int, seed: int, **features: float) -> ts.TaskOrientedLink:
+    return harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENTS[name], **features)
 
 
 def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--students", nargs="+", choices=sorted(STUDENTS), default=list(STUDENTS))
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
+    parser.add_argument("--feature-cache", default=None, metavar="FILE",
+                        help="mode feat: the shipped cache's teacher, views and logits with "
+                             "pooled features (tosc-cache extract ... --features)")
+    parser.add_argument("--feature-weight", type=float, default=1.0, metavar="G",
+                        help="mode feat: weight of the 1 - cos feature term (default 1)")
     parser.add_argument("--test", action="store_true",
                         help="also evaluate the test split (final configurations only)")
     parser.add_argument("--quick", action="store_true",
@@ -119,8 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1:
         print(f"error: --epochs must be >= 1; got {args.epochs}", file=sys.stderr)
         return 2
+    if "feat" in args.modes and not args.feature_cache:
+        print("error: mode feat needs --feature-cache FILE", file=sys.stderr)
+        return 2
 
     cache = TeacherCache(default_teacher_cache())
+    feature_cache = None
+    if "feat" in args.modes:
+        feature_cache = TeacherCache(args.feature_cache)
+        same = ("teacher_digest", "dataset_digest", "num_views", "seed", "augmentation",
+                "preprocessing")
+        if feature_cache.spec.features is None or any(
+                getattr(feature_cache.spec, k) != getattr(cache.spec, k) for k in same):
+            print(f"error: {args.feature_cache} must hold the shipped cache's teacher, data and "
+                  "views, with features", file=sys.stderr)
+            return 2
     split = harness.splits(cache, test=args.test, limit=500 if args.quick else None)
     train_rows = split["train_rows"]
     steps, draws = split["steps"], 2
@@ -149,18 +167,26 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.students:
             for mode in args.modes:
                 runs = results["students"][name]["runs"]
-                done = next((r for r in runs if (r["mode"], r["seed"], r["epochs"])
-                             == (mode, seed, args.epochs)), None)
+                weight = args.feature_weight if mode == "feat" else None
+                done = next((r for r in runs if (r["mode"], r["seed"], r["epochs"],
+                                                 r.get("feature_weight"))
+                             == (mode, seed, args.epochs, weight)), None)
                 if done is not None and (done.get("test_accuracy") or not args.test):
                     continue
-                data = TeacherCacheDataset(cache, seed=seed, rows=train_rows,
-                                           labelled_only=mode == "ce")
-                link = build(name, cache.num_classes, seed)
+                features = {}
+                if mode == "feat":
+                    features = {"feature_dim": feature_cache.spec.feature_dim,
+                                "feature_weight": weight}
+                data = TeacherCacheDataset(feature_cache if mode == "feat" else cache,
+                                           seed=seed, rows=train_rows,
+                                           labelled_only=mode == "ce", features=mode == "feat")
+                link = build(name, cache.num_classes, seed, **features)
                 seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode])
                 val, test_accuracy = harness.evaluate(link, split, SNRS, draws, seed, args.test)
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,
-                       "val_accuracy": val, "test_accuracy": test_accuracy}
+                       "val_accuracy": val, "test_accuracy": test_accuracy,
+                       "feature_weight": weight}
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)

@@ -828,12 +828,21 @@ class TeacherCache:
             return decode_tcq(pick("teacher/tcq_codes"), tcq_arrays(self._resident))
         return softmax(pick("teacher/logits").astype(np.float32)).astype(np.float32)
 
-    def teacher_features(self, rows: Any = slice(None)) -> np.ndarray | None:
+    def teacher_features(self, rows: Any = slice(None), views: Any = None) -> np.ndarray | None:
+        """Pooled teacher features ``[rows, (views,) D]`` (float32), None if not stored.
+
+        ``rows`` and ``views`` as in :meth:`teacher_probs`.
+        """
         if self.spec.features is None:
             return None
+        values = self._read("teacher/features", rows)
         scale = (self._read("teacher/features_scale", rows)
                  if "teacher/features_scale" in self.layout else None)
-        return decode_features(self._read("teacher/features", rows), scale)
+        if views is not None:
+            pick = (np.arange(len(values)), np.asarray(views))
+            values = values[pick]
+            scale = None if scale is None else scale[pick]
+        return decode_features(values, scale)
 
     def check_matches(self, dataset: str, split: str, dataset_digest: str) -> None:
         """Refuse to pair this cache with other data, saying what differs."""

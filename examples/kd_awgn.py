@@ -20,6 +20,7 @@ read from the cache, which still gives the rows, labels, split and step count.
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
         [--online-teacher DIR] [--out DIR] [--seed S | --seeds S ...] [--dataset D]
         [--downsample K] [--width W] [--separable] [--hidden-units U ...]
+        [--feature-weight G]
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=None,
                         help="weight of the label term, default 0.5 (few labels: use a small "
                         "one, e.g. 0.05)")
+    parser.add_argument("--feature-weight", type=float, default=None, metavar="G",
+                        help="also distil the teacher's pooled features (weight G of the "
+                             "1 - cos term): needs a cache extracted with --features")
     parser.add_argument("--val-fraction", type=float, default=None,
                         help="training images held out for validation (never trained on): a "
                         "count or a fraction < 1; 0 for none (default 5000, or a tenth of a "
@@ -159,6 +163,12 @@ def check_args(args: argparse.Namespace) -> str | None:
         (args.online_teacher is None or Path(args.online_teacher).is_dir(),
          f"--online-teacher {args.online_teacher}: no such directory (give a teacher saved "
          "with save_pretrained, the one the cache was extracted with)"),
+        (args.feature_weight is None or (args.feature_weight >= 0
+                                         and np.isfinite(args.feature_weight)),
+         f"--feature-weight must be >= 0; got {args.feature_weight}"),
+        (args.feature_weight is None or not (args.no_teacher or args.online_teacher),
+         "--feature-weight distils the cached teacher's features: not with --no-teacher or "
+         "--online-teacher"),
         (args.temperature > 0 and np.isfinite(args.temperature),
          f"--temperature must be > 0; got {args.temperature}"),
         (args.beta >= 0 and np.isfinite(args.beta), f"--beta must be >= 0; got {args.beta}"),
@@ -189,7 +199,9 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
                         num_classes=spec.num_classes, width=args.width, stochastic=True,
                         rate_weight=args.beta, snr_train_db=tuple(args.snr_train),
                         seed=seed, downsample=args.downsample, separable=args.separable,
-                        hidden_units=tuple(args.hidden_units))
+                        hidden_units=tuple(args.hidden_units),
+                        feature_dim=spec.feature_dim if args.feature_weight is not None else 0,
+                        feature_weight=args.feature_weight or 0.0)
     loss = ts.IBDistillationLoss(alpha=args.alpha, temperature=args.temperature)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
     link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=ib_metrics(loss))
@@ -234,7 +246,7 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
         "separable": args.separable, "hidden_units": list(args.hidden_units),
         "snr_train_db": args.snr_train,
         "labelled_fraction": args.labelled_fraction, "teacher_free": args.no_teacher,
-        "alpha": args.alpha,
+        "alpha": args.alpha, "feature_weight": args.feature_weight,
         "temperature": args.temperature, "beta": args.beta, "seed": seed,
         "quick": args.quick, "cache": str(cache), "dataset": spec.dataset,
         "train_images": len(data.rows), "val_images": int(len(y_val)),
@@ -303,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                                        data_dir=args.data_dir, dataset=args.dataset,
                                        labelled_fraction=args.labelled_fraction,
                                        labelled_only=args.no_teacher, rows=train_rows,
-                                       teacher=teacher)
+                                       teacher=teacher,
+                                       features=args.feature_weight is not None)
 
         data = training_data(seeds[0])
         x_test, y_test = evaluation_split(data, args)

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
-from .losses import gaussian_rate
+from .losses import feature_distance, gaussian_rate
 from .snr import check_snr_db, check_snr_range
 
 
@@ -47,11 +47,25 @@ class TaskOrientedLink(keras.Model):
         real dimensions. ``rate`` is reported as a metric in ``fit`` and
         ``evaluate`` (each time the stochastic encoder runs); the loss is
         added only in training and only for ``rate_weight > 0``.
+    feature_dim : int, (default 0)
+        D > 0 adds feature distillation: a training-only projection
+        ``feature_head`` (Dense, ``decoder.embedding_dim -> D``) of the
+        decoder's last hidden layer is matched to the teacher's pooled
+        features of the same view, fed as ``x = (images, features)``
+        (:class:`~tosc_sionna.data.TeacherCacheDataset` with
+        ``features=True``). The head is not part of the transmitter or the
+        receiver: it never runs at inference.
+    feature_weight : float, (default 1.0)
+        gamma: ``gamma * mean(1 - cos(feature_head(h), f_T))``
+        (:func:`~tosc_sionna.losses.feature_distance`) is added to the
+        training loss when features are given; reported as the ``feature``
+        metric.
 
     Input
     -----
-    x : [batch, ...], float
-        Encoder inputs (images in [0, 1]).
+    x : [batch, ...], float, or (x, teacher_features [batch, D])
+        Encoder inputs (images in [0, 1]); with ``feature_dim`` > 0 also
+        the teacher's features of these inputs (training only).
     snr_db : None, scalar or [batch], float
         Optional SNR in dB.
 
@@ -71,6 +85,8 @@ class TaskOrientedLink(keras.Model):
         snr_eval_db: float = 10.0,
         seed: int | None = None,
         rate_weight: float = 0.0,
+        feature_dim: int = 0,
+        feature_weight: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,6 +115,18 @@ class TaskOrientedLink(keras.Model):
         self.stochastic = bool(getattr(encoder, "stochastic", False))
         if self.stochastic:
             self.rate_metric = keras.metrics.Mean(name="rate")
+        if int(feature_dim) < 0 or not float(feature_weight) >= 0:
+            raise ValueError(f"feature_dim and feature_weight must be >= 0; got {feature_dim} "
+                             f"and {feature_weight}.")
+        self.feature_dim = int(feature_dim)
+        self.feature_weight = float(feature_weight)
+        self.feature_head = None
+        if self.feature_dim:
+            if not hasattr(decoder, "embed"):
+                raise ValueError("feature distillation needs a decoder with embed() (a "
+                                 f"SemanticDecoder); got {type(decoder).__name__}.")
+            self.feature_head = keras.layers.Dense(self.feature_dim, name="feature_head")
+            self.feature_metric = keras.metrics.Mean(name="feature")
         self.snr_seed_generator = keras.random.SeedGenerator(seed)
         self.snr_eval_db = self.add_weight(
             shape=(),
@@ -138,18 +166,43 @@ class TaskOrientedLink(keras.Model):
                 self.add_loss(self.rate_weight * rate)
         return self.power_normalization(self.tx_cam(z, snr_db))
 
-    def receive(self, y: Any, snr_db: Any, noise: Any = None) -> Any:
-        """Receiver only: channel output (and its noise) -> logits."""
-        if self.rx_cam.use_noise:
-            return self.decoder(self.rx_cam(y, snr_db, noise))
-        return self.decoder(self.rx_cam(y, snr_db))
+    def receive(self, y: Any, snr_db: Any, noise: Any = None,
+                teacher_features: Any = None) -> Any:
+        """Receiver only: channel output (and its noise) -> logits.
+
+        With ``teacher_features`` (feature distillation) the feature term is
+        added to the loss from the decoder's last hidden layer.
+        """
+        h = self.rx_cam(y, snr_db, noise) if self.rx_cam.use_noise else self.rx_cam(y, snr_db)
+        if self.feature_head is None:
+            return self.decoder(h)
+        if not self.decoder.built:  # embed() and logits bypass the decoder's __call__
+            self.decoder.build(tuple(h.shape))
+        h = self.decoder.embed(h)
+        if not self.feature_head.built:  # also at inference, so saved weights load
+            self.feature_head.build((None, self.decoder.embedding_dim))
+        if teacher_features is not None:
+            distance = ops.mean(feature_distance(self.feature_head(h), teacher_features))
+            self.feature_metric.update_state(distance)
+            self.add_loss(self.feature_weight * distance)
+        return self.decoder.logits(h)
 
     def call(self, x: Any, snr_db: Any = None, training: bool | None = None) -> Any:
+        teacher_features = None
+        if isinstance(x, (tuple, list)):
+            x, teacher_features = x
+            if self.feature_head is None:
+                raise ValueError("the link got (inputs, teacher features) but was built "
+                                 "without feature distillation: pass feature_dim (the "
+                                 "features' width) to the link.")
+            if teacher_features.shape[-1] != self.feature_dim:
+                raise ValueError(f"teacher features are {teacher_features.shape[-1]} wide; "
+                                 f"the link was built with feature_dim={self.feature_dim}.")
         snr = self._snr(x, snr_db, training)
         s = self.transmit(x, snr, training=training)
         out = self.channel(s, snr)
         y, noise = out if isinstance(out, (tuple, list)) else (out, None)
-        return self.receive(y, snr, noise)
+        return self.receive(y, snr, noise, teacher_features if training else None)
 
     def get_config(self) -> dict[str, Any]:
         serialize = keras.saving.serialize_keras_object
@@ -164,6 +217,8 @@ class TaskOrientedLink(keras.Model):
             "snr_eval_db": self._snr_eval_db_init,
             "seed": self.seed,
             "rate_weight": self.rate_weight,
+            "feature_dim": self.feature_dim,
+            "feature_weight": self.feature_weight,
         }
 
     @classmethod

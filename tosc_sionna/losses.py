@@ -1,12 +1,15 @@
 """The information-bottleneck distillation loss (``keras.ops`` only).
 
     alpha * mean_labelled CE(y, q) + (1 - alpha) * mean_all tau^2 * KL(p_T^tau || q^tau)
-    + beta * rate
+    + beta * rate [+ gamma * mean_all (1 - cos(W h, f_T))]
 
 The first two terms are :class:`IBDistillationLoss`; the rate term
 :func:`gaussian_rate` (a scale-free upper bound on the encoder latent's
-I(X;U), nats per example) needs the stochastic encoder's ``(mu, log_var)``.
-The derivation is in ``docs/theory.md``.
+I(X;U), nats per example) needs the stochastic encoder's ``(mu, log_var)``;
+the optional feature term :func:`feature_distance` matches a projection of
+the receiver's last hidden layer to the teacher's pooled features. The
+link adds the last two (:class:`~tosc_sionna.TaskOrientedLink`). The
+derivation is in ``docs/theory.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from keras import ops
 _PROB_FLOOR = 1e-12
 # Floor on the prior variance before a log (float32's smallest normal is 1.2e-38).
 _VAR_FLOOR = 1e-30
+# Floor on a product of vector norms (an all-zero feature vector reads cos = 0).
+_NORM_FLOOR = 1e-12
 
 
 def temper(probs: Any, temperature: float) -> Any:
@@ -54,6 +59,34 @@ def distillation_kl(teacher_probs: Any, logits: Any, temperature: float) -> Any:
     log_q = ops.log_softmax(logits / temperature, axis=-1)
     log_p = ops.log(ops.maximum(p, _PROB_FLOOR))
     return temperature**2 * ops.sum(p * (log_p - log_q), axis=-1)
+
+
+def feature_distance(student: Any, teacher: Any) -> Any:
+    r"""Per-example ``1 - cos(s, t)``: half the squared distance of the unit vectors.
+
+    .. math::
+        \frac{1}{2} \left\| \frac{s}{\|s\|} - \frac{t}{\|t\|} \right\|^2
+        = 1 - \frac{s \cdot t}{\|s\| \|t\|} \in [0, 2]
+
+    Scale-free in both arguments, so neither the teacher's feature scale nor
+    the student's projection scale sets the term's weight. Computed in float32.
+
+    Input
+    -----
+    student : [batch, D], float
+        The student's projected features.
+    teacher : [batch, D], float
+        The teacher's pooled features (the cache's ``teacher/features``).
+
+    Output
+    ------
+    : [batch], float32
+    """
+    s = ops.cast(student, "float32")
+    t = ops.cast(teacher, "float32")
+    dot = ops.sum(s * t, axis=-1)
+    norms = ops.sqrt(ops.sum(s * s, axis=-1) * ops.sum(t * t, axis=-1))
+    return 1.0 - dot / ops.maximum(norms, _NORM_FLOOR)
 
 
 def gaussian_rate(mu: Any, log_var: Any) -> Any:

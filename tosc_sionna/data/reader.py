@@ -130,6 +130,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         stored outputs. Rows, order, view choice, labels and the labelled
         samples stay the cache's, so only the teacher's outputs differ from a
         cached run. Needs ``targets="kd"`` and not ``labelled_only``.
+    features : bool, (default False)
+        Also serve the teacher's pooled features of each view for feature
+        distillation: ``x`` becomes ``(images, features)`` (see
+        :class:`~tosc_sionna.TaskOrientedLink`'s ``feature_dim``). The cache
+        must store them (``tosc-cache extract --features``); not with an
+        online ``teacher`` (its features are not computed).
     fresh_views : bool, (default True)
         With a ``teacher``: a sample drawn with an augmented view (``view >=
         1``) gets a new crop and flip every epoch, drawn from ``seed`` and the
@@ -142,8 +148,9 @@ class TeacherCacheDataset(keras.utils.PyDataset):
 
     Output (per batch)
     ------------------
-    x : [batch, H, W, C], float32
-        The augmented view, scaled to [0, 1] (C = 1 for grey images).
+    x : [batch, H, W, C], float32, or (that, [batch, D] float32)
+        The augmented view, scaled to [0, 1] (C = 1 for grey images); with
+        ``features`` also the teacher's pooled features of that view.
     y : [batch, 1 + C] float32 or [batch] int32
         See ``targets``.
     """
@@ -168,6 +175,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         rows: Any = None,
         teacher: Callable[[np.ndarray], np.ndarray] | None = None,
         fresh_views: bool = True,
+        features: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -184,6 +192,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             cache, check_integrity=check_integrity
         )
         spec = self.cache.spec
+        self.features = bool(features)
+        if self.features and (spec.features is None or targets != "kd" or teacher is not None):
+            raise ValueError(
+                f"features=True needs a cache that stores teacher features (this one: "
+                f"{spec.features or 'none'}; extract with `tosc-cache extract --features`), "
+                "targets='kd' and no online teacher.")
         if view != "random" and not 0 <= int(view) < spec.num_views:
             raise ValueError(f"view must be 'random' or in [0, {spec.num_views}); got {view!r}.")
         if num_views is not None and (view != "random" or isinstance(num_views, bool)
@@ -279,7 +293,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range [0, {len(self)}).")
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
@@ -302,7 +316,10 @@ class TeacherCacheDataset(keras.utils.PyDataset):
                 raise ValueError(f"teacher gave {probs.shape} for {len(rows)} views; expected "
                                  f"{(len(rows), self.num_classes)}.")
         labels = np.where(self.labelled[rows], self.labels[rows], -1).astype(np.float32)
-        return x, np.concatenate([labels[:, None], probs], axis=1)
+        y = np.concatenate([labels[:, None], probs], axis=1)
+        if self.features:
+            return (x, self.cache.teacher_features(rows, views)), y
+        return x, y
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

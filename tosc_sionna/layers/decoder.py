@@ -50,10 +50,24 @@ class SemanticDecoder(keras.layers.Layer):
         self.logits.build(shape)
         self.built = True
 
-    def call(self, features: Any) -> Any:
+    @property
+    def embedding_dim(self) -> int:
+        """Width of :meth:`embed`'s output: the last hidden layer (or the input if none)."""
+        if self.hidden_units:
+            return self.hidden_units[-1]
+        if not self.built:
+            raise ValueError("a SemanticDecoder without hidden layers must be built first.")
+        return int(self.logits.kernel.shape[0])
+
+    def embed(self, features: Any) -> Any:
+        """The last hidden layer's output ``[batch, embedding_dim]`` (what feature
+        distillation matches to the teacher's features); ``call`` maps it to logits."""
         for layer in self.hidden:
             features = layer(features)
-        return self.logits(features)
+        return features
+
+    def call(self, features: Any) -> Any:
+        return self.logits(self.embed(features))
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return (tuple(input_shape)[0], self.num_classes)
