@@ -53,6 +53,29 @@ MODES = {"kd": 0.5, "ce": 1.0, "feat": 0.5}  # alpha of each mode
 SNRS = [0.0, 10.0]
 
 
+def run_key(run: dict) -> tuple:
+    """What makes two runs the same measurement."""
+    return (run["mode"], run["seed"], run["epochs"], run.get("feature_weight"),
+            run.get("teacher"))
+
+
+def same_rows_and_views(cache: TeacherCache, reference: TeacherCache,
+                        teacher: bool = True) -> str | None:
+    """Why ``cache`` does not hold ``reference``'s rows, labels and views (and, with
+    ``teacher``, its teacher), or None. Compared directly, not by digests: those changed
+    between format versions."""
+    a, b = cache.spec, reference.spec
+    checks = [("teacher", a.teacher_digest == b.teacher_digest or not teacher),
+              ("views", (a.num_views, a.seed, a.augmentation)
+               == (b.num_views, b.seed, b.augmentation)),
+              ("rows", (a.dataset, a.split, a.num_samples) == (b.dataset, b.split, b.num_samples)
+               and np.array_equal(cache.sample_index, reference.sample_index)
+               and np.array_equal(cache.labels, reference.labels)
+               and np.array_equal(cache.view_seeds, reference.view_seeds))]
+    bad = [name for name, ok in checks if not ok]
+    return f"these differ: {', '.join(bad)}" if bad else None
+
+
 def build(name: str, num_classes: int, seed: int, **features: float) -> ts.TaskOrientedLink:
     return harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENTS[name], **features)
 
@@ -82,7 +105,8 @@ def plot(results: dict, path: Path, epochs: int) -> None:
                 pts = []
                 for student in results["students"].values():
                     runs = [r for r in student["runs"]
-                            if r["mode"] == mode and r["epochs"] == epochs]
+                            if r["mode"] == mode and r["epochs"] == epochs
+                            and r.get("teacher", results["teacher"]) == results["teacher"]]
                     if runs:
                         acc = np.mean([r["val_accuracy"][SNRS.index(snr)] for r in runs])
                         pts.append((student[key]["link"], acc))
@@ -110,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--students", nargs="+", choices=sorted(STUDENTS), default=list(STUDENTS))
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
+    parser.add_argument("--cache", default=None, metavar="FILE",
+                        help="train from another teacher's cache of the same rows and views "
+                             "(default: the shipped Lite0 cache); runs are keyed by teacher")
     parser.add_argument("--feature-cache", default=None, metavar="FILE",
                         help="mode feat: the shipped cache's teacher, views and logits with "
                              "pooled features (tosc-cache extract ... --features)")
@@ -128,18 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         print("error: mode feat needs --feature-cache FILE", file=sys.stderr)
         return 2
 
-    cache = TeacherCache(default_teacher_cache())
+    shipped = TeacherCache(default_teacher_cache())
+    cache = TeacherCache(args.cache) if args.cache else shipped
+    teacher = cache.spec.teacher_digest[:12]
     feature_cache = None
     if "feat" in args.modes:
         feature_cache = TeacherCache(args.feature_cache)
-        same = ("teacher_digest", "dataset_digest", "num_views", "seed", "augmentation",
-                "preprocessing")
-        if feature_cache.spec.features is None or any(
-                getattr(feature_cache.spec, k) != getattr(cache.spec, k) for k in same):
-            print(f"error: {args.feature_cache} must hold the shipped cache's teacher, data and "
-                  "views, with features", file=sys.stderr)
+        problem = same_rows_and_views(feature_cache, cache)
+        if problem or feature_cache.spec.features is None:
+            print(f"error: {args.feature_cache} must be the training cache's teacher, rows and "
+                  f"views with features ({problem or 'it stores no features'})", file=sys.stderr)
             return 2
-    split = harness.splits(cache, test=args.test, limit=500 if args.quick else None)
+    if args.cache and same_rows_and_views(cache, shipped, teacher=False):
+        print(f"error: {args.cache}: {same_rows_and_views(cache, shipped, teacher=False)}",
+              file=sys.stderr)
+        return 2
+    split = harness.splits(shipped, test=args.test, limit=500 if args.quick else None)
     train_rows = split["train_rows"]
     steps, draws = split["steps"], 2
     if args.quick:
@@ -148,14 +179,32 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("student_frontier_quick.json" if args.quick else "student_frontier.json")
+    shipped_teacher = shipped.spec.teacher_digest[:12]
     results = json.loads(path.read_text()) if path.exists() else {
         "benchmark": "student_frontier", "channel": "awgn", "num_symbols": 16,
-        "teacher_params": int(cache.spec.teacher_params),
-        "teacher_test_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
+        "teacher_params": int(shipped.spec.teacher_params),
+        "teacher_test_accuracy": float(shipped.attrs.get("teacher_test_accuracy", float("nan"))),
         "snr_db": SNRS, "val_images": len(split["y_val"]), "draws": draws, "students": {}}
     results["machine"] = harness.machine()
+    results["teacher"] = shipped_teacher  # the frontier's teacher; others are experiments
+    teachers = results.setdefault("teachers", {})
+    for c in {shipped_teacher: shipped, teacher: cache}.values():
+        teachers[c.spec.teacher_digest[:12]] = {
+            "teacher": c.spec.teacher_id, "params": int(c.spec.teacher_params),
+            "test_accuracy": float(c.attrs.get("teacher_test_accuracy", float("nan")))}
+    for entry in results["students"].values():  # runs from before other teachers
+        for run in entry["runs"]:
+            run.setdefault("teacher", shipped_teacher)
 
     def save() -> None:
+        # other runs may have written the file since: keep theirs, ours win on equal keys
+        merged = json.loads(path.read_text()) if path.exists() else {"students": {}}
+        for name, entry in results["students"].items():
+            theirs = merged["students"].get(name, {}).get("runs", [])
+            keys = {run_key(r) for r in entry["runs"]}
+            entry["runs"] = [r for r in theirs if run_key(r) not in keys] + entry["runs"]
+        for name, entry in merged["students"].items():
+            results["students"].setdefault(name, entry)
         path.write_text(json.dumps(results, indent=2) + "\n")
 
     for name in args.students:
@@ -168,9 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes:
                 runs = results["students"][name]["runs"]
                 weight = args.feature_weight if mode == "feat" else None
-                done = next((r for r in runs if (r["mode"], r["seed"], r["epochs"],
-                                                 r.get("feature_weight"))
-                             == (mode, seed, args.epochs, weight)), None)
+                done = next((r for r in runs if run_key(r) == (
+                    mode, seed, args.epochs, weight, teacher)), None)
                 if done is not None and (done.get("test_accuracy") or not args.test):
                     continue
                 features = {}
@@ -186,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,
                        "val_accuracy": val, "test_accuracy": test_accuracy,
-                       "feature_weight": weight}
+                       "feature_weight": weight, "teacher": teacher}
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)

@@ -1,5 +1,6 @@
 """The main job, `examples/kd_awgn.py --quick`, end to end on the shipped cache and real data."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import tosc_sionna as ts
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "examples" / "kd_awgn.py"
@@ -38,7 +41,10 @@ def test_quick_run_writes_results_and_beats_chance(quick):
     assert results["accuracy"][-1] > 0.5  # chance is 0.1
     assert results["accuracy"][-1] >= results["accuracy"][0]
     assert 0.9 < results["teacher_accuracy"] <= 1.0
-    assert results["student_params"] * 20 <= results["teacher_params"]
+    # the default student is the frontier's 1/50 point: separable, width 48, 128 hidden
+    assert results["student_params"] == 65882 and results["student_params"] * 50 <= \
+        results["teacher_params"]
+    assert (results["separable"], results["width"], results["hidden_units"]) == (True, 48, [128])
     assert (out / "a" / "accuracy_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
     assert "teacher (clean)" in first.stdout
     # 5,000 training images held out (2,000 of them evaluated in a quick run), not trained on
@@ -123,3 +129,20 @@ def test_missing_cache_or_data_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "No teacher cache" in result.stderr
     result = run("--quick", "--data-dir", tmp_path, "--out", tmp_path, check=False)
     assert result.returncode == 2 and "dataset-fashion-mnist" in result.stderr
+
+
+def test_the_previous_default_student_stays_reachable_by_flags():
+    spec = importlib.util.spec_from_file_location("kd_awgn_flags", JOB)
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    for argv, expected, params in (
+            ([], (True, 48, [128]), 65882),
+            (["--no-separable", "--width", "32", "--hidden-units", "256"], (False, 32, [256]),
+             167594)):
+        args = job.parse(argv)
+        assert (args.separable, args.width, args.hidden_units) == expected
+        link = ts.make_link(ts.AWGNChannel(), width=args.width, separable=args.separable,
+                            hidden_units=tuple(args.hidden_units), stochastic=True)
+        link(np.zeros((1, 28, 28, 1), np.float32), snr_db=10.0)
+        assert sum(m.count_params() for m in (link.encoder, link.tx_cam, link.rx_cam,
+                                              link.decoder)) == params
