@@ -1,9 +1,11 @@
 """Per-example latency and size of the student's two ends against the teacher's forward.
 
-The default student (``make_link``: n = 16, width 32, stochastic encoder sending
-its mean at inference) and the shipped teacher (EfficientNet-Lite0 fine-tuned
-on Fashion-MNIST), on the same CPU threads (TensorFlow intra/inter-op and
-torch both set to ``--threads``). Per example, at batch 1 and 256:
+The main job's default student (n = 16, depthwise-separable encoder of width 48,
+one hidden layer of 128; stochastic encoder sending its mean at inference; the
+previous default with ``--width 32 --no-separable --hidden-units 256``) and
+the shipped teacher (EfficientNet-Lite0 fine-tuned on Fashion-MNIST), on the
+same CPU threads (TensorFlow intra/inter-op and torch both set to ``--threads``).
+Per example, at batch 1 and 256:
 
 * transmitter and receiver called eagerly (a Python walk over Keras layers),
   traced (``tosc_sionna.serving.traced``: one graph call, fixed signature),
@@ -18,7 +20,8 @@ variant. Multiply-accumulates: convolutions and dense layers (student:
 analytic from the layers' shapes; teacher: forward hooks on Conv2d/Linear).
 Writes ``benchmarks/results/latency.json``.
 
-    python benchmarks/latency.py [--threads 2] [--rounds 15]
+    python benchmarks/latency.py [--threads 2] [--rounds 15] [--width W] [--[no-]separable]
+        [--hidden-units U ...] [--out FILE]
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--teacher", default=str(ROOT / "teachers" / "fashion-mnist-lite0"))
+    parser.add_argument("--width", type=int, default=48)
+    parser.add_argument("--separable", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--hidden-units", type=int, nargs="+", default=[128])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latency.json"))
     args = parser.parse_args()
 
@@ -82,7 +88,8 @@ def main() -> None:
     images, _ = load_fashion_mnist("test")
     ts.set_seed(0)
     link = ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=10, stochastic=True,
-                        seed=0)
+                        seed=0, width=args.width, separable=args.separable,
+                        hidden_units=tuple(args.hidden_units))
     link(images[:2], np.full(2, 10.0, np.float32))
     tx, rx = serving.transmitter(link), serving.receiver(link)
     ttx, trx = serving.traced(link, images.shape[1:])
@@ -163,6 +170,8 @@ def main() -> None:
         "macs_per_example": {**macs, "teacher": t_macs,
                              "teacher_over_link": t_macs / macs["link"]},
         "params": params,
+        "student": {"width": args.width, "separable": args.separable,
+                    "hidden_units": list(args.hidden_units)},
         "ratios_best": ratios,
         "targets": {
             "macs_link_20x_fewer": t_macs / macs["link"] >= 20,
