@@ -14,11 +14,20 @@ draws); the test split is evaluated only with ``--test`` (final
 configurations). Parameters and multiply-accumulates of each end are counted
 analytically (:func:`tosc_sionna.serving.multiply_accumulates`).
 
-Runs accumulate in the results file (keyed by student, teacher and seed), so
-seeds and final test runs can be added later without repeating the sweep:
+Two experiments on what moves the frontier: mode ``feat`` distils the
+teacher's pooled features as well (``--feature-cache``: the shipped cache's
+rows and views extracted again with ``--features``; ``--feature-weight``
+gamma), and ``--cache`` trains from another teacher's cache of the same rows
+and views (a stronger teacher); the plot shows the shipped teacher's kd and
+ce runs only.
+
+Runs accumulate in the results file (keyed by student, mode, seed, epochs,
+feature weight and teacher; a save merges with what other processes wrote),
+so seeds and final test runs can be added later without repeating the sweep:
 
     python benchmarks/student_frontier.py [--epochs 5] [--seeds 0] [--students NAME ...]
-        [--modes kd ce] [--test] [--quick]
+        [--modes kd ce feat] [--test] [--quick] [--cache FILE]
+        [--feature-cache FILE] [--feature-weight G]
 
 writes ``benchmarks/results/student_frontier.json`` and ``.png``.
 """
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--students", nargs="+", choices=sorted(STUDENTS), default=list(STUDENTS))
-    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["kd", "ce"])
     parser.add_argument("--cache", default=None, metavar="FILE",
                         help="train from another teacher's cache of the same rows and views "
                              "(default: the shipped Lite0 cache); runs are keyed by teacher")
@@ -180,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("student_frontier_quick.json" if args.quick else "student_frontier.json")
     shipped_teacher = shipped.spec.teacher_digest[:12]
-    results = json.loads(path.read_text()) if path.exists() else {
+    results = {
         "benchmark": "student_frontier", "channel": "awgn", "num_symbols": 16,
         "teacher_params": int(shipped.spec.teacher_params),
         "teacher_test_accuracy": float(shipped.attrs.get("teacher_test_accuracy", float("nan"))),
-        "snr_db": SNRS, "val_images": len(split["y_val"]), "draws": draws, "students": {}}
+        "snr_db": SNRS, "val_images": len(split["y_val"]), "draws": draws, "students": {},
+        **(json.loads(path.read_text()) if path.exists() else {})}
     results["machine"] = harness.machine()
     results["teacher"] = shipped_teacher  # the frontier's teacher; others are experiments
     teachers = results.setdefault("teachers", {})

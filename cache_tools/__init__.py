@@ -5,4 +5,4 @@ that need torch and transformers import them lazily, so importing this package
 never imports torch, and it never imports TensorFlow.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

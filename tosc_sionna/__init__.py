@@ -20,7 +20,7 @@ from .link import TaskOrientedLink, make_link
 from .losses import IBDistillationLoss
 from .snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "AWGNChannel",

@@ -1,0 +1,69 @@
+"""benchmarks/student_frontier.py: its cache checks, its merging results file and a quick run."""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import tiny_teachers as tt
+
+from cache_tools.extract import extract
+from cache_tools.format import TeacherCache
+from tosc_sionna.data import default_teacher_cache
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
+_spec = importlib.util.spec_from_file_location("student_frontier", BENCH / "student_frontier.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("frontier")
+    return extract(tt.make_vit(root / "teacher"), root / "c.h5", limit=32, views=2, topk=None,
+                   features="float16", batch_size=32)
+
+
+def test_caches_must_hold_the_same_rows_views_and_teacher(tiny_cache):
+    shipped = TeacherCache(default_teacher_cache())
+    assert bench.same_rows_and_views(shipped, shipped) is None
+    problem = bench.same_rows_and_views(TeacherCache(tiny_cache), shipped)
+    assert problem == "these differ: teacher, views, rows"
+    assert bench.same_rows_and_views(TeacherCache(tiny_cache), shipped, teacher=False) == \
+        "these differ: views, rows"
+
+
+def test_bad_feature_or_teacher_caches_exit_2(tiny_cache, tmp_path, capsys):
+    for argv, message in ((["--modes", "feat"], "mode feat needs --feature-cache"),
+                          (["--modes", "feat", "--feature-cache", str(tiny_cache)],
+                           "these differ: teacher, views, rows"),
+                          (["--cache", str(tiny_cache)], "these differ: views, rows")):
+        assert bench.main(["--quick", "--out", str(tmp_path)] + argv) == 2, argv
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_quick_run_keeps_the_runs_another_process_wrote(tmp_path):
+    path = tmp_path / "student_frontier_quick.json"
+    foreign = {"mode": "ce", "seed": 7, "epochs": 1, "steps_per_epoch": 30,
+               "train_seconds": 1.0, "val_accuracy": [0.5, 0.5], "test_accuracy": None,
+               "feature_weight": None, "teacher": "77a963a93e4e"}
+    path.write_text(json.dumps({"students": {"sep-w8-h64": {"runs": [foreign]}}}))
+    assert bench.main(["--quick", "--students", "sep-w8-h64", "--modes", "kd",
+                       "--out", str(tmp_path)]) == 0
+    results = json.loads(path.read_text())
+    runs = results["students"]["sep-w8-h64"]["runs"]
+    assert foreign in runs and len(runs) == 2
+    ours = next(r for r in runs if r["mode"] == "kd")
+    shipped = TeacherCache(default_teacher_cache()).spec.teacher_digest[:12]
+    assert ours["teacher"] == shipped == results["teacher"]
+    assert ours["seed"] == 0 and ours["feature_weight"] is None
+    assert all(0.0 <= a <= 1.0 for a in ours["val_accuracy"])
+    entry = results["students"]["sep-w8-h64"]
+    assert entry["params"]["link"] == 15170 and entry["macs"]["link"] == 115368
+    assert results["teachers"][shipped]["params"] == 3383818
+    assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
