@@ -35,6 +35,7 @@ writes ``benchmarks/results/student_frontier.json`` and ``.png``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -147,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train from another teacher's cache of the same rows and views "
                              "(default: the shipped Lite0 cache); runs are keyed by teacher")
     parser.add_argument("--feature-cache", default=None, metavar="FILE",
-                        help="mode feat: the shipped cache's teacher, views and logits with "
-                             "pooled features (tosc-cache extract ... --features)")
+                        help="mode feat: the training cache's teacher, rows and views "
+                             "extracted again with pooled features (tosc-cache extract ... "
+                             "--features)")
     parser.add_argument("--feature-weight", type=float, default=1.0, metavar="G",
                         help="mode feat: weight of the 1 - cos feature term (default 1)")
     parser.add_argument("--test", action="store_true",
@@ -163,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     if "feat" in args.modes and not args.feature_cache:
         print("error: mode feat needs --feature-cache FILE", file=sys.stderr)
         return 2
+    if not (args.feature_weight >= 0 and np.isfinite(args.feature_weight)):
+        print(f"error: --feature-weight must be >= 0; got {args.feature_weight}",
+              file=sys.stderr)
+        return 2
+    for given in (args.cache, args.feature_cache):
+        if given and not Path(given).is_file():
+            print(f"error: {given}: no such cache file", file=sys.stderr)
+            return 2
 
     shipped = TeacherCache(default_teacher_cache())
     cache = TeacherCache(args.cache) if args.cache else shipped
@@ -206,16 +216,25 @@ def main(argv: list[str] | None = None) -> int:
         for run in entry["runs"]:
             run.setdefault("teacher", shipped_teacher)
 
+    written: set[tuple] = set()  # (student, run key) of the runs this process measured
+
     def save() -> None:
-        # other runs may have written the file since: keep theirs, ours win on equal keys
-        merged = json.loads(path.read_text()) if path.exists() else {"students": {}}
-        for name, entry in results["students"].items():
-            theirs = merged["students"].get(name, {}).get("runs", [])
-            keys = {run_key(r) for r in entry["runs"]}
-            entry["runs"] = [r for r in theirs if run_key(r) not in keys] + entry["runs"]
-        for name, entry in merged["students"].items():
-            results["students"].setdefault(name, entry)
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        # Other processes may have written the file since it was read: start from what it
+        # holds now and put in only the runs measured here (atomically, under a lock).
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            on_disk = json.loads(path.read_text()) if path.exists() else {}
+            for name, entry in on_disk.get("students", {}).items():
+                mine = results["students"].setdefault(name, {**entry, "runs": []})
+                theirs = [r for r in entry["runs"] if (name, run_key(r)) not in written]
+                for run in theirs:
+                    run.setdefault("teacher", shipped_teacher)
+                mine["runs"] = theirs + [r for r in mine["runs"]
+                                         if (name, run_key(r)) in written]
+            results["teachers"] = {**on_disk.get("teachers", {}), **results["teachers"]}
+            staged = path.with_suffix(".json.tmp")
+            staged.write_text(json.dumps(results, indent=2) + "\n")
+            os.replace(staged, path)
 
     for name in args.students:
         entry = results["students"].setdefault(name, {"runs": []})
@@ -248,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)
+                written.add((name, run_key(run)))
                 save()
                 plot(results, path.with_suffix(".png"), args.epochs)
                 print(f"{name:<14} {mode} seed {seed}: val {val}"

@@ -52,6 +52,15 @@ def test_feature_distance_is_one_minus_the_cosine():
     scaled = keras.ops.convert_to_numpy(feature_distance(7.0 * a, 0.01 * b))
     np.testing.assert_allclose(scaled, keras.ops.convert_to_numpy(feature_distance(a, b)),
                                rtol=1e-5)
+    # a zero student vector (all hidden units dead) gives a finite gradient
+    import tensorflow as tf
+
+    zero = tf.zeros((1, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(zero)
+        value = feature_distance(zero, tf.ones((1, 3)))
+    gradient = tape.gradient(value, zero).numpy()
+    assert value.numpy() == pytest.approx([1.0]) and np.isfinite(gradient).all()
     # half the squared distance of the unit vectors
     unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
     np.testing.assert_allclose(scaled, 0.5 * ((unit(a) - unit(b)) ** 2).sum(-1), atol=1e-5)
@@ -120,8 +129,8 @@ def test_training_lowers_the_feature_distance_and_inference_needs_no_features(ca
 
 
 def test_the_feature_term_weighs_in_the_loss(caches):
-    """gamma scales the added loss: the same step with gamma = 0 and 3 differs by 3 x the
-    feature distance."""
+    """Evaluation adds no feature term whatever gamma; in training the added loss is gamma x
+    the mean 1 - cos of the head's output and the teacher's features."""
     cache = caches["float16"]
     (x, f), y = TeacherCacheDataset(cache, batch_size=16, seed=0, features=True)[0]
     losses = {}
@@ -130,13 +139,14 @@ def test_the_feature_term_weighs_in_the_loss(caches):
         link.compile(optimizer="sgd", loss=ts.IBDistillationLoss())
         ts.set_seed(1)
         losses[weight] = link.test_on_batch((x, f), y, return_dict=True)
-    # evaluation adds no feature term (training only) ...
+    # evaluation adds no feature term (training only), but measures it ...
     assert losses[0.0]["loss"] == pytest.approx(losses[3.0]["loss"], rel=1e-5)
+    assert 0.0 < losses[3.0]["feature"] < 2.0
     link = _link(cache.spec.feature_dim, weight=3.0)
     link((x, f), snr_db=10.0, training=True)  # builds every layer
     received = np.random.default_rng(0).normal(size=(16, 32)).astype(np.float32)
     snr = np.full(16, 10.0, np.float32)
-    logits = link.receive(received, snr, None, f)
+    logits = link.receive(received, snr, None, f, training=True)
     added = float(keras.ops.convert_to_numpy(link.losses[-1]))
     head = link.feature_head(link.decoder.embed(link.rx_cam(received, snr)))
     expected = float(np.mean(keras.ops.convert_to_numpy(feature_distance(head, f))))
@@ -155,7 +165,7 @@ def test_bad_feature_inputs_are_refused(caches):
         _link(7)((x, f), snr_db=10.0)
     with pytest.raises(ValueError, match=">= 0"):
         _link(-1)
-    with pytest.raises(ValueError, match="embed"):
+    with pytest.raises(ValueError, match="embed\\(\\), logits and embedding_dim"):
         ts.TaskOrientedLink(ts.SemanticEncoder(4), ts.AWGNChannel(),
                             keras.layers.Dense(10), feature_dim=8)
 

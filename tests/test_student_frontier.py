@@ -41,23 +41,38 @@ def test_bad_feature_or_teacher_caches_exit_2(tiny_cache, tmp_path, capsys):
     for argv, message in ((["--modes", "feat"], "mode feat needs --feature-cache"),
                           (["--modes", "feat", "--feature-cache", str(tiny_cache)],
                            "these differ: teacher, views, rows"),
-                          (["--cache", str(tiny_cache)], "these differ: views, rows")):
+                          (["--cache", str(tiny_cache)], "these differ: views, rows"),
+                          (["--feature-weight", "nan"], "--feature-weight must be >= 0"),
+                          (["--cache", str(tmp_path / "none.h5")], "no such cache file")):
         assert bench.main(["--quick", "--out", str(tmp_path)] + argv) == 2, argv
         assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
-def test_quick_run_keeps_the_runs_another_process_wrote(tmp_path):
+def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeypatch):
     path = tmp_path / "student_frontier_quick.json"
-    foreign = {"mode": "ce", "seed": 7, "epochs": 1, "steps_per_epoch": 30,
-               "train_seconds": 1.0, "val_accuracy": [0.5, 0.5], "test_accuracy": None,
-               "feature_weight": None, "teacher": "77a963a93e4e"}
-    path.write_text(json.dumps({"students": {"sep-w8-h64": {"runs": [foreign]}}}))
+    old = {"mode": "ce", "seed": 7, "epochs": 1, "steps_per_epoch": 30,
+           "train_seconds": 1.0, "val_accuracy": [0.5, 0.5], "test_accuracy": None,
+           "feature_weight": None, "teacher": "77a963a93e4e"}
+    path.write_text(json.dumps({"students": {"sep-w8-h64": {"runs": [old]}}}))
+    replaced, other = {**old, "test_accuracy": [0.4, 0.4]}, {**old, "seed": 8}
+    fit = bench.harness.fit
+
+    def fit_while_another_process_writes(*args, **kwargs):
+        # meanwhile another process replaces `old` with its test run and adds a run
+        data = json.loads(path.read_text())
+        data["students"]["sep-w8-h64"]["runs"] = [replaced, other]
+        data.setdefault("teachers", {})["0123456789ab"] = {"teacher": "other"}
+        path.write_text(json.dumps(data))
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(bench.harness, "fit", fit_while_another_process_writes)
     assert bench.main(["--quick", "--students", "sep-w8-h64", "--modes", "kd",
                        "--out", str(tmp_path)]) == 0
     results = json.loads(path.read_text())
     runs = results["students"]["sep-w8-h64"]["runs"]
-    assert foreign in runs and len(runs) == 2
+    assert replaced in runs and other in runs and old not in runs and len(runs) == 3
+    assert results["teachers"]["0123456789ab"] == {"teacher": "other"}
     ours = next(r for r in runs if r["mode"] == "kd")
     shipped = TeacherCache(default_teacher_cache()).spec.teacher_digest[:12]
     assert ours["teacher"] == shipped == results["teacher"]

@@ -24,7 +24,7 @@ from keras import ops
 _PROB_FLOOR = 1e-12
 # Floor on the prior variance before a log (float32's smallest normal is 1.2e-38).
 _VAR_FLOOR = 1e-30
-# Floor on a product of vector norms (an all-zero feature vector reads cos = 0).
+# Floor on a squared vector norm before normalizing (an all-zero vector reads cos = 0).
 _NORM_FLOOR = 1e-12
 
 
@@ -82,11 +82,13 @@ def feature_distance(student: Any, teacher: Any) -> Any:
     ------
     : [batch], float32
     """
-    s = ops.cast(student, "float32")
-    t = ops.cast(teacher, "float32")
-    dot = ops.sum(s * t, axis=-1)
-    norms = ops.sqrt(ops.sum(s * s, axis=-1) * ops.sum(t * t, axis=-1))
-    return 1.0 - dot / ops.maximum(norms, _NORM_FLOOR)
+    def unit(v: Any) -> Any:
+        # each vector on its own, floored as keras.ops.normalize does: a zero vector
+        # stays zero (cos reads 0) with a finite gradient
+        v = ops.cast(v, "float32")
+        return v * ops.rsqrt(ops.maximum(ops.sum(v * v, axis=-1, keepdims=True), _NORM_FLOOR))
+
+    return 1.0 - ops.sum(unit(student) * unit(teacher), axis=-1)
 
 
 def gaussian_rate(mu: Any, log_var: Any) -> Any:
