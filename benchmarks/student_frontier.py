@@ -22,7 +22,7 @@ and views (a stronger teacher); the plot shows the shipped teacher's kd and
 ce runs only.
 
 Runs accumulate in the results file (keyed by student, mode, seed, epochs,
-feature weight and teacher; a save merges with what other processes wrote),
+feature weight and storage, and teacher; a save merges with what other processes wrote),
 so seeds and final test runs can be added later without repeating the sweep:
 
     python benchmarks/student_frontier.py [--epochs 5] [--seeds 0] [--students NAME ...]
@@ -66,7 +66,7 @@ SNRS = [0.0, 10.0]
 def run_key(run: dict) -> tuple:
     """What makes two runs the same measurement."""
     return (run["mode"], run["seed"], run["epochs"], run.get("feature_weight"),
-            run.get("teacher"))
+            run.get("teacher"), run.get("feature_storage"))
 
 
 def same_rows_and_views(cache: TeacherCache, reference: TeacherCache,
@@ -246,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes:
                 runs = results["students"][name]["runs"]
                 weight = args.feature_weight if mode == "feat" else None
+                storage = feature_cache.spec.features if mode == "feat" else None
                 done = next((r for r in runs if run_key(r) == (
-                    mode, seed, args.epochs, weight, teacher)), None)
+                    mode, seed, args.epochs, weight, teacher, storage)), None)
                 if done is not None and (done.get("test_accuracy") or not args.test):
                     continue
                 features = {}
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,
                        "val_accuracy": val, "test_accuracy": test_accuracy,
-                       "feature_weight": weight, "teacher": teacher}
+                       "feature_weight": weight, "teacher": teacher,
+                       "feature_storage": storage}
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)
