@@ -185,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {args.feature_cache} must be the training cache's teacher, rows and "
                   f"views with features ({problem or 'it stores no features'})", file=sys.stderr)
             return 2
-    if args.cache and same_rows_and_views(cache, shipped, teacher=False):
-        print(f"error: {args.cache}: {same_rows_and_views(cache, shipped, teacher=False)}",
-              file=sys.stderr)
+    problem = args.cache and same_rows_and_views(cache, shipped, teacher=False)
+    if problem:
+        print(f"error: {args.cache}: {problem}", file=sys.stderr)
         return 2
     split = harness.splits(shipped, test=args.test, limit=500 if args.quick else None)
     train_rows = split["train_rows"]

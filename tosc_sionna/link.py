@@ -66,7 +66,8 @@ class TaskOrientedLink(keras.Model):
     -----
     x : [batch, ...], float, or (x, teacher_features [batch, D])
         Encoder inputs (images in [0, 1]); with ``feature_dim`` > 0 also
-        the teacher's features of these inputs (training only).
+        the teacher's features of these inputs (the feature term in
+        training, the ``feature`` metric in evaluation; not needed to infer).
     snr_db : None, scalar or [batch], float
         Optional SNR in dB.
 
