@@ -22,8 +22,9 @@ Validation accuracy (the held-out 5,000 training images) at 0 and 10 dB,
 2 channel draws, mean +- std over ``--seeds``; the test split only for the
 ``full`` row (``--test``). The schedule is shorter than kd_awgn's 30 epochs
 (``--epochs``, default 3, the same for every variant). Runs accumulate in the
-results file keyed by channel, variant and seed, so an interrupted run keeps
-what it measured and a rerun does only what is missing:
+results file keyed by channel, variant, seed and epochs, so an interrupted run
+keeps what it measured and a rerun does only what is missing; a save merges
+with what other processes wrote meanwhile (channels can run side by side):
 ``benchmarks/results/ablations.json`` and ``.png``.
 
     python benchmarks/ablations.py [--epochs 3] [--seeds 0 1 2] [--channels ...]
@@ -147,6 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "ablations", "snr_db": SNRS, "val_images": len(split["y_val"]),
         "draws": draws, "runs": {}}
     results["machine"] = harness.machine()
+    written: set[tuple] = set()  # (channel, variant, seed, epochs) measured by this process
+
+    def merge(on_disk: dict) -> None:
+        for channel, variants in on_disk.get("runs", {}).items():
+            for variant, theirs in variants.items():
+                mine = results["runs"].setdefault(channel, {}).setdefault(variant, [])
+                results["runs"][channel][variant] = harness.merge_runs(
+                    mine, theirs, written,
+                    lambda r, c=channel, v=variant: (c, v, r["seed"], r["epochs"]))
+
     for seed in args.seeds:
         for channel in args.channels:
             for variant in args.variants:
@@ -168,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)
-                path.write_text(json.dumps(results, indent=2) + "\n")
+                written.add((channel, variant, seed, args.epochs))
+                harness.save_merged(path, results, merge)
                 plot(results, path.with_suffix(".png"))
                 print(f"{channel:<11} {variant:<16} seed {seed}: val {val}"
                       f" ({seconds:.0f} s)", flush=True)

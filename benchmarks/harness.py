@@ -11,9 +11,13 @@ says otherwise.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import platform
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -61,9 +65,9 @@ def student(channel: keras.layers.Layer, num_classes: int, seed: int,
 
 
 def fit(link: ts.TaskOrientedLink, data: TeacherCacheDataset, epochs: int, steps: int,
-        alpha: float = 0.5, callbacks: list | None = None) -> float:
+        alpha: float = 0.5, callbacks: list | None = None, temperature: float = 4.0) -> float:
     """Compile with the IB distillation loss and train; the seconds it took."""
-    loss = ts.IBDistillationLoss(alpha=alpha, temperature=4.0)
+    loss = ts.IBDistillationLoss(alpha=alpha, temperature=temperature)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
     link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
     start = time.time()
@@ -93,3 +97,24 @@ def evaluate(link: ts.TaskOrientedLink, split: dict[str, Any], snrs: list[float]
 def machine() -> str:
     """The processor and CPU count, for a results file."""
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def merge_runs(mine: list[dict], theirs: list[dict], written: set,
+               key: Callable[[dict], Any]) -> list[dict]:
+    """One entry's runs after a merge: those on disk (``theirs``) that this process did not
+    measure again, then the ones it measured (their ``key`` is in ``written``)."""
+    return ([r for r in theirs if key(r) not in written]
+            + [r for r in mine if key(r) in written])
+
+
+def save_merged(path: Path, results: dict, merge: Callable[[dict], None]) -> None:
+    """Write ``results`` as JSON to ``path``, atomically and under an exclusive lock
+    (``path.lock``), after ``merge(on_disk)`` has folded into ``results`` what other
+    processes wrote since it was read: benchmarks that accumulate runs can run side by
+    side and be interrupted without losing or clobbering a measurement."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merge(json.loads(path.read_text()) if path.exists() else {})
+        staged = path.with_suffix(".json.tmp")
+        staged.write_text(json.dumps(results, indent=2) + "\n")
+        os.replace(staged, path)

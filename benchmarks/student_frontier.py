@@ -35,7 +35,6 @@ writes ``benchmarks/results/student_frontier.json`` and ``.png``.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
@@ -219,22 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     written: set[tuple] = set()  # (student, run key) of the runs this process measured
 
     def save() -> None:
-        # Other processes may have written the file since it was read: start from what it
-        # holds now and put in only the runs measured here (atomically, under a lock).
-        with open(path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            on_disk = json.loads(path.read_text()) if path.exists() else {}
+        def merge(on_disk: dict) -> None:
             for name, entry in on_disk.get("students", {}).items():
-                mine = results["students"].setdefault(name, {**entry, "runs": []})
-                theirs = [r for r in entry["runs"] if (name, run_key(r)) not in written]
-                for run in theirs:
+                for run in entry["runs"]:
                     run.setdefault("teacher", shipped_teacher)
-                mine["runs"] = theirs + [r for r in mine["runs"]
-                                         if (name, run_key(r)) in written]
+                mine = results["students"].setdefault(name, {**entry, "runs": []})
+                mine["runs"] = harness.merge_runs(mine["runs"], entry["runs"], written,
+                                                  lambda r, name=name: (name, run_key(r)))
             results["teachers"] = {**on_disk.get("teachers", {}), **results["teachers"]}
-            staged = path.with_suffix(".json.tmp")
-            staged.write_text(json.dumps(results, indent=2) + "\n")
-            os.replace(staged, path)
+
+        harness.save_merged(path, results, merge)
 
     for name in args.students:
         entry = results["students"].setdefault(name, {"runs": []})

@@ -50,3 +50,32 @@ def test_quick_subset_writes_results_and_a_rerun_keeps_them(tmp_path):
     assert (tmp_path / "ablations_quick.png").stat().st_size > 0
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0  # nothing left to do
     assert json.loads((tmp_path / "ablations_quick.json").read_text()) == results
+
+
+def test_merge_keeps_other_processes_runs_and_replaces_only_what_this_one_measured():
+    key = lambda r: r["seed"]  # noqa: E731
+    theirs = [{"seed": 0, "v": "disk"}, {"seed": 1, "v": "disk"}]
+    mine = [{"seed": 0, "v": "stale"}, {"seed": 1, "v": "mine"}]
+    merged = bench.harness.merge_runs(mine, theirs, {1}, key)
+    assert merged == [{"seed": 0, "v": "disk"}, {"seed": 1, "v": "mine"}]
+
+
+def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeypatch):
+    path = tmp_path / "ablations_quick.json"
+    other = {"seed": 0, "epochs": 1, "steps_per_epoch": 20, "train_seconds": 1.0,
+             "val_accuracy": [0.5, 0.5], "test_accuracy": None}
+    fit = bench.harness.fit
+
+    def fit_while_another_process_writes(*args, **kwargs):
+        # meanwhile another process (say, the Rayleigh channel) saves its run
+        data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+        data["runs"].setdefault("rayleigh", {})["full"] = [other]
+        path.write_text(json.dumps(data))
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(bench.harness, "fit", fit_while_another_process_writes)
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads(path.read_text())
+    assert results["runs"]["rayleigh"]["full"] == [other]
+    assert set(results["runs"]["awgn"]) == {"full", "no-cam"}
+    assert not list(tmp_path.glob("*.tmp"))

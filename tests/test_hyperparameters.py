@@ -1,0 +1,61 @@
+"""benchmarks/hyperparameters.py: its one-at-a-time grid, its summary and its CI subset."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
+_spec = importlib.util.spec_from_file_location("hyperparameters", BENCH / "hyperparameters.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_one_at_a_time_grid_has_the_defaults_once():
+    grid = bench.settings(["alpha", "temperature", "beta"])
+    assert grid.count(bench.DEFAULTS) == 1
+    assert len(grid) == sum(len(v) for v in bench.GRID.values()) - 2
+    for setting in grid:  # at most one parameter away from the defaults
+        assert sum(setting[k] != v for k, v in bench.DEFAULTS.items()) <= 1
+
+
+def test_summary_means_over_seeds_and_picks_the_best_value():
+    runs = [{"setting": {**bench.DEFAULTS, "beta": b}, "seed": s, "epochs": 3,
+             "val_accuracy": [acc + 0.01 * s, acc + 0.02 + 0.01 * s]}
+            for b, acc in ((0.0, 0.80), (1e-4, 0.70)) for s in (0, 1)]
+    beta = bench.summary(runs, ["beta"])["beta"]
+    assert beta["best"] == 0.0 and beta["default"] == 1e-4
+    assert beta["values"]["0.0"]["seeds"] == 2
+    assert beta["values"]["0.0"]["mean"] == pytest.approx([0.805, 0.825])
+    assert beta["values"]["0.0001"]["std"] == pytest.approx([0.00707107] * 2, rel=1e-5)
+    assert "1e-05" not in beta["values"]  # not measured: left out
+
+
+def test_training_uses_the_setting(monkeypatch):
+    seen = {}
+
+    def fit(link, data, epochs, steps, alpha=0.5, callbacks=None, temperature=4.0):
+        seen.update(alpha=alpha, temperature=temperature, beta=link.rate_weight,
+                    separable=link.encoder.separable)
+        return 0.0
+
+    monkeypatch.setattr(bench.harness, "fit", fit)
+    bench.train({"alpha": 0.25, "temperature": 8.0, "beta": 1e-3}, 10, None, 1, 1, 0)
+    assert seen == {"alpha": 0.25, "temperature": 8.0, "beta": 1e-3, "separable": True}
+
+
+def test_quick_subset_writes_results_and_a_rerun_keeps_them(tmp_path):
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    path = tmp_path / "hyperparameters_quick.json"
+    results = json.loads(path.read_text())
+    assert [r["setting"]["beta"] for r in results["runs"]] == [0.0, 1e-4]
+    for run in results["runs"]:
+        assert len(run["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in run["val_accuracy"])
+    assert set(results["summary"]["beta"]["values"]) == {"0.0", "0.0001"}
+    assert (tmp_path / "hyperparameters_quick.png").stat().st_size > 0
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0  # nothing left to do
+    assert json.loads(path.read_text()) == results
+    assert bench.main(["--epochs", "0", "--out", str(tmp_path)]) == 2
