@@ -20,11 +20,17 @@ loss and steps, but the teacher (the cache's) runs on freshly augmented views
 every epoch (:class:`cache_tools.online.OnlineTeacher`, torch) instead of being
 read from the cache, which still gives the rows, labels, split and step count.
 
+``--combine A/results.json B/results.json ...`` trains nothing: it joins runs
+that differ only in their training seed (seeds run as separate jobs, on one
+machine or several) into the one ``results.json`` that ``--seeds`` would have
+written, and refuses runs whose settings differ.
+
     python examples/kd_awgn.py [--quick] [--epochs E] [--n-symbols N] [--channel awgn]
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
         [--online-teacher DIR] [--out DIR] [--seed S | --seeds S ...] [--dataset D]
         [--downsample K] [--width W] [--[no-]separable] [--hidden-units U ...]
         [--feature-weight G]
+    python examples/kd_awgn.py --combine RESULTS.json ... --out DIR
 """
 
 from __future__ import annotations
@@ -95,6 +101,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
                         help="train one student per seed; results.json then holds the mean "
                         "and standard deviation over seeds and every seed's results")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="RESULTS",
+                        help="train nothing: join the results.json files of runs that differ "
+                             "only in their seed into one, as --seeds would have written it")
     parser.add_argument("--labelled-fraction", type=float, default=1.0,
                         help="fraction of training images whose labels the student sees")
     parser.add_argument("--no-teacher", action="store_true",
@@ -183,6 +192,8 @@ def check_args(args: argparse.Namespace) -> str | None:
         (args.draws is None or args.draws >= 1, f"--draws must be >= 1; got {args.draws}"),
         (args.downsample >= 1, f"--downsample must be >= 1; got {args.downsample}"),
         (args.seed is None or args.seeds is None, "give --seed or --seeds, not both"),
+        (args.combine is None or (args.seed is None and args.seeds is None),
+         "--combine joins finished runs: do not give --seed or --seeds with it"),
         (args.seeds is None or len(set(args.seeds)) == len(args.seeds),
          f"--seeds must differ; got {args.seeds}"),
         (args.val_fraction is None or (args.val_fraction >= 0 and np.isfinite(args.val_fraction)),
@@ -295,12 +306,65 @@ def across_seeds(runs: list[dict]) -> dict:
     return summary
 
 
+#: results fields that may differ between the seeds of one configuration
+PER_SEED = {"seed", "train_seconds", "accuracy", "accuracy_std", "accuracy_se",
+            "accuracy_ci95", "accuracy_draws", "validation", "teacher_forward_seconds",
+            "teacher_forward_images", "teacher_threads", "cache"}
+
+
+def combine(paths: list[str]) -> dict:
+    """The results of several runs of one configuration (``results.json`` files of one or
+    more seeds each) joined as :func:`across_seeds` would have written them.
+
+    Raises ``ValueError`` if a seed repeats, fewer than two seeds are given, or the runs'
+    settings differ (the cache may sit at another path, not under another name).
+    """
+    runs = []
+    for path in paths:
+        results = json.loads(Path(path).read_text())
+        found = results.get("per_seed") or [results] if isinstance(results, dict) else []
+        if not found or not all({"accuracy", "seed", "cache"} <= set(r) for r in found):
+            raise ValueError(f"{path}: not a results.json written by kd_awgn.py")
+        runs.extend(found)
+    seeds = [r["seed"] for r in runs]
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+        raise ValueError(f"--combine needs two or more different seeds; got {seeds}")
+    first = runs[0]
+    for run in runs[1:]:
+        differ = sorted(k for k in set(first) | set(run)
+                        if k not in PER_SEED and first.get(k) != run.get(k))
+        if Path(first["cache"]).name != Path(run["cache"]).name:
+            differ.append("cache")
+        if differ:
+            raise ValueError(f"seeds {first['seed']} and {run['seed']} are different "
+                             f"configurations (these differ: {', '.join(differ)})")
+    return across_seeds(sorted(runs, key=lambda r: r["seed"]))
+
+
+def write_results(results: dict, sweeps: dict, out: Path) -> None:
+    """``results.json`` and ``accuracy_vs_snr.png`` (one curve per sweep) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_accuracy_vs_snr(sweeps, out / "accuracy_vs_snr.png",
+                         reference=results["teacher_accuracy"])
+    print(f"wrote {out / 'results.json'} and {out / 'accuracy_vs_snr.png'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     problem = check_args(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.combine:
+        try:
+            results = combine(args.combine)
+        except (OSError, ValueError, KeyError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        write_results(results, {f"student ({r['channel']}), seed {r['seed']}": r
+                                for r in results["per_seed"]}, Path(args.out))
+        return 0
     args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
     epochs = args.epochs or (1 if args.quick else 30)
     draws = args.draws or (1 if args.quick else 3)
@@ -342,15 +406,9 @@ def main(argv: list[str] | None = None) -> int:
             args, seed, data, evaluation, teacher)
         runs.append(results)
     results = runs[0] if len(runs) == 1 else across_seeds(runs)
-    teacher_accuracy = results["teacher_accuracy"]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     if len(runs) == 1:
         sweeps = {f"student ({args.channel})": next(iter(sweeps.values()))}
-    plot_accuracy_vs_snr(sweeps, out / "accuracy_vs_snr.png",
-                         reference=teacher_accuracy)
-    print(f"wrote {out / 'results.json'} and {out / 'accuracy_vs_snr.png'}")
+    write_results(results, sweeps, Path(args.out))
     return 0
 
 

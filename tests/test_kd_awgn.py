@@ -73,12 +73,50 @@ def test_same_seed_same_results_and_seeds_are_summarized(quick):
     assert "accuracy_ci95" not in both  # per test set: in each seed's entry
 
 
-def test_bad_arguments_are_one_line_errors(capsys):
-    import importlib.util
+def test_combine_joins_seeds_run_apart_as_seeds_would(quick, tmp_path, capsys):
+    out, _, _ = quick
+    both = json.loads((out / "b" / "results.json").read_text())
+    seed4 = tmp_path / "seed4.json"  # seed 4 as if it had run as a job of its own
+    seed4.write_text(json.dumps(both["per_seed"][1]))
+    different = {**both["per_seed"][1], "alpha": 0.25, "epochs": 2}
+    (tmp_path / "bare.json").write_text(json.dumps({"seed": 5, "accuracy": [0.5]}))
+    job = load_job()
+    assert job.main(["--combine", str(seed4), str(out / "a" / "results.json"),
+                     "--out", str(tmp_path / "c")]) == 0
+    joined = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert (tmp_path / "c" / "accuracy_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
+    for results in (joined, both):  # seeds 3 and 4 trained in one process or apart
+        for run in results["per_seed"]:
+            run.pop("train_seconds"), run.pop("cache")
+        results.pop("train_seconds"), results.pop("cache")
+    assert joined == both
 
+    seed4.write_text(json.dumps(different))
+    for paths, message in (
+        ([out / "b" / "results.json", out / "a" / "results.json"], "got [3, 4, 3]"),
+        ([out / "a" / "results.json"], "two or more different seeds"),
+        ([seed4, out / "a" / "results.json"], "(these differ: alpha, epochs)"),
+        ([tmp_path / "none.json", seed4], "No such file"),
+        ([tmp_path / "c" / "accuracy_vs_snr.png", seed4], "error: "),
+        ([tmp_path / "bare.json", seed4], "bare.json: not a results.json written by"),
+    ):
+        assert job.main(["--combine", *map(str, paths), "--out", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "d").exists()
+    assert job.main(["--combine", str(seed4), "--seed", "1"]) == 2
+    assert "do not give --seed or --seeds" in capsys.readouterr().err
+
+
+def load_job():
     spec = importlib.util.spec_from_file_location("kd_awgn_args", JOB)
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
+    return job
+
+
+def test_bad_arguments_are_one_line_errors(capsys):
+    job = load_job()
     for args, message in (
         (["--epochs", "-1"], "--epochs must be >= 1"),
         (["--n-symbols", "0"], "--n-symbols must be >= 1"),
