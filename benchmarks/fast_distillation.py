@@ -193,8 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         "timing": None, "accuracy": {}, "summary": None,
     }
 
+    written: set[tuple] = set()  # (variant, seed, epochs) of the runs measured here
+
+    def merge(on_disk: dict) -> None:  # keep the accuracy runs other processes wrote
+        for v, theirs in on_disk.get("accuracy", {}).items():
+            results["accuracy"][v] = harness.merge_runs(
+                results["accuracy"].get(v, []), theirs, written,
+                lambda r, v=v: (v, r["seed"], r["epochs"]))
+
     def save() -> None:
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        harness.save_merged(path, results, merge)
 
     # -------------------------------------------------------------- accuracy
     for seed in args.seeds if "accuracy" in args.phases else []:
@@ -212,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": seed, "epochs": args.epochs, "epoch_seconds": epochs.seconds,
                 "teacher_forward_seconds": teacher.seconds if v == "online" else None,
                 "val_accuracy": val, "test_accuracy": test})
+            written.add((v, seed, args.epochs))
             save()
             print(f"seed {seed} {v:<10} epochs {[round(s) for s in epochs.seconds]} s  "
                   f"val {val}  test {test}", flush=True)
