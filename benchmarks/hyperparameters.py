@@ -43,7 +43,7 @@ SNRS = [0.0, 10.0]
 DEFAULTS = {"alpha": 0.5, "temperature": 4.0, "beta": 1e-4}
 STUDENT = {"width": 48, "separable": True, "hidden_units": (128,)}
 #: the values tried for each parameter, the others at their defaults
-GRID = {"alpha": [0.25, 0.5, 0.75], "temperature": [2.0, 4.0, 8.0],
+GRID = {"alpha": [0.1, 0.25, 0.5, 0.75], "temperature": [2.0, 4.0, 8.0],
         "beta": [0.0, 1e-5, 1e-4, 1e-3]}
 
 
