@@ -14,7 +14,8 @@ schedule. n is not swept: it is the bandwidth the link is given (a system
 constraint, not a fitted parameter; accuracy grows with it).
 
 Runs accumulate in the results file keyed by setting, seed and epochs (a save
-merges with what other processes wrote), so a rerun does only what is missing:
+merges with what other processes wrote), so a rerun does only what is missing
+and seeds can run side by side (``--seeds 1`` beside ``--seeds 2``):
 ``benchmarks/results/hyperparameters.json`` and ``.png``.
 
     python benchmarks/hyperparameters.py [--epochs 3] [--seeds 0 1 2]
@@ -156,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for setting in todo:
             run = {"setting": setting, "seed": seed, "epochs": args.epochs}
-            if any(key(r) == key(run) for r in results["runs"]):
+            # done here, or by a process running beside this one (its saves are atomic)
+            theirs = json.loads(path.read_text())["runs"] if path.exists() else []
+            if any(key(r) == key(run) for r in results["runs"] + theirs):
                 continue
             data = TeacherCacheDataset(cache, seed=seed, rows=split["train_rows"])
             link, seconds = train(setting, cache.num_classes, data, args.epochs, steps, seed)
