@@ -41,11 +41,18 @@ from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_
 ROOT = Path(__file__).resolve().parents[1]
 SNRS = [0.0, 10.0]
 #: the main job's defaults and its student (examples/kd_awgn.py)
-DEFAULTS = {"alpha": 0.5, "temperature": 4.0, "beta": 1e-4}
+DEFAULTS = {"alpha": 0.5, "temperature": 4.0, "beta": 1e-4, "stochastic": True}
 STUDENT = {"width": 48, "separable": True, "hidden_units": (128,)}
 #: the values tried for each parameter, the others at their defaults
+#: (stochastic False: the deterministic encoder z = mu, which has no rate term: beta is moot)
 GRID = {"alpha": [0.1, 0.25, 0.5, 0.75], "temperature": [2.0, 4.0, 8.0],
-        "beta": [0.0, 1e-5, 1e-4, 1e-3]}
+        "beta": [0.0, 1e-5, 1e-4, 1e-3], "stochastic": [True, False]}
+
+
+def complete(setting: dict) -> dict:
+    """A setting with every parameter (runs written before a parameter joined the grid
+    were at its default)."""
+    return {**DEFAULTS, **setting}
 
 
 def settings(params: list[str]) -> list[dict[str, float]]:
@@ -61,9 +68,11 @@ def settings(params: list[str]) -> list[dict[str, float]]:
 
 def train(setting: dict[str, float], num_classes: int, data: TeacherCacheDataset,
           epochs: int, steps: int, seed: int) -> tuple[ts.TaskOrientedLink, float]:
-    """The main job's student trained with one setting of alpha, tau and beta."""
+    """The main job's student trained with one setting of alpha, tau, beta (and encoder)."""
+    setting = complete(setting)
     link = harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENT,
-                           rate_weight=setting["beta"])
+                           stochastic=setting["stochastic"],
+                           rate_weight=setting["beta"] if setting["stochastic"] else 0.0)
     seconds = harness.fit(link, data, epochs, steps, alpha=setting["alpha"],
                           temperature=setting["temperature"])
     return link, seconds
@@ -77,14 +86,16 @@ def summary(runs: list[dict], params: list[str]) -> dict[str, dict]:
         rows = {}
         for value in GRID[param]:
             setting = {**DEFAULTS, param: value}
-            acc = np.array([r["val_accuracy"] for r in runs if r["setting"] == setting])
+            acc = np.array([r["val_accuracy"] for r in runs
+                            if complete(r["setting"]) == setting])
             if len(acc):
                 rows[repr(value)] = {"seeds": len(acc), "mean": acc.mean(0).tolist(),
                                      "std": acc.std(0, ddof=1).tolist() if len(acc) > 1
                                      else None}
         if rows:
             best = max(rows, key=lambda v: np.mean(rows[v]["mean"]))
-            out[param] = {"default": DEFAULTS[param], "best": float(best), "values": rows}
+            out[param] = {"default": DEFAULTS[param], "values": rows,
+                          "best": next(v for v in GRID[param] if repr(v) == best)}
     return out
 
 
@@ -105,7 +116,7 @@ def plot(results: dict, path: Path) -> None:
                         yerr=[(rows[v]["std"] or [0, 0])[i] for v in values],
                         marker="o", capsize=3, label=f"{snr:g} dB")
         ax.set_xticks(range(len(values)), values)
-        ax.set_xlabel(f"{param} (default {results['summary'][param]['default']:g})")
+        ax.set_xlabel(f"{param} (default {results['summary'][param]['default']})")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy (mean +- std over seeds)")
     axes[0][0].legend()
@@ -144,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = harness.machine()
 
     def key(run: dict) -> tuple:
-        return tuple(sorted(run["setting"].items())), run["seed"], run["epochs"]
+        return tuple(sorted(complete(run["setting"]).items())), run["seed"], run["epochs"]
 
     written: set[tuple] = set()
 
@@ -171,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             plot(results, path.with_suffix(".png"))
             print(f"{setting} seed {seed}: val {run['val_accuracy']} ({seconds:.0f} s)",
                   flush=True)
+    harness.save_merged(path, results, merge)  # the summary of all runs, also on a rerun
+    plot(results, path.with_suffix(".png"))
     print(f"wrote {path} and {path.with_suffix('.png')}")
     return 0
 

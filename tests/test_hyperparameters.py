@@ -15,9 +15,9 @@ _spec.loader.exec_module(bench)
 
 
 def test_one_at_a_time_grid_has_the_defaults_once():
-    grid = bench.settings(["alpha", "temperature", "beta"])
+    grid = bench.settings(list(bench.GRID))
     assert grid.count(bench.DEFAULTS) == 1
-    assert len(grid) == sum(len(v) for v in bench.GRID.values()) - 2
+    assert len(grid) == sum(len(v) for v in bench.GRID.values()) - (len(bench.GRID) - 1)
     for setting in grid:  # at most one parameter away from the defaults
         assert sum(setting[k] != v for k, v in bench.DEFAULTS.items()) <= 1
 
@@ -32,6 +32,13 @@ def test_summary_means_over_seeds_and_picks_the_best_value():
     assert beta["values"]["0.0"]["mean"] == pytest.approx([0.805, 0.825])
     assert beta["values"]["0.0001"]["std"] == pytest.approx([0.00707107] * 2, rel=1e-5)
     assert "1e-05" not in beta["values"]  # not measured: left out
+    # a run written before "stochastic" joined the grid counts as the default (True)
+    old = [{**r, "setting": {k: v for k, v in r["setting"].items() if k != "stochastic"}}
+           for r in runs]
+    assert bench.summary(old, ["beta"]) == bench.summary(runs, ["beta"])
+    assert bench.summary(old + [{"setting": {**bench.DEFAULTS, "stochastic": False}, "seed": 0,
+                                 "epochs": 3, "val_accuracy": [0.9, 0.9]}],
+                         ["stochastic"])["stochastic"]["best"] is False
 
 
 def test_training_uses_the_setting(monkeypatch):
@@ -45,6 +52,8 @@ def test_training_uses_the_setting(monkeypatch):
     monkeypatch.setattr(bench.harness, "fit", fit)
     bench.train({"alpha": 0.25, "temperature": 8.0, "beta": 1e-3}, 10, None, 1, 1, 0)
     assert seen == {"alpha": 0.25, "temperature": 8.0, "beta": 1e-3, "separable": True}
+    link, _ = bench.train({**bench.DEFAULTS, "stochastic": False}, 10, None, 1, 1, 0)
+    assert not link.encoder.stochastic and seen["beta"] == 0.0
 
 
 def test_quick_subset_writes_results_and_a_rerun_keeps_them(tmp_path):
