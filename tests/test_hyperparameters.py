@@ -68,3 +68,8 @@ def test_quick_subset_writes_results_and_a_rerun_keeps_them(tmp_path):
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0  # nothing left to do
     assert json.loads(path.read_text()) == results
     assert bench.main(["--epochs", "0", "--out", str(tmp_path)]) == 2
+    # a run written without "stochastic" (before it joined the grid) is the default run
+    old = {**results["runs"][1], "setting": {"alpha": 0.5, "temperature": 4.0, "beta": 1e-4}}
+    path.write_text(json.dumps({**results, "runs": results["runs"] + [old]}))
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert len(json.loads(path.read_text())["runs"]) == 2
