@@ -127,8 +127,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "every training seed")
     parser.add_argument("--val-seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--beta", type=float, default=1e-4,
-                        help="weight of the rate term (stochastic encoder)")
+    parser.add_argument("--beta", type=float, default=None,
+                        help="weight of the rate term of the stochastic encoder (default 1e-4)")
+    parser.add_argument("--deterministic-encoder", action="store_true",
+                        help="a deterministic encoder z = mu with no rate term (no --beta); "
+                             "validation prefers it at short schedules "
+                             "(benchmarks/hyperparameters.py)")
     parser.add_argument("--draws", type=int, default=None, help="channel draws per SNR")
     parser.add_argument("--sample-encoder", action="store_true",
                         help="evaluate the sampling encoder z = mu + sigma * eps (the one the "
@@ -188,7 +192,12 @@ def check_args(args: argparse.Namespace) -> str | None:
          "--online-teacher"),
         (args.temperature > 0 and np.isfinite(args.temperature),
          f"--temperature must be > 0; got {args.temperature}"),
-        (args.beta >= 0 and np.isfinite(args.beta), f"--beta must be >= 0; got {args.beta}"),
+        (args.beta is None or (args.beta >= 0 and np.isfinite(args.beta)),
+         f"--beta must be >= 0; got {args.beta}"),
+        (not (args.deterministic_encoder and args.beta is not None),
+         "--deterministic-encoder has no rate term: do not give --beta with it"),
+        (not (args.deterministic_encoder and args.sample_encoder),
+         "--deterministic-encoder has no sampling encoder to evaluate: drop --sample-encoder"),
         (args.draws is None or args.draws >= 1, f"--draws must be >= 1; got {args.draws}"),
         (args.downsample >= 1, f"--downsample must be >= 1; got {args.downsample}"),
         (args.seed is None or args.seeds is None, "give --seed or --seeds, not both"),
@@ -215,7 +224,8 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
     if teacher is not None:
         teacher.seconds, teacher.images = 0.0, 0
     link = ts.make_link(CHANNELS[args.channel](), num_symbols=args.n_symbols,
-                        num_classes=spec.num_classes, width=args.width, stochastic=True,
+                        num_classes=spec.num_classes, width=args.width,
+                        stochastic=not args.deterministic_encoder,
                         rate_weight=args.beta, snr_train_db=tuple(args.snr_train),
                         seed=seed, downsample=args.downsample, separable=args.separable,
                         hidden_units=tuple(args.hidden_units),
@@ -266,7 +276,8 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
         "snr_train_db": args.snr_train,
         "labelled_fraction": args.labelled_fraction, "teacher_free": args.no_teacher,
         "alpha": args.alpha, "feature_weight": args.feature_weight,
-        "temperature": args.temperature, "beta": args.beta, "seed": seed,
+        "temperature": args.temperature, "beta": args.beta,
+        "stochastic": not args.deterministic_encoder, "seed": seed,
         "quick": args.quick, "cache": str(cache), "dataset": spec.dataset,
         "train_images": len(data.rows), "val_images": int(len(y_val)),
         "val_seed": args.val_seed,
@@ -306,6 +317,8 @@ def across_seeds(runs: list[dict]) -> dict:
     return summary
 
 
+#: results fields added after a release, as runs written before them had them
+ADDED = {"stochastic": True}
 #: results fields that may differ between the seeds of one configuration
 PER_SEED = {"seed", "train_seconds", "accuracy", "accuracy_std", "accuracy_se",
             "accuracy_ci95", "accuracy_draws", "validation", "teacher_forward_seconds",
@@ -325,7 +338,7 @@ def combine(paths: list[str]) -> dict:
         found = results.get("per_seed") or [results] if isinstance(results, dict) else []
         if not found or not all({"accuracy", "seed", "cache"} <= set(r) for r in found):
             raise ValueError(f"{path}: not a results.json written by kd_awgn.py")
-        runs.extend(found)
+        runs.extend({**ADDED, **r} for r in found)
     seeds = [r["seed"] for r in runs]
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise ValueError(f"--combine needs two or more different seeds; got {seeds}")
@@ -366,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                                 for r in results["per_seed"]}, Path(args.out))
         return 0
     args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
+    args.beta = 0.0 if args.deterministic_encoder else 1e-4 if args.beta is None else args.beta
     epochs = args.epochs or (1 if args.quick else 30)
     draws = args.draws or (1 if args.quick else 3)
     snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))

@@ -131,6 +131,9 @@ def test_bad_arguments_are_one_line_errors(capsys):
         (["--seed", "1", "--seeds", "2", "3"], "give --seed or --seeds, not both"),
         (["--seeds", "2", "2"], "--seeds must differ"),
         (["--hidden-units", "0"], "--hidden-units must be >= 1"),
+        (["--beta", "-1"], "--beta must be >= 0"),
+        (["--deterministic-encoder", "--beta", "1e-4"], "do not give --beta with it"),
+        (["--deterministic-encoder", "--sample-encoder"], "drop --sample-encoder"),
     ):
         assert job.main(["--quick", *args]) == 2, args
         err = capsys.readouterr().err
@@ -184,3 +187,25 @@ def test_the_previous_default_student_stays_reachable_by_flags():
         link(np.zeros((1, 28, 28, 1), np.float32), snr_db=10.0)
         assert sum(m.count_params() for m in (link.encoder, link.tx_cam, link.rx_cam,
                                               link.decoder)) == params
+
+
+def test_deterministic_encoder_flag_builds_and_records_it(monkeypatch, tmp_path):
+    job = load_job()
+    built = []
+    make_link = job.ts.make_link
+
+    def record(*args, **kwargs):
+        built.append(kwargs)
+        raise KeyboardInterrupt  # stop before training: the link's settings are what we test
+
+    monkeypatch.setattr(job.ts, "make_link", record)
+    for argv, stochastic, beta in ((["--deterministic-encoder"], False, 0.0), ([], True, 1e-4),
+                                   (["--beta", "1e-3"], True, 1e-3)):
+        with pytest.raises(KeyboardInterrupt):
+            job.main(["--quick", "--out", str(tmp_path), *argv])
+        assert (built[-1]["stochastic"], built[-1]["rate_weight"]) == (stochastic, beta), argv
+    link = make_link(ts.AWGNChannel(), **{k: v for k, v in built[0].items()
+                                          if k not in ("feature_dim", "feature_weight")})
+    assert not link.encoder.stochastic and link.rate_weight == 0.0
+    # runs written before the flag existed combine with new ones as stochastic runs
+    assert job.ADDED == {"stochastic": True}
