@@ -29,7 +29,7 @@ written, and refuses runs whose settings differ.
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
         [--online-teacher DIR] [--out DIR] [--seed S | --seeds S ...] [--dataset D]
         [--downsample K] [--width W] [--[no-]separable] [--hidden-units U ...]
-        [--feature-weight G]
+        [--feature-weight G] [--alpha A] [--temperature T] [--beta B | --deterministic-encoder]
     python examples/kd_awgn.py --combine RESULTS.json ... --out DIR
 """
 
