@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = settings(args.params)
     if args.quick:
         steps, draws, args.epochs, args.seeds = 20, 1, 1, args.seeds[:1]
-        args.params, todo = ["beta"], [{**DEFAULTS, "beta": 0.0}, DEFAULTS]
+        todo = [{**DEFAULTS, "beta": 0.0}, DEFAULTS]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

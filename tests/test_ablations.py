@@ -1,19 +1,13 @@
 """benchmarks/ablations.py: its ablated module, its variants and its resumable CI subset."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
+from script_modules import load_benchmark
 
 import tosc_sionna as ts
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
-_spec = importlib.util.spec_from_file_location("ablations", BENCH / "ablations.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("ablations")
 
 
 def test_no_adaptation_passes_features_unchanged_and_has_no_weights():

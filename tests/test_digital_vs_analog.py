@@ -1,20 +1,14 @@
 """The pieces of benchmarks/digital_vs_analog.py that its numbers rest on."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from script_modules import load_benchmark
 
 import tosc_sionna as ts
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
-_spec = importlib.util.spec_from_file_location("digital_vs_analog", BENCH / "digital_vs_analog.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("digital_vs_analog")
 
 
 @pytest.mark.parametrize("n", sorted(bench.OPERATING_POINTS))

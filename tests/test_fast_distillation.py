@@ -1,15 +1,10 @@
 """benchmarks/fast_distillation.py: its quick run, its summary and its merging results file."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
-_spec = importlib.util.spec_from_file_location("fast_distillation", BENCH / "fast_distillation.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from script_modules import load_benchmark
+
+bench = load_benchmark("fast_distillation")
 
 
 def test_quick_run_times_and_scores_variants_keeping_other_processes_runs(tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ offline; a cache with float16 and int8 features written by the extraction itself
 real Fashion-MNIST images; a real link over Sionna's AWGN channel.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 import tiny_teachers as tt
+from script_modules import load_script
 
 import tosc_sionna as ts
 from cache_tools.extract import extract
@@ -171,9 +171,7 @@ def test_bad_feature_inputs_are_refused(caches):
 
 
 def _job():
-    spec = importlib.util.spec_from_file_location("kd_awgn_features", JOB)
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = load_script(JOB)
     return job
 
 

@@ -1,17 +1,11 @@
 """benchmarks/hyperparameters.py: its one-at-a-time grid, its summary and its CI subset."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from script_modules import load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
-_spec = importlib.util.spec_from_file_location("hyperparameters", BENCH / "hyperparameters.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("hyperparameters")
 
 
 def test_one_at_a_time_grid_has_the_defaults_once():

@@ -1,6 +1,5 @@
 """The main job, `examples/kd_awgn.py --quick`, end to end on the shipped cache and real data."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from script_modules import load_script
 
 import tosc_sionna as ts
 
@@ -80,7 +80,7 @@ def test_combine_joins_seeds_run_apart_as_seeds_would(quick, tmp_path, capsys):
     seed4.write_text(json.dumps(both["per_seed"][1]))
     different = {**both["per_seed"][1], "alpha": 0.25, "epochs": 2}
     (tmp_path / "bare.json").write_text(json.dumps({"seed": 5, "accuracy": [0.5]}))
-    job = load_job()
+    job = load_script(JOB)
     assert job.main(["--combine", str(seed4), str(out / "a" / "results.json"),
                      "--out", str(tmp_path / "c")]) == 0
     joined = json.loads((tmp_path / "c" / "results.json").read_text())
@@ -108,15 +108,8 @@ def test_combine_joins_seeds_run_apart_as_seeds_would(quick, tmp_path, capsys):
     assert "do not give --seed or --seeds" in capsys.readouterr().err
 
 
-def load_job():
-    spec = importlib.util.spec_from_file_location("kd_awgn_args", JOB)
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
-    return job
-
-
 def test_bad_arguments_are_one_line_errors(capsys):
-    job = load_job()
+    job = load_script(JOB)
     for args, message in (
         (["--epochs", "-1"], "--epochs must be >= 1"),
         (["--n-symbols", "0"], "--n-symbols must be >= 1"),
@@ -173,9 +166,7 @@ def test_missing_cache_or_data_is_a_clear_error(tmp_path):
 
 
 def test_the_previous_default_student_stays_reachable_by_flags():
-    spec = importlib.util.spec_from_file_location("kd_awgn_flags", JOB)
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = load_script(JOB)
     for argv, expected, params in (
             ([], (True, 48, [128]), 65882),
             (["--no-separable", "--width", "32", "--hidden-units", "256"], (False, 32, [256]),
@@ -190,7 +181,7 @@ def test_the_previous_default_student_stays_reachable_by_flags():
 
 
 def test_deterministic_encoder_flag_builds_and_records_it(monkeypatch, tmp_path):
-    job = load_job()
+    job = load_script(JOB)
     built = []
     make_link = job.ts.make_link
 

@@ -4,7 +4,6 @@ Real components: tiny Hugging Face teachers built from configs, saved and reload
 offline; real Fashion-MNIST images; caches written by the extraction itself.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tiny_teachers as tt
+from script_modules import load_script
 
 from cache_tools.datasets import FASHION_MNIST_CLASSES
 from cache_tools.extract import extract
@@ -116,9 +116,7 @@ def test_not_the_cache_teacher_is_refused(setup, tmp_path):
 
 def test_kd_job_bad_online_teacher_is_a_one_line_error(setup, tmp_path, capsys):
     cache, models = setup
-    spec = importlib.util.spec_from_file_location("kd_awgn_online", JOB)
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
+    job = load_script(JOB)
     base = ["--quick", "--cache", str(cache.path), "--out", str(tmp_path)]
     (tmp_path / "empty").mkdir()
     for args, message in (

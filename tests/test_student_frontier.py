@@ -1,24 +1,18 @@
 """benchmarks/student_frontier.py: its cache checks, its merging results file and a quick run."""
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import tiny_teachers as tt
+from script_modules import load_benchmark
 
 from cache_tools.extract import extract
 from cache_tools.format import TeacherCache
 from tosc_sionna.data import default_teacher_cache
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))  # the benchmarks import their shared harness
-_spec = importlib.util.spec_from_file_location("student_frontier", BENCH / "student_frontier.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_benchmark("student_frontier")
 
 
 @pytest.fixture(scope="module")

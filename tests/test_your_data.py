@@ -12,6 +12,7 @@ import datasets
 import numpy as np
 import pytest
 import tiny_teachers as tt
+from script_modules import KD_JOB, load_script
 
 from cache_tools import cli
 from cache_tools.augment import augment, default_pad
@@ -233,16 +234,10 @@ def test_no_flip_and_pad_are_recorded_and_replayed(saved_fashion, models, tmp_pa
 
 
 def test_kd_job_quick_on_a_saved_hf_dataset(saved_fashion, models, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
     cache = tmp_path / "c.h5"
     assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
                    "--out", cache, "-q") == 0
-    script = Path(__file__).parents[1] / "examples" / "kd_awgn.py"
-    spec = importlib.util.spec_from_file_location("kd_awgn_your_data", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(KD_JOB)
     out = tmp_path / "run"
     assert module.main(["--quick", "--cache", str(cache), "--out", str(out), "--width", "4",
                         "--n-symbols", "4"]) == 0
