@@ -24,7 +24,13 @@ import keras
 import numpy as np
 
 import tosc_sionna as ts
-from tosc_sionna.data import TeacherCache, TeacherCacheDataset, load_dataset, split_rows
+from tosc_sionna.data import (
+    TeacherCache,
+    TeacherCacheDataset,
+    load_dataset,
+    split_rows,
+    student_inputs,
+)
 from tosc_sionna.evaluation import accuracy_vs_snr
 
 #: Training images held out for validation (kd_awgn's default) and the seed of the split.
@@ -35,11 +41,6 @@ STUDENT = {"num_symbols": 16, "width": 32, "stochastic": True, "rate_weight": 1e
            "snr_train_db": (-10.0, 20.0)}
 
 
-def grey(images: Any) -> np.ndarray:
-    """uint8 images ``[N, H, W]`` -> float32 ``[N, H, W, 1]`` in [0, 1]."""
-    return (np.asarray(images).astype(np.float32) / 255.0)[..., None]
-
-
 def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> dict[str, Any]:
     """Training rows, the held-out validation images and (``test``) the test split.
 
@@ -48,11 +49,11 @@ def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> 
     train_rows, val_rows = split_rows(cache.num_samples, VAL_IMAGES, VAL_SEED)
     probe = TeacherCacheDataset(cache, rows=train_rows)
     out = {"train_rows": train_rows, "steps": len(probe), "input_shape": probe.input_shape,
-           "x_val": grey(probe.images[probe.index[val_rows]])[:limit],
+           "x_val": student_inputs(probe.images[probe.index[val_rows]])[:limit],
            "y_val": probe.labels[val_rows][:limit]}
     if test:
         images, labels, _ = load_dataset(cache.spec.dataset, "test")
-        out["x_test"] = grey(images[:])[:limit]
+        out["x_test"] = student_inputs(images[:])[:limit]
         out["y_test"] = np.asarray(labels).astype(np.int64)[:limit]
     return out
 

@@ -140,11 +140,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def evaluation_split(
-    data: TeacherCacheDataset, args: argparse.Namespace
-) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluation split of the cache's dataset, read as the cache's was: float32
-    ``[N, H, W, C]`` in [0, 1] and int32 labels."""
+def evaluation_split(data: TeacherCacheDataset, args: argparse.Namespace) -> tuple[Any, np.ndarray]:
+    """The evaluation split of the cache's dataset, read as the cache's was: its uint8
+    pixels as the dataset stores them (a memory map for large splits; the sweep converts
+    one batch at a time) and int32 labels."""
     spec = data.cache.spec
     images, labels, names = load_dataset(spec.dataset if args.dataset is None else args.dataset,
                                          args.test_split, args.data_dir,
@@ -153,14 +152,12 @@ def evaluation_split(
         raise ValueError(f"The {args.test_split} split's classes differ from the cache's.")
     if args.quick:
         images, labels = images[:2000], labels[:2000]
-    x = np.asarray(images[:]).astype(np.float32) / 255.0
-    return (x[..., None] if x.ndim == 3 else x), np.asarray(labels).astype(np.int32)
+    return images, np.asarray(labels).astype(np.int32)
 
 
 def validation_split(data: TeacherCacheDataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out training images (unaugmented, as view 0) and their labels."""
-    x = np.asarray(data.images[data.index[rows]]).astype(np.float32) / 255.0
-    return (x[..., None] if x.ndim == 3 else x), data.labels[rows]
+    """The held-out training images (uint8 pixels, unaugmented, as view 0) and their labels."""
+    return data.images[data.index[rows]], data.labels[rows]
 
 
 def check_args(args: argparse.Namespace) -> str | None:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tosc_sionna as ts
-from tosc_sionna.data import load_fashion_mnist
+from tosc_sionna.data import load_dataset, load_fashion_mnist, student_inputs
 from tosc_sionna.evaluation import (
     accuracy_vs_snr,
     format_table,
@@ -70,6 +70,56 @@ def test_sweep_rejects_bad_input(trained):
         accuracy_vs_snr(link, x[:10], y[:10], [0.0], draws=0)
     with pytest.raises(ValueError, match="labels"):
         accuracy_vs_snr(link, x[:10], y[:9], [0.0])
+    with pytest.raises(ValueError, match="batch_size"):
+        accuracy_vs_snr(link, x[:10], y[:10], [0.0], batch_size=0)
+    with pytest.raises(TypeError, match="uint8 pixels"):
+        accuracy_vs_snr(link, (x[:10] * 255).astype(np.int32), y[:10], [0.0])
+
+
+class SliceRecorder:
+    """uint8 pixels that can only be read in slices, recording each slice's length."""
+
+    def __init__(self, pixels):
+        self.pixels, self.reads = pixels, []
+
+    def __len__(self):
+        return len(self.pixels)
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError("read in slices only")
+        self.reads.append(len(self.pixels[index]))
+        return self.pixels[index]
+
+
+def test_sweep_of_uint8_pixels_reads_one_batch_at_a_time(trained):
+    # an ImageNet-size split must not be converted to float32 whole: the sweep reads and
+    # converts a batch at a time, and gives the numbers the float images give
+    link, _ = trained
+    raw, labels, _ = load_dataset("fashion-mnist", "test")
+    pixels = SliceRecorder(np.asarray(raw[:1100]))
+    y = np.asarray(labels[:1100])
+    ts.set_seed(4)
+    from_pixels = accuracy_vs_snr(link, pixels, y, [0.0, 10.0], draws=2, batch_size=256)
+    # every image once per SNR and draw (Keras reads the first two batches twice to type them)
+    assert max(pixels.reads) == 256
+    assert 2 * 2 * 1100 <= sum(pixels.reads) <= 2 * 2 * (1100 + 2 * 256)
+    ts.set_seed(4)
+    x = load_fashion_mnist("test")[0][:1100]
+    assert accuracy_vs_snr(link, x, y, [0.0, 10.0], draws=2, batch_size=256) == from_pixels
+
+
+def test_student_inputs():
+    pixels = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)  # [1, 2, 2] grey
+    x = student_inputs(pixels)
+    assert x.dtype == np.float32 and x.shape == (1, 2, 2, 1)
+    np.testing.assert_allclose(x[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
+    colour = np.full((2, 3, 3, 3), 0.5, dtype=np.float64)  # floats: already scaled
+    x = student_inputs(colour)
+    assert x.dtype == np.float32 and x.shape == (2, 3, 3, 3)
+    np.testing.assert_array_equal(x, 0.5)
+    with pytest.raises(TypeError, match="uint8 pixels"):
+        student_inputs(pixels.astype(np.int64))
 
 
 def test_wilson_interval_against_the_formula():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
+import keras
 import numpy as np
 
+from .data.pixels import student_inputs
 from .snr import check_snr_db
 
 _Z95 = 1.959964  # standard-normal 97.5% quantile: two-sided 95%
@@ -53,6 +56,21 @@ def _set_encoder_sampling(link: Any, sample: bool) -> None:
     link.make_predict_function(force=True)
 
 
+class _InputBatches(keras.utils.PyDataset):
+    # one batch of floats at a time: a split of uint8 pixels is never converted whole
+    # (a dataset of known length: Keras neither warns at its end nor reads past it)
+    def __init__(self, images: Any, batch_size: int) -> None:
+        super().__init__()
+        self.images, self.batch_size = images, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray]:
+        start = index * self.batch_size
+        return (student_inputs(self.images[start:start + self.batch_size]),)
+
+
 def accuracy_vs_snr(
     link: Any,
     images: np.ndarray,
@@ -93,7 +111,11 @@ def accuracy_vs_snr(
     Parameters
     ----------
     link : TaskOrientedLink (or any model with ``set_eval_snr`` and ``predict``)
-    images : [N, ...], float
+    images : [N, H, W(, C)], uint8 pixels or float in [0, 1]
+        Any array-like read in slices of ``batch_size`` (a NumPy array, a memory
+        map, an h5py dataset): only one batch at a time is converted to float32
+        (:func:`~tosc_sionna.data.student_inputs`), so a large split need not fit
+        in memory as floats.
     labels : [N], int
     snr_db : sequence of float
         SNRs (dB) to sweep.
@@ -124,6 +146,8 @@ def accuracy_vs_snr(
     check_snr_db(snrs)
     if draws < 1:
         raise ValueError(f"draws must be >= 1; got {draws}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     labels = np.asarray(labels).astype(np.int64)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels.")
@@ -137,11 +161,9 @@ def accuracy_vs_snr(
         per_snr = []
         for snr in snrs:
             link.set_eval_snr(snr)
-            per_snr.append([
-                float(np.mean(np.argmax(link.predict(images, batch_size=batch_size, verbose=0),
-                                        -1) == labels))
-                for _ in range(draws)
-            ])
+            per_snr.append([float(np.mean(np.argmax(
+                link.predict(_InputBatches(images, batch_size), verbose=0), -1) == labels))
+                for _ in range(draws)])
     finally:
         if sample_encoder and not previous:
             _set_encoder_sampling(link, False)

@@ -25,6 +25,7 @@ from cache_tools.format import (
     TeacherCache,
 )
 
+from .pixels import student_inputs
 from .reader import TeacherCacheDataset, split_rows
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "split_rows",
+    "student_inputs",
 ]
 
 
@@ -51,7 +53,7 @@ def load_fashion_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Student inputs for one split: images float32 ``[N, 28, 28, 1]`` in [0, 1], labels int32."""
     images, labels = _load_raw(split, data_dir)
-    return (images.astype(np.float32) / 255.0)[..., None], labels.astype(np.int32)
+    return student_inputs(images), labels.astype(np.int32)
 
 
 #: File name of the Fashion-MNIST teacher cache shipped inside this package.

@@ -15,6 +15,8 @@ from cache_tools.augment import augment_batch
 from cache_tools.datasets import load_dataset
 from cache_tools.format import SAMPLE_ROWS, TeacherCache
 
+from .pixels import student_inputs
+
 TARGETS = ("kd", "label")
 
 
@@ -303,9 +305,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
                                                       self.fresh_seeds[rows]))
         else:
             pixels = self.replay_views(rows, views)
-        x = pixels.astype(np.float32) / 255.0
-        if x.ndim == 3:  # grey: one channel
-            x = x[..., None]
+        x = student_inputs(pixels)
         if self.targets == "label":
             return x, self.labels[rows]
         if self.teacher is None:
