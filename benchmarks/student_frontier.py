@@ -62,10 +62,20 @@ MODES = {"kd": 0.5, "ce": 1.0, "feat": 0.5}  # alpha of each mode
 SNRS = [0.0, 10.0]
 
 
+#: How the caches of every run before runs recorded it stored the teacher: float16 logits.
+LOGITS = "logits topk=0 rank=0 bits=0"
+
+
+def soft_labels(cache: TeacherCache) -> str:
+    """How ``cache`` stores the teacher's outputs: a compressed cache is another measurement."""
+    spec = cache.spec
+    return f"{spec.probs} topk={spec.topk} rank={spec.rank} bits={spec.bits}"
+
+
 def run_key(run: dict) -> tuple:
     """What makes two runs the same measurement."""
     return (run["mode"], run["seed"], run["epochs"], run.get("feature_weight"),
-            run.get("teacher"), run.get("feature_storage"))
+            run.get("teacher"), run.get("feature_storage"), run.get("soft_labels", LOGITS))
 
 
 def same_rows_and_views(cache: TeacherCache, reference: TeacherCache,
@@ -240,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs = results["students"][name]["runs"]
                 weight = args.feature_weight if mode == "feat" else None
                 storage = feature_cache.spec.features if mode == "feat" else None
+                stored = soft_labels(feature_cache if mode == "feat" else cache)
                 done = next((r for r in runs if run_key(r) == (
-                    mode, seed, args.epochs, weight, teacher, storage)), None)
+                    mode, seed, args.epochs, weight, teacher, storage, stored)), None)
                 if done is not None and (done.get("test_accuracy") or not args.test):
                     continue
                 features = {}
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                        "steps_per_epoch": steps, "train_seconds": seconds,
                        "val_accuracy": val, "test_accuracy": test_accuracy,
                        "feature_weight": weight, "teacher": teacher,
-                       "feature_storage": storage}
+                       "feature_storage": storage, "soft_labels": stored}
                 if done is not None:
                     runs.remove(done)
                 runs.append(run)

@@ -76,3 +76,16 @@ def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeyp
     assert entry["params"]["link"] == 15170 and entry["macs"]["link"] == 115368
     assert results["teachers"][shipped]["params"] == 3383818
     assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_runs_are_keyed_by_how_the_cache_stores_the_teacher(tiny_cache, tmp_path):
+    shipped = TeacherCache(default_teacher_cache())
+    # every run before the key recorded it trained from float16 logits, as the shipped cache
+    assert bench.soft_labels(shipped) == bench.LOGITS
+    old = {"mode": "kd", "seed": 0, "epochs": 5, "teacher": "77a963a93e4e"}
+    assert bench.run_key(old) == bench.run_key({**old, "soft_labels": bench.LOGITS})
+    topk = extract(tt.make_vit(tmp_path / "teacher"), tmp_path / "k.h5", limit=8, views=1,
+                   topk=2, batch_size=8)
+    stored = bench.soft_labels(TeacherCache(topk))
+    assert stored == "topk topk=2 rank=0 bits=0"
+    assert bench.run_key({**old, "soft_labels": stored}) != bench.run_key(old)
