@@ -269,5 +269,8 @@ def equalize(
         denom = gain + noise
     else:
         denom = tf.maximum(gain, tf.cast(_GAIN_FLOOR, gain.dtype))
-    x_hat = tf.math.conj(h_hat) * y / tf.cast(denom, y.dtype)
+    # tf.complex rather than a cast: the gradient of a real-to-complex cast casts a complex
+    # gradient back to real, and TensorFlow warns of a discarded imaginary part at each trace
+    real = tf.cast(denom, y.dtype.real_dtype)
+    x_hat = tf.math.conj(h_hat) * y / tf.complex(real, tf.zeros_like(real))
     return x_hat, noise / denom
