@@ -49,11 +49,11 @@ def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> 
     train_rows, val_rows = split_rows(cache.num_samples, VAL_IMAGES, VAL_SEED)
     probe = TeacherCacheDataset(cache, rows=train_rows)
     out = {"train_rows": train_rows, "steps": len(probe), "input_shape": probe.input_shape,
-           "x_val": student_inputs(probe.images[probe.index[val_rows]])[:limit],
-           "y_val": probe.labels[val_rows][:limit]}
+           "x_val": student_inputs(probe.images[probe.index[val_rows[:limit]]]),
+           "y_val": probe.labels[val_rows[:limit]]}
     if test:
         images, labels, _ = load_dataset(cache.spec.dataset, "test")
-        out["x_test"] = student_inputs(images[:])[:limit]
+        out["x_test"] = student_inputs(images[:limit])
         out["y_test"] = np.asarray(labels).astype(np.int64)[:limit]
     return out
 

@@ -18,11 +18,12 @@ Two experiments on what moves the frontier: mode ``feat`` distils the
 teacher's pooled features as well (``--feature-cache``: the shipped cache's
 rows and views extracted again with ``--features``; ``--feature-weight``
 gamma), and ``--cache`` trains from another teacher's cache of the same rows
-and views (a stronger teacher); the plot shows the shipped teacher's kd and
-ce runs only.
+and views (a stronger teacher, or the shipped one's outputs compressed); the
+plot shows the shipped cache's kd and ce runs only.
 
 Runs accumulate in the results file (keyed by student, mode, seed, epochs,
-feature weight and storage, and teacher; a save merges with what other processes wrote),
+feature weight and storage, teacher and soft-label storage; a save merges with
+what other processes wrote),
 so seeds and final test runs can be added later without repeating the sweep:
 
     python benchmarks/student_frontier.py [--epochs 5] [--seeds 0] [--students NAME ...]
@@ -55,6 +56,7 @@ STUDENTS = {
     "conv-w32": {"width": 32, "separable": False, "hidden_units": (256,)},
     "conv-w16": {"width": 16, "separable": False, "hidden_units": (256,)},
     "sep-w48-h128": {"width": 48, "separable": True, "hidden_units": (128,)},
+    "sep-w36-h128": {"width": 36, "separable": True, "hidden_units": (128,)},
     "conv-w8": {"width": 8, "separable": False, "hidden_units": (256,)},
     "sep-w8-h64": {"width": 8, "separable": True, "hidden_units": (64,)},
 }
@@ -62,12 +64,13 @@ MODES = {"kd": 0.5, "ce": 1.0, "feat": 0.5}  # alpha of each mode
 SNRS = [0.0, 10.0]
 
 
-#: How the caches of every run before runs recorded it stored the teacher: float16 logits.
+#: Soft-label storage of every run recorded before this key existed: float16 logits.
 LOGITS = "logits topk=0 rank=0 bits=0"
 
 
 def soft_labels(cache: TeacherCache) -> str:
-    """How ``cache`` stores the teacher's outputs: a compressed cache is another measurement."""
+    """How ``cache`` stores the teacher's outputs: a compressed cache is another measurement
+    (``ce`` runs read none of it, but are keyed by it too: one key for every mode)."""
     spec = cache.spec
     return f"{spec.probs} topk={spec.topk} rank={spec.rank} bits={spec.bits}"
 
@@ -125,7 +128,8 @@ def plot(results: dict, path: Path, epochs: int) -> None:
                 for student in results["students"].values():
                     runs = [r for r in student["runs"]
                             if r["mode"] == mode and r["epochs"] == epochs
-                            and r.get("teacher", results["teacher"]) == results["teacher"]]
+                            and r.get("teacher", results["teacher"]) == results["teacher"]
+                            and r.get("soft_labels", LOGITS) == LOGITS]
                     if runs:
                         acc = np.mean([r["val_accuracy"][SNRS.index(snr)] for r in runs])
                         pts.append((student[key]["link"], acc))
@@ -155,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["kd", "ce"])
     parser.add_argument("--cache", default=None, metavar="FILE",
                         help="train from another teacher's cache of the same rows and views "
-                             "(default: the shipped Lite0 cache); runs are keyed by teacher")
+                             "(default: the shipped Lite0 cache); runs are keyed by teacher "
+                             "and by how the cache stores its outputs")
     parser.add_argument("--feature-cache", default=None, metavar="FILE",
                         help="mode feat: the training cache's teacher, rows and views "
                              "extracted again with pooled features (tosc-cache extract ... "

@@ -55,6 +55,7 @@ from tosc_sionna.data import (  # noqa: E402
     DatasetNotFoundError,
     TeacherCache,
     TeacherCacheDataset,
+    decoded_pixels,
     default_teacher_cache,
     load_dataset,
     split_rows,
@@ -140,10 +141,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def evaluation_split(data: TeacherCacheDataset, args: argparse.Namespace) -> tuple[Any, np.ndarray]:
-    """The evaluation split of the cache's dataset, read as the cache's was: its uint8
-    pixels as the dataset stores them (a memory map for large splits; the sweep converts
-    one batch at a time) and int32 labels."""
+def evaluation_split(
+    data: TeacherCacheDataset, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation split of the cache's dataset, read as the cache's was: uint8 pixels
+    (a Hugging Face dataset's decoded once, into a memory map: the sweep reads them ~40
+    times and converts one batch at a time to floats) and int32 labels."""
     spec = data.cache.spec
     images, labels, names = load_dataset(spec.dataset if args.dataset is None else args.dataset,
                                          args.test_split, args.data_dir,
@@ -152,7 +155,7 @@ def evaluation_split(data: TeacherCacheDataset, args: argparse.Namespace) -> tup
         raise ValueError(f"The {args.test_split} split's classes differ from the cache's.")
     if args.quick:
         images, labels = images[:2000], labels[:2000]
-    return images, np.asarray(labels).astype(np.int32)
+    return decoded_pixels(images), np.asarray(labels).astype(np.int32)
 
 
 def validation_split(data: TeacherCacheDataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -238,3 +238,31 @@ def test_lmmse_error_variance_without_cancellation_at_high_snr():
         sionna_config.precision = old
     np.testing.assert_allclose(err32.numpy(), err64.numpy(), rtol=1e-3)
     assert np.all(np.isfinite(no_eff))
+
+
+@pytest.mark.parametrize("equalizer", ["lmmse", "zf"])
+def test_equalizer_gradient_is_exact_and_quiet(equalizer, caplog):
+    # the gradient through the estimate (the pilots' part of the grid is connected to the
+    # encoder's symbols) once logged "discard the imaginary part" at every training trace
+    from tosc_sionna.channels.base import equalize
+
+    rng = np.random.default_rng(0)
+    parts = tf.Variable(rng.normal(size=(2, 5)))  # Re, Im of h_hat, float64
+    y = tf.constant(rng.normal(size=5) + 1j * rng.normal(size=5))
+    err_var, no = tf.constant(0.1, tf.float64), tf.constant(0.2, tf.float64)
+
+    def loss(p):
+        x_hat, no_eff = equalize(y, tf.complex(p[0], p[1]), err_var, no, equalizer)
+        return tf.reduce_sum(tf.math.real(x_hat) + 2 * tf.math.imag(x_hat)) + tf.reduce_sum(no_eff)
+
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        with tf.GradientTape() as tape:
+            value = loss(parts)
+        grad = tape.gradient(value, parts).numpy()
+    assert not [r for r in caplog.records if "imaginary part" in r.getMessage()]
+    numeric = np.zeros_like(grad)
+    for i in np.ndindex(grad.shape):  # central differences in float64
+        step = np.zeros(grad.shape)
+        step[i] = 1e-6
+        numeric[i] = (loss(parts + step) - loss(parts - step)).numpy() / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)

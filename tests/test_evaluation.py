@@ -1,11 +1,12 @@
 """Accuracy-vs-SNR sweep and plot, on a real (quickly trained) link."""
 
+import h5py
 import keras
 import numpy as np
 import pytest
 
 import tosc_sionna as ts
-from tosc_sionna.data import load_dataset, load_fashion_mnist, student_inputs
+from tosc_sionna.data import load_dataset, load_fashion_mnist
 from tosc_sionna.evaluation import (
     accuracy_vs_snr,
     format_table,
@@ -92,7 +93,7 @@ class SliceRecorder:
         return self.pixels[index]
 
 
-def test_sweep_of_uint8_pixels_reads_one_batch_at_a_time(trained):
+def test_sweep_of_uint8_pixels_reads_one_batch_at_a_time(trained, tmp_path):
     # an ImageNet-size split must not be converted to float32 whole: the sweep reads and
     # converts a batch at a time, and gives the numbers the float images give
     link, _ = trained
@@ -107,19 +108,26 @@ def test_sweep_of_uint8_pixels_reads_one_batch_at_a_time(trained):
     ts.set_seed(4)
     x = load_fashion_mnist("test")[0][:1100]
     assert accuracy_vs_snr(link, x, y, [0.0, 10.0], draws=2, batch_size=256) == from_pixels
-
-
-def test_student_inputs():
-    pixels = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)  # [1, 2, 2] grey
-    x = student_inputs(pixels)
-    assert x.dtype == np.float32 and x.shape == (1, 2, 2, 1)
-    np.testing.assert_allclose(x[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
-    colour = np.full((2, 3, 3, 3), 0.5, dtype=np.float64)  # floats: already scaled
-    x = student_inputs(colour)
-    assert x.dtype == np.float32 and x.shape == (2, 3, 3, 3)
-    np.testing.assert_array_equal(x, 0.5)
-    with pytest.raises(TypeError, match="uint8 pixels"):
-        student_inputs(pixels.astype(np.int64))
+    # ... and the numbers of a sweep by hand over the whole float array (the sweep before
+    # it read batches): the results files stay reproducible
+    ts.set_seed(4)
+    by_hand = []
+    for snr in (0.0, 10.0):
+        link.set_eval_snr(snr)
+        by_hand.append([float(np.mean(np.argmax(link.predict(x, batch_size=256, verbose=0),
+                                                -1) == y)) for _ in range(2)])
+    assert by_hand == from_pixels["accuracy_draws"]
+    # a memory map and an h5py dataset of the same pixels give the same numbers
+    memmap = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8,
+                                       shape=pixels.pixels.shape)
+    memmap[:] = pixels.pixels
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["x"] = pixels.pixels
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        for stored in (memmap, f["x"]):
+            ts.set_seed(4)
+            assert accuracy_vs_snr(link, stored, y, [0.0, 10.0], draws=2,
+                                   batch_size=256) == from_pixels
 
 
 def test_wilson_interval_against_the_formula():

@@ -73,7 +73,7 @@ class _InputBatches(keras.utils.PyDataset):
 
 def accuracy_vs_snr(
     link: Any,
-    images: np.ndarray,
+    images: Any,
     labels: np.ndarray,
     snr_db: Sequence[float],
     draws: int = 3,
@@ -110,7 +110,8 @@ def accuracy_vs_snr(
 
     Parameters
     ----------
-    link : TaskOrientedLink (or any model with ``set_eval_snr`` and ``predict``)
+    link : TaskOrientedLink (or any Keras model with ``set_eval_snr``)
+        Its ``predict`` is given a ``keras.utils.PyDataset`` of the batches.
     images : [N, H, W(, C)], uint8 pixels or float in [0, 1]
         Any array-like read in slices of ``batch_size`` (a NumPy array, a memory
         map, an h5py dataset): only one batch at a time is converted to float32
@@ -122,6 +123,7 @@ def accuracy_vs_snr(
     draws : int, (default 3)
         Channel realizations per SNR (>= 1).
     batch_size : int, (default 500)
+        Images per batch read, converted and predicted (>= 1).
     sample_encoder : bool, (default False)
         Sample the stochastic encoder at evaluation (needs ``link.encoder``
         with ``stochastic=True``); its ``sample_at_inference`` is restored

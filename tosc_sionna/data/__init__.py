@@ -25,7 +25,7 @@ from cache_tools.format import (
     TeacherCache,
 )
 
-from .pixels import student_inputs
+from .pixels import decoded_pixels, student_inputs
 from .reader import TeacherCacheDataset, split_rows
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "default_teacher_cache",
     "DatasetFormatError",
     "DatasetNotFoundError",
+    "decoded_pixels",
     "find_fashion_mnist",
     "load_dataset",
     "load_fashion_mnist",
