@@ -103,9 +103,11 @@ def machine() -> str:
 def merge_runs(mine: list[dict], theirs: list[dict], written: set,
                key: Callable[[dict], Any]) -> list[dict]:
     """One entry's runs after a merge: those on disk (``theirs``) that this process did not
-    measure again, then the ones it measured (their ``key`` is in ``written``)."""
-    return ([r for r in theirs if key(r) not in written]
+    measure again, then the ones it measured (their ``key`` is in ``written``); one run per
+    key, the last (a file may hold a run twice under keys a later parameter made equal)."""
+    runs = ([r for r in theirs if key(r) not in written]
             + [r for r in mine if key(r) in written])
+    return list({key(r): r for r in runs}.values())
 
 
 def save_merged(path: Path, results: dict, merge: Callable[[dict], None]) -> None:

@@ -160,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     written: set[tuple] = set()
 
     def merge(on_disk: dict) -> None:
-        merged = harness.merge_runs(results["runs"], on_disk.get("runs", []), written, key)
-        # one run per key: a setting written with and without a later-added parameter at
-        # its default is the same run (the last one written stays)
-        results["runs"] = list({key(r): r for r in merged}.values())
+        # a setting written with and without a later-added parameter at its default is the
+        # same run: merge_runs keeps one
+        results["runs"] = harness.merge_runs(results["runs"], on_disk.get("runs", []),
+                                             written, key)
         results["summary"] = summary(
             [r for r in results["runs"] if r["epochs"] == args.epochs], list(GRID))
 

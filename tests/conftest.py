@@ -26,3 +26,20 @@ def unit_symbols(batch: int, n: int, seed: int = 0) -> np.ndarray:
 def to_complex(x) -> np.ndarray:
     x = np.asarray(x)
     return x[:, 0::2] + 1j * x[:, 1::2]
+
+
+class SliceRecorder:
+    """Images that can only be read in slices, recording each slice's length: a stand-in
+    for a split decoded on every read (a Hugging Face dataset's)."""
+
+    def __init__(self, pixels):
+        self.pixels, self.reads = pixels, []
+
+    def __len__(self):
+        return len(self.pixels)
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError("read in slices only")
+        self.reads.append(len(self.pixels[index]))
+        return self.pixels[index]

@@ -52,6 +52,10 @@ def test_merge_keeps_other_processes_runs_and_replaces_only_what_this_one_measur
     mine = [{"seed": 0, "v": "stale"}, {"seed": 1, "v": "mine"}]
     merged = bench.harness.merge_runs(mine, theirs, {1}, key)
     assert merged == [{"seed": 0, "v": "disk"}, {"seed": 1, "v": "mine"}]
+    # a run the file holds twice (keys a later parameter made equal): one stays, the last
+    twice = [{"seed": 0, "v": "old"}, {"seed": 2, "v": "disk"}, {"seed": 0, "v": "new"}]
+    assert bench.harness.merge_runs([], twice, set(), key) == [
+        {"seed": 0, "v": "new"}, {"seed": 2, "v": "disk"}]
 
 
 def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeypatch):

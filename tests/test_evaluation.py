@@ -4,6 +4,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import SliceRecorder
 
 import tosc_sionna as ts
 from tosc_sionna.data import load_dataset, load_fashion_mnist
@@ -75,22 +76,6 @@ def test_sweep_rejects_bad_input(trained):
         accuracy_vs_snr(link, x[:10], y[:10], [0.0], batch_size=0)
     with pytest.raises(TypeError, match="uint8 pixels"):
         accuracy_vs_snr(link, (x[:10] * 255).astype(np.int32), y[:10], [0.0])
-
-
-class SliceRecorder:
-    """uint8 pixels that can only be read in slices, recording each slice's length."""
-
-    def __init__(self, pixels):
-        self.pixels, self.reads = pixels, []
-
-    def __len__(self):
-        return len(self.pixels)
-
-    def __getitem__(self, index):
-        if not isinstance(index, slice):
-            raise TypeError("read in slices only")
-        self.reads.append(len(self.pixels[index]))
-        return self.pixels[index]
 
 
 def test_sweep_of_uint8_pixels_reads_one_batch_at_a_time(trained, tmp_path):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import SliceRecorder
 
 from tosc_sionna.data import decoded_pixels, student_inputs
 
@@ -23,28 +24,13 @@ def test_student_inputs():
             student_inputs(bad)
 
 
-class DecodedOnRead:
-    """uint8 images decoded (counted) on every slice, as a Hugging Face dataset's are."""
-
-    def __init__(self, pixels):
-        self.pixels, self.decoded = pixels, 0
-
-    def __len__(self):
-        return len(self.pixels)
-
-    def __getitem__(self, index):
-        out = self.pixels[index]
-        self.decoded += len(out)
-        return out
-
-
 def test_lazily_decoded_images_are_decoded_once():
     pixels = np.random.default_rng(0).integers(0, 256, (2500, 4, 5, 3), dtype=np.uint8)
-    lazy = DecodedOnRead(pixels)
+    lazy = SliceRecorder(pixels)
     out = decoded_pixels(lazy, block=1000)
     assert isinstance(out, np.memmap) and out.dtype == np.uint8 and out.shape == pixels.shape
     np.testing.assert_array_equal(out, pixels)
-    assert lazy.decoded == 2500 + 1  # every image once, and the first to learn the shape
+    assert sum(lazy.reads) == 2500 + 1  # every image once, and the first to learn the shape
     out[:10].sum()  # reading again decodes nothing
-    assert lazy.decoded == 2501
+    assert sum(lazy.reads) == 2501
     assert decoded_pixels(pixels) is pixels  # arrays and memory maps as they are
