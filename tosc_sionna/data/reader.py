@@ -97,8 +97,8 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         ``fresh_views`` it sets the share of clean views (view 0); every
         other draw gets a fresh crop and flip.
     targets : "kd" (default) | "label"
-        ``"kd"``: float32 ``[batch, 1 + C]``, column 0 the label and columns
-        ``1..C`` the reconstructed teacher distribution of that view;
+        ``"kd"``: a dict of targets for
+        :class:`~tosc_sionna.training.DistillationTrainer` (see Output);
         ``"label"``: int32 labels ``[batch]``.
     data_dir : str or None
         Where to look for the dataset (see :func:`tosc_sionna.data.load_fashion_mnist`).
@@ -134,8 +134,8 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         cached run. Needs ``targets="kd"`` and not ``labelled_only``.
     features : bool, (default False)
         Also serve the teacher's pooled features of each view for feature
-        distillation: ``x`` becomes ``(images, features)`` (see
-        :class:`~tosc_sionna.TaskOrientedLink`'s ``feature_dim``). The cache
+        distillation: the targets gain ``"features"`` (see
+        :class:`~tosc_sionna.training.DistillationTrainer`'s ``feature_dim``). The cache
         must store them (``tosc-cache extract --features``); not with an
         online ``teacher`` (its features are not computed).
     fresh_views : bool, (default True)
@@ -150,11 +150,15 @@ class TeacherCacheDataset(keras.utils.PyDataset):
 
     Output (per batch)
     ------------------
-    x : [batch, H, W, C], float32, or (that, [batch, D] float32)
-        The augmented view, scaled to [0, 1] (C = 1 for grey images); with
-        ``features`` also the teacher's pooled features of that view.
-    y : [batch, 1 + C] float32 or [batch] int32
-        See ``targets``.
+    x : [batch, H, W, C], float32
+        The augmented view, scaled to [0, 1] (C = 1 for grey images).
+    y : dict (``targets="kd"``) or [batch] int32 (``targets="label"``)
+        ``"label"``: int32 ``[batch]``, the true class, -1 where the row is
+        unlabelled; ``"labelled"``: float32 ``[batch]``, 1 where the label may
+        be used, else 0; ``"teacher"``: float32 ``[batch, C]``, the teacher's
+        distribution of that view (reconstructed from the cache, or computed
+        by an online ``teacher``); with ``features``, ``"features"``: float32
+        ``[batch, D]``, the teacher's pooled features of that view.
     """
 
     def __init__(
@@ -295,7 +299,7 @@ class TeacherCacheDataset(keras.utils.PyDataset):
     def __len__(self) -> int:
         return math.ceil(len(self.rows) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range [0, {len(self)}).")
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
@@ -315,10 +319,12 @@ class TeacherCacheDataset(keras.utils.PyDataset):
             if probs.shape != (len(rows), self.num_classes):
                 raise ValueError(f"teacher gave {probs.shape} for {len(rows)} views; expected "
                                  f"{(len(rows), self.num_classes)}.")
-        labels = np.where(self.labelled[rows], self.labels[rows], -1).astype(np.float32)
-        y = np.concatenate([labels[:, None], probs], axis=1)
+        labelled = self.labelled[rows]
+        y = {"label": np.where(labelled, self.labels[rows], -1).astype(np.int32),
+             "labelled": labelled.astype(np.float32),
+             "teacher": probs.astype(np.float32, copy=False)}
         if self.features:
-            return (x, self.cache.teacher_features(rows, views)), y
+            y["features"] = np.asarray(self.cache.teacher_features(rows, views), np.float32)
         return x, y
 
     def on_epoch_end(self) -> None:
