@@ -2,7 +2,7 @@
 
 Writes a synthetic cache of 1,281,167 rows x 4 views x 1000 classes (top-10
 float16 probabilities with uint16 indices) through the real writer
-(:class:`cache_tools.format.CacheWriter`, shards of 64 rows as an extraction
+(:class:`tosc_cache.CacheWriter`, shards of 64 rows as an extraction
 with ``--batch-size 256 --views 4`` makes them), then in separate processes:
 
 * **finalize** under an open-file limit of 64 (``RLIMIT_NOFILE``): wall time,
@@ -67,8 +67,7 @@ def synthetic_topk(rows: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def spec_for(rows: int):
-    from cache_tools import augment
-    from cache_tools.format import CacheSpec
+    from tosc_cache import CacheSpec, augment
 
     return CacheSpec(
         teacher_id="synthetic-imagenet", teacher_digest="0" * 64, teacher_kind="classifier",
@@ -79,9 +78,8 @@ def spec_for(rows: int):
 
 
 def phase_write(work: Path, rows: int) -> dict:
-    from cache_tools import augment
-    from cache_tools.datasets import row_hashes
-    from cache_tools.format import CacheWriter
+    from tosc_cache import CacheWriter, augment
+    from tosc_cache.integrity import row_hashes
 
     start = time.perf_counter()
     images = np.lib.format.open_memmap(work / "images.npy", "w+", np.uint8, (rows, 28, 28))
@@ -105,7 +103,7 @@ def phase_write(work: Path, rows: int) -> dict:
 
 
 def phase_finalize(work: Path, rows: int) -> dict:
-    from cache_tools.format import CacheWriter
+    from tosc_cache import CacheWriter
 
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     start = time.perf_counter()
@@ -120,7 +118,7 @@ def phase_reader(work: Path, repeats: int, cold: bool) -> dict:
     import keras
 
     import tosc_sionna as ts
-    from tosc_sionna.data import TeacherCacheDataset
+    from tosc_sionna.data import DataSource, TeacherCacheDataset
 
     imported_rss = peak_rss_mb()
     for name in ("images.npy", "cache.h5") if cold else ():  # ImageNet-size data is not cached
@@ -130,7 +128,7 @@ def phase_reader(work: Path, repeats: int, cold: bool) -> dict:
     images = np.load(work / "images.npy", mmap_mode="r")
     labels = np.load(work / "labels.npy")
     start = time.perf_counter()
-    data = TeacherCacheDataset(work / "cache.h5", images=images, labels=labels,
+    data = TeacherCacheDataset(work / "cache.h5", DataSource(images, labels),
                                batch_size=BATCH, seed=0)
     x, y = data[0]
     first_batch = time.perf_counter() - start

@@ -6,7 +6,7 @@ k, float16 logits, and the low-rank ``basis`` with 4-bit residuals for the k
 classes it ranks highest), measures
 the KL divergence from the full teacher distribution to its reconstruction
 after both are tempered exactly as training tempers them
-(:func:`cache_tools.compression.temper`: probabilities floored at 1e-12,
+(:func:`tosc_cache.probability.temper`: probabilities floored at 1e-12,
 ``p^(1/tau)`` renormalized), at tau = 1 and tau = 4: mean, 99th percentile and
 max in nats, and the mean and max times ``tau**2`` (the weight the
 distillation loss gives the KL). Bytes are stored bytes per sample per view,
@@ -37,28 +37,27 @@ from pathlib import Path
 
 import numpy as np
 
-from cache_tools.compression import (
+from tosc_cache.codecs import (
+    CALIBRATION_ROWS,
     basis_bytes,
     decode_basis,
     decode_topk,
     encode_basis,
     encode_topk,
-    fidelity,
     fit_basis,
     index_dtype,
-    softmax,
 )
-from cache_tools.format import CALIBRATION_ROWS
+from tosc_cache.probability import fidelity, softmax
 
 TEMPERATURES = (1.0, 4.0)
 
 
 def teacher_logits(model: str, limit: int, views: int, batch: int = 100) -> np.ndarray:
     """Logits ``[limit, views, C]`` of the teacher for the first train images' views."""
-    from cache_tools.augment import DEFAULT_AUGMENTATION, view_seeds
-    from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
     from cache_tools.extract import teacher_outputs
     from cache_tools.teachers import load_teacher
+    from tosc_cache.augment import DEFAULT_AUGMENTATION, view_seeds
+    from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
     teacher = load_teacher(model, class_names=list(FASHION_MNIST_CLASSES))
     images, _ = load_fashion_mnist("train")

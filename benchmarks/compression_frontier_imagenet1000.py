@@ -11,13 +11,13 @@ p-weighted residual energy.
 * ``scalar`` (the earlier prototype, NumPy here): per-value 1-D Lloyd
   (k-means) codebooks.
 * ``tcq`` (the cache mode, ``tosc-cache extract --tcq BYTES``,
-  :func:`cache_tools.compression.fit_tcq` / ``encode_tcq`` / ``decode_tcq``):
+  :func:`tosc_cache.codecs.fit_tcq` / ``encode_tcq`` / ``decode_tcq``):
   the same values trellis-coded (64-state TCQ, codebooks of 2^(b+1) levels
   refined by Viterbi passes and p-weighted centroids; the encoder weighs each
   value's error by the row's own KL weights), float16 basis.
 
 Fidelity is the tempered KL as training sees it
-(:func:`cache_tools.compression.tempered_kl`) at tau = 1 and 4. Two
+(:func:`tosc_cache.probability.tempered_kl`) at tau = 1 and 4. Two
 protocols: fit on rows 0..7999, evaluate on 8000..9999 (held out), and fit
 and evaluate on all 10,000 rows (a cache compressing its own rows; the cache
 mode fits on its first 16,384 views).
@@ -34,15 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cache_tools.compression import (
-    decode_tcq,
-    encode_tcq,
-    fit_tcq,
-    lloyd_levels,
-    softmax,
-    tcq_split,
-    tempered_kl,
-)
+from tosc_cache.codecs import decode_tcq, encode_tcq, fit_tcq, lloyd_levels, tcq_split
+from tosc_cache.probability import softmax, tempered_kl
 
 #: Lloyd-Max distortion of a unit Gaussian at 0..8 bits (allocation only).
 GAUSS_D = np.array([1, .3634, .1175, .03454, .0095, .0025, .00066, .00017, .00004])

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import transformers
 
-from cache_tools.augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
-from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-from cache_tools.extract import extract
+from cache_tools.extract import ExtractionOptions, extract
 from cache_tools.teachers import load_teacher
+from tosc_cache.augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
+from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 
 def make_teacher(path: Path, image_size: int) -> None:
@@ -88,8 +88,9 @@ def main() -> None:
         for repeat in range(args.repeats):  # interleaved, so drift hits both alike
             bare.append(bare_loop(model_dir, images, args.views, args.batch_size))
             begin = time.perf_counter()
-            extract(model_dir, Path(tmp) / f"cache{repeat}.h5", limit=args.limit,
-                    views=args.views, batch_size=args.batch_size, features="float16")
+            extract(ExtractionOptions(model_dir, Path(tmp) / f"cache{repeat}.h5",
+                                      limit=args.limit, views=args.views,
+                                      batch_size=args.batch_size, features="float16"))
             tool.append(time.perf_counter() - begin)
             print(f"repeat {repeat}: bare loop {bare[-1]:.2f} s, tool {tool[-1]:.2f} s", flush=True)
     images_done = args.limit * args.views

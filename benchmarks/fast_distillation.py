@@ -62,7 +62,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
-from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
+from tosc_sionna.data import (  # noqa: E402
+    LabelPolicy,
+    OnlineDistillation,
+    TeacherCache,
+    TeacherCacheDataset,
+    default_teacher_cache,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER = ROOT / "teachers" / "fashion-mnist-lite0"
@@ -102,9 +108,10 @@ class EpochTimes(keras.callbacks.Callback):
 def data_source(variant: str, cache: TeacherCache, rows: np.ndarray, seed: int,
                 teacher=None) -> TeacherCacheDataset:
     if variant == "ce-only":
-        return TeacherCacheDataset(cache, seed=seed, rows=rows, labelled_only=True)
+        return TeacherCacheDataset(cache, seed=seed, rows=rows, labelling=LabelPolicy(only=True))
     if variant == "online":
-        return TeacherCacheDataset(cache, seed=seed, rows=rows, teacher=teacher)
+        return TeacherCacheDataset(cache, seed=seed, rows=rows,
+                                   online=OnlineDistillation(teacher))
     return TeacherCacheDataset(cache, seed=seed, rows=rows, num_views=int(variant[-1]))
 
 

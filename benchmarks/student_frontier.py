@@ -48,7 +48,12 @@ import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
 from tosc_sionna import serving  # noqa: E402
-from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
+from tosc_sionna.data import (  # noqa: E402
+    LabelPolicy,
+    TeacherCache,
+    TeacherCacheDataset,
+    default_teacher_cache,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 #: name -> make_link size arguments
@@ -266,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "feature_weight": weight}
                 data = TeacherCacheDataset(feature_cache if mode == "feat" else cache,
                                            seed=seed, rows=train_rows,
-                                           labelled_only=mode == "ce", features=mode == "feat")
+                                           labelling=LabelPolicy(only=mode == "ce"),
+                                           features=mode == "feat")
                 link = build(name, cache.num_classes, seed, **features)
                 seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode])
                 val, test_accuracy = harness.evaluate(link, split, SNRS, draws, seed, args.test)

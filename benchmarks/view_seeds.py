@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cache_tools.augment import view_seeds
+from tosc_cache.augment import view_seeds
 
 
 def loop_view_seeds(base_seed: int, sample_indices: np.ndarray, num_views: int) -> np.ndarray:
@@ -57,7 +57,7 @@ def main() -> None:
 
     best = {name: min(ts) for name, ts in times.items()}
     result = {
-        "what": "cache_tools.augment.view_seeds: SeedSequence loop vs vectorized",
+        "what": "tosc_cache.augment.view_seeds: SeedSequence loop vs vectorized",
         "rows": args.rows,
         "views": args.views,
         "repeats": args.repeats,

@@ -18,9 +18,12 @@ import sys
 import time
 from typing import Any
 
-from . import __version__
+from tosc_cache import __version__
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+#: What to install for ``tosc-cache extract`` (torch first, pinned: a bare requirement may
+#: pull a multi-GB CUDA build).
+CACHE_INSTALL = "pip install torch==2.13.0 && pip install 'tosc-sionna[cache]'"
 
 
 class _Progress:
@@ -153,7 +156,7 @@ def _fidelity(cache: Any, temperatures: list[float]) -> dict[str, Any]:
     """
     import numpy as np
 
-    from .compression import format_temperature, logits_kl_bound
+    from tosc_cache.probability import format_temperature
 
     recorded = json.loads(cache.attrs.get("compression_fidelity", "{}"))
     out: dict[str, Any] = {}
@@ -165,8 +168,7 @@ def _fidelity(cache: Any, temperatures: list[float]) -> dict[str, Any]:
             mean, top = cache.attrs["compression_kl_mean"], cache.attrs["compression_kl_max"]
             out[key] = {"kl_mean": mean, "kl_max": top, "scaled_kl_mean": mean,
                         "scaled_kl_max": top, "source": "measured at extraction"}
-        elif cache.spec.probs == "logits":
-            bound = logits_kl_bound(cache.arrays["teacher/logits"], tau)
+        elif (bound := cache.spec.codec.kl_bound(cache.arrays, tau)) is not None:
             mean, top = float(np.mean(bound)), float(np.max(bound))
             out[key] = {"kl_mean": mean, "kl_max": top, "scaled_kl_mean": tau**2 * mean,
                         "scaled_kl_max": tau**2 * top,
@@ -177,7 +179,7 @@ def _fidelity(cache: Any, temperatures: list[float]) -> dict[str, Any]:
 
 
 def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
-    from .format import TeacherCache
+    from tosc_cache.reader import TeacherCache
 
     cache = TeacherCache(path, check_integrity=False, resident_bytes=0)  # metadata only
     spec = cache.spec
@@ -197,10 +199,10 @@ def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
         "views": spec.num_views, "seed": spec.seed, "augmentation": spec.augmentation,
         "preprocessing": spec.preprocessing,
         "compression": {"probs": spec.probs,
-                        "topk": spec.topk if spec.probs in ("topk", "basis", "tcq") else None,
-                        "rank": spec.rank if spec.probs in ("basis", "tcq") else None,
+                        "topk": spec.topk if spec.codec.uses_topk else None,
+                        "rank": spec.rank if spec.codec.uses_rank else None,
                         "features": spec.features, "feature_dim": spec.feature_dim,
-                        **({"bits": spec.bits} if spec.probs == "tcq" else {})},
+                        **({"bits": spec.bits} if spec.codec.uses_bits else {})},
         "classes": spec.class_names,
         "arrays": arrays,
         "bytes_per_sample_per_view": teacher_bytes / rows,
@@ -218,14 +220,12 @@ def _info(path: str, temperatures: list[float] | None = None) -> dict[str, Any]:
 
 def _print_info(info: dict[str, Any]) -> None:
     t, d, c = info["teacher"], info["dataset"], info["compression"]
-    probs = {
-        "topk": f"top-{c['topk']} probabilities (float16)",
-        "logits": "float16 logits",
-        "basis": f"rank-{c['rank']} logit basis (int8 coefficients) + 4-bit residuals of its "
-        f"top {c['topk']} classes",
-        "tcq": f"rank-{c['rank']} logit basis + residuals of its top {c['topk']} classes, "
-        f"trellis-coded in {c.get('bits')} bits",
-    }[c["probs"]]
+    from types import SimpleNamespace
+
+    from tosc_cache.codecs import get_codec
+
+    probs = get_codec(c["probs"]).describe(
+        SimpleNamespace(topk=c["topk"], rank=c["rank"], bits=c.get("bits")))
     lines = [
         f"file          {info['file']} ({info['file_bytes']:,} bytes)",
         f"format        v{info['format_version']} (tool {info['tool_version']}), "
@@ -265,29 +265,33 @@ def _print_info(info: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .datasets import DatasetFormatError, DatasetNotFoundError
-    from .format import CacheError, UsageError
+    from tosc_cache.datasets import DatasetFormatError, DatasetNotFoundError
+    from tosc_cache.errors import CacheError, MissingDependencyError, UsageError
 
     try:
         if args.command == "extract":
-            from .extract import extract
+            missing = _missing_teacher_side()
+            if missing:
+                print(f"tosc-cache: extract needs the teacher side ({missing} is not "
+                      f"installed): {CACHE_INSTALL}", file=sys.stderr)
+                return EXIT_USAGE
+            from .extract import ExtractionOptions, extract
 
+            options = ExtractionOptions(
+                model=args.model, out=args.out, dataset=args.dataset, split=args.split,
+                limit=args.limit, views=args.views, seed=args.seed,
+                topk=None if args.logits else ("auto" if args.topk is None else args.topk),
+                basis_rank=args.basis, tcq_bytes=args.tcq, features=args.features,
+                batch_size=args.batch_size, device=args.device, image_size=args.image_size,
+                kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
+                overwrite=args.overwrite, test_accuracy=args.test_accuracy,
+                image_column=args.image_column, label_column=args.label_column,
+                resize=args.resize, channels=args.channels, pad=args.pad,
+                flip=not args.no_flip, label_map=args.label_map,
+            )
             progress = _Progress(args.quiet, "extract")
             try:
-                path = extract(
-                    args.model, args.out, dataset=args.dataset, split=args.split,
-                    limit=args.limit, views=args.views, seed=args.seed,
-                    topk=None if args.logits else ("auto" if args.topk is None else args.topk),
-                    basis_rank=args.basis, tcq_bytes=args.tcq,
-                    features=args.features,
-                    batch_size=args.batch_size, device=args.device, image_size=args.image_size,
-                    kind=args.kind, data_dir=args.data_dir, head_from=args.head_from,
-                    overwrite=args.overwrite, test_accuracy=args.test_accuracy,
-                    progress=progress, image_column=args.image_column,
-                    label_column=args.label_column, resize=args.resize,
-                    channels=args.channels, pad=args.pad,
-                    flip=not args.no_flip, label_map=args.label_map,
-                )
+                path = extract(options, progress=progress)
             finally:
                 progress.close()
             if not args.quiet and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 writes
@@ -296,31 +300,41 @@ def main(argv: list[str] | None = None) -> int:
             info = _info(args.file, args.temperature)
             print(json.dumps(info, indent=2)) if args.json else _print_info(info)
         else:
-            from .datasets import load_dataset
-            from .format import TeacherCache
+            from tosc_cache.pairing import Checks, DataSource, pair
 
-            cache = TeacherCache(args.file, check_integrity="full")
+            # --dataset may point to where the data moved: the row hashes check that it
+            # holds the same images and labels as the split the cache names
+            paired = pair(args.file, DataSource(dataset=args.dataset, split=args.split,
+                                                data_dir=args.data_dir),
+                          Checks(integrity="full", rows="all"))
+            cache = paired.cache
             dataset = args.dataset or cache.spec.dataset
             split = args.split or cache.spec.split
-            images, labels, names = load_dataset(dataset, split, args.data_dir,
-                                                 **cache.read_options)
-            # the cache's name: --dataset may point to where the data moved; the row
-            # hashes check that it holds the same images and labels
-            cache.check_data(cache.spec.dataset, split, images, labels, rows="all",
-                             class_names=names)
             print(f"{args.file}: OK ({cache.num_samples:,} samples x {cache.num_views} views, "
                   f"integrity and {dataset}/{split} match verified)")
     except CacheError as err:
         print(f"tosc-cache: {err}", file=sys.stderr)
         return EXIT_INVALID
     except (FileNotFoundError, FileExistsError, DatasetNotFoundError, DatasetFormatError,
-            UsageError) as err:
+            UsageError, MissingDependencyError) as err:
         print(f"tosc-cache: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tosc-cache: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
     return EXIT_OK
+
+
+def _missing_teacher_side() -> str | None:
+    """The first of torch and transformers (the ``cache`` extra) that cannot be imported."""
+    import importlib
+
+    for name in ("torch", "transformers"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+    return None
 
 
 if __name__ == "__main__":

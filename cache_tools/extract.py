@@ -3,60 +3,52 @@
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .augment import augment_batch, check_augmentation, default_pad, view_seeds
-from .compression import (
-    FIDELITY_TEMPERATURES,
-    decode_basis,
-    decode_tcq,
-    decode_topk,
-    encode_basis,
-    encode_features,
-    encode_tcq,
-    encode_topk,
-    fit_basis,
-    fit_tcq,
-    softmax,
-    tcq_defaults,
-    tempered_kl,
-)
-from .datasets import DatasetFormatError, load_dataset, row_hash_digest, row_hashes
-from .format import (
-    SAMPLE_ROWS,
-    SHARED_TEACHER_ARRAYS,
-    CacheMismatchError,
-    CacheSpec,
-    CacheWriter,
-    TeacherCache,
-    UsageError,
-    basis_arrays,
-    calibration_rows,
-    differing_rows,
-    shared_teacher_arrays,
-    staging_dir,
-    tcq_arrays,
-)
+from tosc_cache import __version__
+from tosc_cache.augment import augment_batch, check_augmentation, default_pad, view_seeds
+from tosc_cache.codecs import tcq_defaults
+from tosc_cache.datasets import DatasetFormatError, load_dataset
+from tosc_cache.errors import CacheMismatchError, UsageError
+from tosc_cache.features import FEATURE_METHODS
+from tosc_cache.integrity import SAMPLE_ROWS, differing_rows, row_hash_digest, row_hashes
+from tosc_cache.reader import TeacherCache
+from tosc_cache.spec import CacheSpec, calibration_rows
+from tosc_cache.writer import CacheWriter, encode_rows, staging_dir
+
 from .head import fit_linear_head
 from .labels import LabelAlignment, LabelMismatchError, align_labels, read_label_map
-from .teachers import Teacher, load_teacher, teacher_description
+from .teachers import KINDS, Teacher, load_teacher, teacher_description
 
-#: progress(rows_done, rows_total) is called after each batch.
+#: progress(rows_done, rows_total) is called after each batch (on rank 0).
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BatchWritten:
+    """What :func:`extract` tells its ``on_batch`` callback after each batch it stored."""
+
+    #: This process's rank (0 in a one-process extraction).
+    rank: int
+    #: Batches this process has stored in this run (1 for its first).
+    batches: int
+    #: The rows ``[start, stop)`` of the batch just stored.
+    start: int
+    stop: int
+
+
+#: on_batch(BatchWritten) is called in every process right after each batch it stored.
+OnBatch = Callable[[BatchWritten], None]
 
 #: How long a process of a multi-process extraction waits at a barrier: rank 0
 #: may fit an encoder's head over the whole split while the others wait.
 BARRIER_TIMEOUT = timedelta(hours=12)
-#: Test-only hook: ``RANK:BATCHES`` makes the process of that rank SIGKILL itself
-#: right after writing its BATCHES-th batch (a real kill, mid-run, for the tests).
-TEST_KILL_ENV = "TOSC_CACHE_TEST_KILL_AFTER"
 
 
 class Processes:
@@ -122,49 +114,6 @@ def extraction_environment(device: str, world_size: int = 1) -> dict[str, Any]:
             "world_size": int(world_size)}
 
 
-def compress_batch(
-    spec: CacheSpec, logits: np.ndarray, features: np.ndarray | None,
-    shared: dict[str, np.ndarray] | None = None,
-) -> dict[str, np.ndarray]:
-    """Teacher outputs ``[rows, views, ...]`` -> the arrays a cache stores for them.
-
-    ``shared`` holds the per-cache arrays a ``basis`` compression encodes with
-    (:data:`~cache_tools.format.SHARED_TEACHER_ARRAYS`).
-    """
-    arrays: dict[str, np.ndarray] = {}
-    full = softmax(logits)
-    if spec.probs == "topk":
-        values, indices = encode_topk(logits, spec.topk)
-        arrays["teacher/topk_values"], arrays["teacher/topk_indices"] = values, indices
-        restored = decode_topk(values, indices, spec.num_classes)
-    elif spec.probs == "basis":
-        if shared is None:
-            raise ValueError("A basis compression needs the cache's basis (shared arrays).")
-        fitted = basis_arrays(shared)
-        codes, residuals = encode_basis(logits, fitted, spec.topk)
-        arrays["teacher/basis_coeffs"], arrays["teacher/basis_residuals"] = codes, residuals
-        restored = decode_basis(codes, residuals, fitted, spec.topk)
-    elif spec.probs == "tcq":
-        if shared is None:
-            raise ValueError("A tcq compression needs the cache's codebooks (shared arrays).")
-        fitted = tcq_arrays(shared)
-        arrays["teacher/tcq_codes"] = encode_tcq(logits, fitted, spec.bits)
-        restored = decode_tcq(arrays["teacher/tcq_codes"], fitted)
-    else:
-        arrays["teacher/logits"] = logits.astype(np.float16)
-        restored = softmax(arrays["teacher/logits"].astype(np.float32))
-    # what training sees: the reconstruction tempered as the loss tempers it
-    arrays["compression_kl"] = np.stack(
-        [tempered_kl(full, restored, tau) for tau in FIDELITY_TEMPERATURES], axis=-1
-    ).astype(np.float32)
-    if spec.features is not None:
-        values, scale = encode_features(features, spec.features)
-        arrays["teacher/features"] = values
-        if scale is not None:
-            arrays["teacher/features_scale"] = scale
-    return arrays
-
-
 def teacher_outputs(
     teacher: Teacher, images: np.ndarray, seeds: np.ndarray, augmentation: dict[str, Any],
     alignment: LabelAlignment | None = None,
@@ -185,101 +134,157 @@ def teacher_outputs(
     return logits, features
 
 
-def extract(
-    model: str | os.PathLike,
-    out: str | os.PathLike,
-    dataset: str = "fashion-mnist",
-    split: str = "train",
-    limit: int | None = None,
-    views: int = 1,
-    seed: int = 0,
-    topk: int | str | None = "auto",
-    basis_rank: int | None = None,
-    features: str | None = None,
-    batch_size: int = 64,
-    device: str = "cpu",
-    image_size: int | None = None,
-    kind: str = "auto",
-    data_dir: str | os.PathLike | None = None,
-    head_from: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    test_accuracy: bool = False,
-    progress: Progress | None = None,
-    image_column: str | None = None,
-    label_column: str | None = None,
-    resize: tuple[int, int] | None = None,
-    channels: int | None = None,
-    pad: int | None = None,
-    flip: bool = True,
-    label_map: str | os.PathLike | dict[str, str] | None = None,
-    tcq_bytes: int | None = None,
-) -> Path:
-    """Extract a teacher cache; see ``tosc-cache extract --help`` for the arguments.
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """Everything that defines one extraction (``tosc-cache extract``'s flags, by name).
+
+    ``model``: a local model directory or hub id; ``out``: the cache file to write.
 
     ``topk`` probabilities are kept (``"auto"``: 5, or all classes when
-    fewer); ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a rank-R
-    basis of the logits, fitted on the teacher's outputs for the first
+    fewer); ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a
+    rank-R basis of the logits, fitted on the teacher's outputs for the first
     ``CALIBRATION_ROWS`` logit rows (samples x views), plus the ``topk``
-    largest classes' residuals. ``tcq_bytes=B`` stores B bytes per row (sample and
-    view): a trellis-coded basis (rank ``basis_rank``, default 256) and residuals of
-    the ``topk`` (default 128) classes it ranks highest, fitted on the first
-    ``TCQ_CALIBRATION_ROWS`` logit rows. ``batch_size`` counts images per
-    teacher forward (rows x views). Re-running an interrupted extraction with
-    the same arguments resumes it and yields the same file. ``test_accuracy``
-    also runs the teacher over the (unaugmented) test split and records its
+    largest classes' residuals. ``tcq_bytes=B`` stores B bytes per row (sample
+    and view): a trellis-coded basis (rank ``basis_rank``, default 256) and
+    residuals of the ``topk`` (default 128) classes it ranks highest, fitted on
+    the first ``TCQ_CALIBRATION_ROWS`` logit rows. ``features`` also stores
+    pooled teacher features (``"float16"`` or ``"int8"``). ``batch_size``
+    counts images per teacher forward (rows x views). ``test_accuracy`` also
+    runs the teacher over the (unaugmented) test split and records its
     accuracy as the root attribute ``teacher_test_accuracy``.
 
     ``dataset`` is ``"fashion-mnist"``, a Hugging Face hub id, a folder saved
     with ``save_to_disk``, an image folder, or a ``datasets.Dataset``
-    (:func:`cache_tools.datasets.load_dataset`; ``image_column``,
+    (:func:`tosc_cache.datasets.load_dataset`; ``image_column``,
     ``label_column``, ``resize`` and ``channels`` say how to read it; a local
-    path is recorded absolute). The crop padding
-    ``pad`` defaults to :func:`~cache_tools.augment.default_pad` of the image
-    size; ``flip=False`` never mirrors (digits, text). A classifier teacher's
-    classes are aligned to the dataset's by name, or through ``label_map``
-    (a JSON file or dict, teacher class -> dataset class;
-    :mod:`cache_tools.labels`); other label sets are refused.
+    path is recorded absolute). The crop padding ``pad`` defaults to
+    :func:`~tosc_cache.augment.default_pad` of the image size; ``flip=False``
+    never mirrors (digits, text). A classifier teacher's classes are aligned
+    to the dataset's by name, or through ``label_map`` (a JSON file or dict,
+    teacher class -> dataset class; :mod:`cache_tools.labels`); other label
+    sets are refused. ``kind``, ``image_size``, ``head_from``: see
+    ``tosc-cache extract --help``.
+
+    What can be checked without the data and the teacher is checked on
+    construction (a :class:`~tosc_cache.errors.UsageError`); the rest (``limit``
+    against the split's size, the compression's settings against the number of
+    classes) when the extraction starts.
+    """
+
+    model: str | os.PathLike
+    out: str | os.PathLike
+    dataset: Any = "fashion-mnist"
+    split: str = "train"
+    limit: int | None = None
+    views: int = 1
+    seed: int = 0
+    topk: int | str | None = "auto"
+    basis_rank: int | None = None
+    tcq_bytes: int | None = None
+    features: str | None = None
+    batch_size: int = 64
+    device: str = "cpu"
+    image_size: int | None = None
+    kind: str = "auto"
+    data_dir: str | os.PathLike | None = None
+    head_from: str | os.PathLike | None = None
+    overwrite: bool = False
+    test_accuracy: bool = False
+    image_column: str | None = None
+    label_column: str | None = None
+    resize: tuple[int, int] | None = None
+    channels: int | None = None
+    pad: int | None = None
+    flip: bool = True
+    label_map: str | os.PathLike | dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be >= 1; got {self.limit}.")
+        if self.views < 1:
+            raise UsageError(f"--views must be >= 1; got {self.views}.")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1; got {self.batch_size}.")
+        if self.tcq_bytes is not None and self.tcq_bytes < 1:
+            raise UsageError(f"--tcq needs at least 1 byte per row; got {self.tcq_bytes}.")
+        if self.tcq_bytes and self.topk is None:
+            raise UsageError("--tcq stores top-k residuals: it cannot go with --logits.")
+        if self.basis_rank and self.topk is None:
+            raise UsageError("--basis stores top-k residuals: it cannot go with --logits.")
+        if self.features not in (None,) + FEATURE_METHODS:
+            raise UsageError(f"features must be None or one of {FEATURE_METHODS}; got "
+                             f"{self.features!r}.")
+        if self.kind not in KINDS:
+            raise UsageError(f"kind must be one of {KINDS}; got {self.kind!r}.")
+
+    @property
+    def read_options(self) -> dict[str, Any]:
+        """How the dataset is read (keyword arguments of
+        :func:`tosc_cache.datasets.load_dataset`)."""
+        return {"image_column": self.image_column, "label_column": self.label_column,
+                "resize": None if self.resize is None else [int(self.resize[0]),
+                                                            int(self.resize[1])],
+                "channels": self.channels}
+
+    def compression(self, num_classes: int) -> tuple[str, int, int, int]:
+        """``(probs, topk, rank, bits)`` of the cache spec, for ``num_classes`` classes."""
+        topk, rank = self.topk, self.basis_rank
+        if self.tcq_bytes:
+            default_rank, default_topk = tcq_defaults(num_classes)
+            topk = default_topk if topk == "auto" else topk
+            rank = rank or default_rank
+        if topk == "auto":
+            topk = min(5, num_classes)
+        probs = ("logits" if topk is None else "tcq" if self.tcq_bytes else "basis" if rank
+                 else "topk")
+        return probs, 0 if topk is None else int(topk), int(rank or 0), 8 * int(self.tcq_bytes or 0)
+
+
+def extract(
+    options: ExtractionOptions, progress: Progress | None = None, on_batch: OnBatch | None = None,
+) -> Path:
+    """Extract a teacher cache as ``options`` say; returns its path.
+
+    ``extract(ExtractionOptions(model, out, views=4, ...))`` is what ``tosc-cache
+    extract --model MODEL --out OUT --views 4 ...`` runs. ``progress(done,
+    total)`` is called on rank 0 after each batch; ``on_batch(BatchWritten)``
+    in every process right after each batch it stored (a batch stored is kept
+    by a resumed extraction, even if the process dies right after).
+    Re-running an interrupted extraction with the same options resumes it and
+    yields the same file.
 
     Under ``torchrun`` (WORLD_SIZE > 1) every process runs this function with
-    the same arguments: batch ``i`` of rows goes to the process of rank
+    the same options: batch ``i`` of rows goes to the process of rank
     ``i % WORLD_SIZE``, rank 0 alone fits what all share (an encoder's head, a
     basis) and finalizes once every process has written its batches; the
     others return the path without waiting for it. The cache is bit-identical
     to a one-process extraction on the same kind of device and thread count.
     """
-    if Path(out).exists() and not overwrite:  # before any teacher runs, on every process
-        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to "
-                              "replace it.")
-    processes = Processes(device)
+    if not isinstance(options, ExtractionOptions):
+        raise TypeError(f"extract takes an ExtractionOptions; got {type(options).__name__}.")
+    if Path(options.out).exists() and not options.overwrite:  # before any teacher runs
+        raise FileExistsError(f"{options.out} already exists; pass overwrite=True "
+                              "(--overwrite) to replace it.")
+    processes = Processes(options.device)
     try:
-        return _extract(
-            processes, model, out, dataset, split, limit, views, seed, topk, basis_rank,
-            features, batch_size, image_size, kind, data_dir, head_from, overwrite,
-            test_accuracy, progress, image_column, label_column, resize, channels, pad, flip,
-            label_map, tcq_bytes)
+        return _extract(processes, options, progress, on_batch)
     finally:
         processes.close()
 
 
 def _extract(
-    processes: Processes, model: str | os.PathLike, out: str | os.PathLike, dataset: str,
-    split: str, limit: int | None, views: int, seed: int, topk: int | str | None,
-    basis_rank: int | None, features: str | None, batch_size: int, image_size: int | None,
-    kind: str, data_dir: str | os.PathLike | None, head_from: str | os.PathLike | None,
-    overwrite: bool, test_accuracy: bool, progress: Progress | None,
-    image_column: str | None, label_column: str | None, resize: tuple[int, int] | None,
-    channels: int | None, pad: int | None, flip: bool,
-    label_map: str | os.PathLike | dict[str, str] | None, tcq_bytes: int | None = None,
+    processes: Processes, options: ExtractionOptions, progress: Progress | None,
+    on_batch: OnBatch | None,
 ) -> Path:
+    o = options
+    model, out, dataset, split, data_dir = o.model, o.out, o.dataset, o.split, o.data_dir
     device, rank = processes.device, processes.rank
-    read = {"image_column": image_column, "label_column": label_column,
-            "resize": None if resize is None else [int(resize[0]), int(resize[1])],
-            "channels": channels}
+    read = o.read_options
     if isinstance(dataset, (str, os.PathLike)) and Path(dataset).expanduser().exists():
         dataset = str(Path(dataset).expanduser().resolve())  # readable from anywhere
     try:
         images, labels, class_names = load_dataset(dataset, split, data_dir, **read)
-        if test_accuracy:  # before the long run: a missing test split fails now
+        if o.test_accuracy:  # before the long run: a missing test split fails now
             if not isinstance(dataset, str):
                 raise UsageError("--test-accuracy needs a dataset given by name (a "
                                  "datasets.Dataset object has no test split).")
@@ -289,48 +294,35 @@ def _extract(
             raise
         raise UsageError(str(err)) from err
     augmentation = check_augmentation({
-        "name": "crop_flip", "pad": default_pad(images.shape[1:3]) if pad is None else pad,
-        "flip": bool(flip)})
-    count = len(images) if limit is None else int(limit)
+        "name": "crop_flip", "pad": default_pad(images.shape[1:3]) if o.pad is None else o.pad,
+        "flip": bool(o.flip)})
+    count = len(images) if o.limit is None else int(o.limit)
     if not 1 <= count <= len(images):
-        raise UsageError(f"--limit must lie in [1, {len(images)}]; got {limit}.")
-    if views < 1:
-        raise UsageError(f"--views must be >= 1; got {views}.")
-    if tcq_bytes is not None and tcq_bytes < 1:
-        raise UsageError(f"--tcq needs at least 1 byte per row; got {tcq_bytes}.")
-    if tcq_bytes:
-        if topk is None:
-            raise UsageError("--tcq stores top-k residuals: it cannot go with --logits.")
-        default_rank, default_topk = tcq_defaults(len(class_names))
-        topk = default_topk if topk == "auto" else topk
-        basis_rank = basis_rank or default_rank
-    if topk == "auto":
-        topk = min(5, len(class_names))
-    if basis_rank and topk is None:
-        raise UsageError("--basis stores top-k residuals: it cannot go with --logits.")
+        raise UsageError(f"--limit must lie in [1, {len(images)}]; got {o.limit}.")
+    probs, topk, basis_rank, bits = o.compression(len(class_names))
     indices = np.arange(count, dtype=np.int64)
     try:
-        teacher = load_teacher(model, kind=kind, device=device, image_size=image_size,
+        teacher = load_teacher(model, kind=o.kind, device=device, image_size=o.image_size,
                                class_names=list(class_names))
     except ValueError as err:  # the model given cannot serve as a teacher: bad input
         raise UsageError(f"{model}: {err}") from err
     alignment = None
     if teacher.kind == "classifier":  # encoders and CLIP take the dataset's classes
         try:
-            mapping = (read_label_map(label_map) if isinstance(label_map, (str, os.PathLike))
-                       else label_map)
+            mapping = (read_label_map(o.label_map)
+                       if isinstance(o.label_map, (str, os.PathLike)) else o.label_map)
             alignment = align_labels(teacher.class_names, class_names, mapping)
         except LabelMismatchError as err:
             raise UsageError(f"{model}: {err}") from err
-    elif label_map is not None:
+    elif o.label_map is not None:
         raise UsageError(f"--label-map applies to classifier teachers; {model} is a "
                          f"{teacher.kind} teacher, which takes the dataset's classes.")
     if rank > 0:
         processes.barrier()  # rank 0 has staged the index: what all share is read from there
     hashes = _row_hashes(images, labels, indices, out, fit=rank == 0)
-    options = {k: v for k, v in read.items() if v is not None}
+    dataset_options = {k: v for k, v in read.items() if v is not None}
     if alignment is not None and not alignment.identity:
-        options.update(alignment.to_dict())
+        dataset_options.update(alignment.to_dict())
     described = teacher_description(teacher)
     feature_dim = teacher.feature_dim
     spec = CacheSpec(
@@ -342,40 +334,34 @@ def _extract(
         split=split,
         dataset_digest=row_hash_digest(hashes),
         num_samples=count,
-        num_views=int(views),
-        seed=int(seed),
+        num_views=int(o.views),
+        seed=int(o.seed),
         augmentation=augmentation,
         preprocessing=described["preprocessing"],
-        probs=("logits" if topk is None else "tcq" if tcq_bytes else "basis" if basis_rank
-               else "topk"),
-        topk=0 if topk is None else int(topk),
-        rank=int(basis_rank or 0),
-        bits=8 * int(tcq_bytes or 0),
-        features=features,
+        probs=probs,
+        topk=topk,
+        rank=basis_rank,
+        bits=bits,
+        features=o.features,
         feature_dim=feature_dim,
         teacher_params=teacher.num_params,
         extra={"prompt": described["prompt"]} if described["prompt"] else {},
-        dataset_options=options,
+        dataset_options=dataset_options,
     )
-    rows_per_batch = max(1, int(batch_size) // spec.num_views)
-    seeds = view_seeds(seed, indices, spec.num_views)
+    rows_per_batch = max(1, int(o.batch_size) // spec.num_views)
+    seeds = view_seeds(o.seed, indices, spec.num_views)
     static = {"sample_index": indices, "labels": labels[indices].astype(np.int64),
               "view_seeds": seeds, "row_hash": hashes}
     first = _FirstRows(images, count)  # the rows cached, read lazily
     fit = rank == 0
     if teacher.kind == "encoder":
         teacher.head = _encoder_head(teacher, first, labels[indices], split,
-                                     head_from, rows_per_batch, spec.num_classes, out, fit)
+                                     o.head_from, rows_per_batch, spec.num_classes, out, fit)
         static["head/weight"], static["head/bias"] = teacher.head
-    if spec.probs == "basis":
-        static.update(_calibrate_basis(
-            teacher, first, seeds, spec, rows_per_batch, out, fit, alignment))
-    elif spec.probs == "tcq":
-        static.update(_calibrate_tcq(
-            teacher, first, seeds, spec, rows_per_batch, out, fit, alignment))
+    static.update(_calibrate(teacher, first, seeds, spec, rows_per_batch, out, fit, alignment))
     # rank 0 alone records the environment (and says so when a resume runs in another)
     environment = extraction_environment(device, processes.world) if rank == 0 else None
-    writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=overwrite,
+    writer = CacheWriter(out, spec, static, batch_rows=rows_per_batch, overwrite=o.overwrite,
                          environment=environment)
     if rank == 0:
         processes.barrier()
@@ -385,9 +371,10 @@ def _extract(
             continue
         logits, feats = teacher_outputs(teacher, images[indices[start:stop]],
                                         seeds[start:stop], spec.augmentation, alignment)
-        writer.write(start, compress_batch(spec, logits, feats, writer.static_arrays))
+        writer.write(start, encode_rows(spec, logits, feats, writer.static_arrays))
         written, rows_written = written + 1, rows_written + stop - start
-        _test_kill(rank, written)
+        if on_batch is not None:
+            on_batch(BatchWritten(rank=rank, batches=written, start=start, stop=stop))
         if progress is not None and rank == 0:
             # the other processes' shards are not re-listed per batch: they keep pace with ours
             progress(min(count, rows_before + rows_written * processes.world), count)
@@ -398,37 +385,34 @@ def _extract(
         if progress is not None:
             progress(count, count)  # finalize checks that every row is there
     attrs = _accuracy_attrs(writer, spec, len(class_names))
-    if test_accuracy:
+    if o.test_accuracy:
         if spec.num_classes != len(class_names):
             raise UsageError("--test-accuracy needs a teacher whose classes are the dataset's.")
         attrs["teacher_test_accuracy"] = evaluate_teacher(
-            teacher, dataset, "test", data_dir, batch_size, alignment, read)
+            teacher, dataset, "test", data_dir, o.batch_size, alignment, read)
     return writer.finalize(attrs=attrs)
 
 
-def _calibrate_basis(
+def _calibrate(
     teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
     rows_per_batch: int, out: str | os.PathLike, fit: bool = True,
     alignment: LabelAlignment | None = None,
 ) -> dict[str, np.ndarray]:
-    """Fit the logit basis on the first samples' views (deterministic, so resumable).
+    """The compression's per-cache arrays (a basis, tcq codebooks), fitted by its codec on
+    the first samples' views (deterministic, so resumable); none for a compression that
+    fits nothing.
 
-    A resumed extraction reuses the basis stored with the interrupted one, as
+    A resumed extraction reuses the arrays stored with the interrupted one, as
     does every process but rank 0 (``fit=False``) of a multi-process one.
     """
-    stored = _staged(out, SHARED_TEACHER_ARRAYS, fit)
+    names = tuple(spec.shared_arrays())
+    if not names:
+        return {}
+    stored = _staged(out, names, fit)
     if stored is not None:
         return stored
     logits = _calibration_logits(teacher, images, seeds, spec, rows_per_batch, alignment)
-    rank = min(spec.rank, len(logits))
-    fitted = fit_basis(logits, rank, spec.topk)
-    if rank < spec.rank:  # fewer calibration rows than the rank: pad with unused directions
-        pad = spec.rank - rank
-        fitted["basis"] = np.concatenate(
-            [fitted["basis"], np.zeros((pad, spec.num_classes), np.float32)])
-        fitted["scale"] = np.concatenate([fitted["scale"], np.ones(pad, np.float32)])
-    return {"teacher/basis" if key == "basis" else f"teacher/basis_{key}": value
-            for key, value in fitted.items()}
+    return spec.codec.fit(logits, spec)
 
 
 def _calibration_logits(
@@ -443,22 +427,6 @@ def _calibration_logits(
                         alignment)[0]
         for i in range(0, rows, rows_per_batch)
     ]).reshape(-1, spec.num_classes)
-
-
-def _calibrate_tcq(
-    teacher: Teacher, images: np.ndarray, seeds: np.ndarray, spec: CacheSpec,
-    rows_per_batch: int, out: str | os.PathLike, fit: bool = True,
-    alignment: LabelAlignment | None = None,
-) -> dict[str, np.ndarray]:
-    """Fit a tcq compression's basis and codebooks on the first samples' views, as
-    :func:`_calibrate_basis` fits a basis (deterministic; staged, so resumable)."""
-    names = shared_teacher_arrays(spec)
-    stored = _staged(out, names, fit)
-    if stored is not None:
-        return stored
-    logits = _calibration_logits(teacher, images, seeds, spec, rows_per_batch, alignment)
-    fitted = fit_tcq(logits, spec.rank, spec.topk, spec.bits)
-    return {f"teacher/tcq_{key}": value for key, value in fitted.items()}
 
 
 def evaluate_teacher(
@@ -481,21 +449,11 @@ def _accuracy_attrs(writer: CacheWriter, spec: CacheSpec, dataset_classes: int) 
     """The teacher's accuracy on view 0 of this split (from the stored outputs)."""
     if spec.num_classes != dataset_classes:
         return {}  # the teacher's labels are not the dataset's
-    fitted = basis_arrays(writer.static_arrays) if spec.probs == "basis" else None
-    coded = tcq_arrays(writer.static_arrays) if spec.probs == "tcq" else None
-    top1 = []
+    codec, top1 = spec.codec, []
     for start in range(0, spec.num_samples, writer.batch_rows):  # one shard in memory at a time
         with np.load(writer._shard(start)) as shard:
-            if spec.probs == "topk":
-                top1.append(shard["teacher/topk_indices"][:, 0, 0])
-            elif spec.probs == "basis":
-                top1.append(decode_basis(shard["teacher/basis_coeffs"][:, 0],
-                                         shard["teacher/basis_residuals"][:, 0],
-                                         fitted, spec.topk).argmax(-1))
-            elif spec.probs == "tcq":
-                top1.append(decode_tcq(shard["teacher/tcq_codes"][:, 0], coded).argmax(-1))
-            else:
-                top1.append(shard["teacher/logits"][:, 0].argmax(-1))
+            view0 = {name: shard[name][:, 0] for name in codec.row_layout(spec)}
+            top1.append(codec.top1(view0, spec, writer.static_arrays))
     top1 = np.concatenate(top1)
     labels = writer.static_arrays["labels"]
     return {"teacher_accuracy": float(np.mean(top1.astype(np.int64) == labels))}
@@ -586,12 +544,3 @@ def _staged(
         raise RuntimeError(f"{stage}/index.npz lacks {list(names)}, which rank 0 stages before "
                            "the other processes start.")
     return None
-
-
-def _test_kill(rank: int, written: int) -> None:
-    """Test-only (:data:`TEST_KILL_ENV`): SIGKILL this process after its BATCHES-th batch."""
-    hook = os.environ.get(TEST_KILL_ENV)
-    if hook:
-        kill_rank, batches = (int(part) for part in hook.split(":"))
-        if rank == kill_rank and written == batches:
-            os.kill(os.getpid(), signal.SIGKILL)

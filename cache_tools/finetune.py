@@ -26,9 +26,10 @@ import numpy as np
 import torch
 import transformers
 
+from tosc_cache.augment import DEFAULT_AUGMENTATION, augment_batch
+from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+
 from . import efficientnet_lite
-from .augment import DEFAULT_AUGMENTATION, augment_batch
-from .datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 from .teachers import Preprocess, weights_digest
 
 

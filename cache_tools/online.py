@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .compression import softmax
-from .format import CacheMismatchError, TeacherCache
+from tosc_cache.errors import CacheMismatchError
+from tosc_cache.probability import softmax
+from tosc_cache.reader import TeacherCache
+
 from .labels import LabelAlignment, LabelMismatchError, align_labels
 from .teachers import DEFAULT_PROMPT, load_teacher
 
@@ -36,7 +38,7 @@ class OnlineTeacher:
     Loading checks that this is the teacher the cache was extracted with: the
     same classes (aligned to the dataset's as the cache records), the same
     weights (digest) and the same preprocessing; anything else is a
-    :class:`~cache_tools.format.CacheMismatchError` that says what differs.
+    :class:`~tosc_cache.errors.CacheMismatchError` that says what differs.
     Each call adds its forward time to :attr:`seconds` and its images to
     :attr:`images`. Torch keeps its own thread setting, as extraction does.
 
@@ -44,7 +46,7 @@ class OnlineTeacher:
     ----------
     model : str or path
         The teacher: a directory saved with ``save_pretrained`` (or a hub id).
-    cache : str, path or :class:`~cache_tools.format.TeacherCache`
+    cache : str, path or :class:`~tosc_cache.TeacherCache`
         The cache it stands in for: its teacher kind, classes, prompt (CLIP)
         and fitted head (encoder) are used.
     device : str, (default "cpu")
@@ -53,7 +55,7 @@ class OnlineTeacher:
     Input
     -----
     views : [batch, H, W] or [batch, H, W, C], uint8
-        Views of dataset images, as :func:`cache_tools.augment.augment_batch`
+        Views of dataset images, as :func:`tosc_cache.augment.augment_batch`
         makes them (the pixels the student sees, times 255).
 
     Output

@@ -49,10 +49,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
-from cache_tools.online import OnlineTeacher  # noqa: E402  (imports torch only when used)
 from tosc_sionna.data import (  # noqa: E402
     CacheError,
     DatasetNotFoundError,
+    DataSource,
+    LabelPolicy,
+    OnlineDistillation,
     TeacherCache,
     TeacherCacheDataset,
     decoded_pixels,
@@ -392,17 +394,20 @@ def main(argv: list[str] | None = None) -> int:
                 else args.val_fraction)
         train_rows, val_rows = (split_rows(opened.num_samples, held, args.val_seed)
                                 if held else (None, np.zeros(0, np.int64)))
-        teacher = (None if args.online_teacher is None
-                   else OnlineTeacher(args.online_teacher, opened))
+        teacher = None
+        if args.online_teacher is not None:  # the teacher side (torch), only when asked for
+            from cache_tools.online import OnlineTeacher
+
+            teacher = OnlineTeacher(args.online_teacher, opened)
 
         def training_data(seed: int) -> TeacherCacheDataset:
             # same rows and split for every seed; its own order, views, labelled subset
-            return TeacherCacheDataset(opened, batch_size=128, seed=seed,
-                                       data_dir=args.data_dir, dataset=args.dataset,
-                                       labelled_fraction=args.labelled_fraction,
-                                       labelled_only=args.no_teacher, rows=train_rows,
-                                       teacher=teacher,
-                                       features=args.feature_weight is not None)
+            return TeacherCacheDataset(
+                opened, DataSource(dataset=args.dataset, data_dir=args.data_dir),
+                batch_size=128, seed=seed, rows=train_rows,
+                labelling=LabelPolicy(args.labelled_fraction, only=args.no_teacher),
+                online=None if teacher is None else OnlineDistillation(teacher),
+                features=args.feature_weight is not None)
 
         data = training_data(seeds[0])
         x_test, y_test = evaluation_split(data, args)

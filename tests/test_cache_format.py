@@ -1,4 +1,4 @@
-"""Cache format v1, compression and augmentation (NumPy + h5py only)."""
+"""Cache format, compression and augmentation (NumPy + h5py only)."""
 
 import json
 from pathlib import Path
@@ -7,8 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cache_tools import augment, compression
-from cache_tools.format import (
+from tosc_cache import (
     FORMAT_VERSION,
     CacheCorruptError,
     CacheFormatError,
@@ -17,8 +16,12 @@ from cache_tools.format import (
     CacheSpec,
     CacheWriter,
     TeacherCache,
-    staging_dir,
+    augment,
+    codecs,
+    probability,
 )
+from tosc_cache import features as feature_codec
+from tosc_cache.writer import staging_dir
 
 CLASSES = [f"c{i}" for i in range(10)]
 
@@ -26,11 +29,11 @@ CLASSES = [f"c{i}" for i in range(10)]
 def test_topk_round_trip_error_bounded():
     rng = np.random.default_rng(0)
     logits = rng.normal(scale=4.0, size=(2000, 10))
-    full = compression.softmax(logits)
+    full = probability.softmax(logits)
     for k in (1, 3, 5, 10):
-        values, indices = compression.encode_topk(logits, k)
+        values, indices = codecs.encode_topk(logits, k)
         assert values.dtype == np.float16 and indices.dtype == np.uint8
-        restored = compression.decode_topk(values, indices, 10)
+        restored = codecs.decode_topk(values, indices, 10)
         np.testing.assert_allclose(restored.sum(-1), 1.0, rtol=1e-5)
         # the kept classes keep their probability (float16 rounding)
         kept = np.take_along_axis(restored, indices.astype(int), -1)
@@ -42,40 +45,40 @@ def test_topk_round_trip_error_bounded():
             np.put_along_axis(mask, indices.astype(int), False, -1)
             rest = restored[mask].reshape(len(full), 10 - k)
             np.testing.assert_allclose(rest, rest[:, :1] * np.ones_like(rest), rtol=1e-5)
-        kl = compression.kl_divergence(full, restored)
+        kl = probability.kl_divergence(full, restored)
         assert np.all(kl >= -1e-6)  # float32 rounding
         if k == 10:
             assert kl.max() < 1e-5
     # KL shrinks as k grows
-    kls = [compression.kl_divergence(
-        full, compression.decode_topk(*compression.encode_topk(logits, k), 10)).mean()
+    kls = [probability.kl_divergence(
+        full, codecs.decode_topk(*codecs.encode_topk(logits, k), 10)).mean()
         for k in (1, 3, 5, 10)]
     assert kls == sorted(kls, reverse=True)
 
 
 def test_index_dtype_is_smallest():
-    assert compression.index_dtype(10) == np.uint8
-    assert compression.index_dtype(256) == np.uint8
-    assert compression.index_dtype(257) == np.uint16
-    assert compression.index_dtype(1000) == np.uint16
-    assert compression.index_dtype(70000) == np.uint32
+    assert codecs.index_dtype(10) == np.uint8
+    assert codecs.index_dtype(256) == np.uint8
+    assert codecs.index_dtype(257) == np.uint16
+    assert codecs.index_dtype(1000) == np.uint16
+    assert codecs.index_dtype(70000) == np.uint32
 
 
 def test_logits_float16_and_features():
     rng = np.random.default_rng(1)
     features = rng.normal(size=(500, 64)).astype(np.float32) * rng.uniform(0.1, 10, (500, 1))
-    q, scale = compression.encode_features(features, "int8")
+    q, scale = feature_codec.encode_features(features, "int8")
     assert q.dtype == np.int8 and scale.dtype == np.float32
-    restored = compression.decode_features(q, scale)
+    restored = feature_codec.decode_features(q, scale)
     # symmetric int8: error at most half a step per row
     assert np.all(np.abs(restored - features) <= scale[:, None] / 2 + 1e-6)
-    h, none = compression.encode_features(features, "float16")
+    h, none = feature_codec.encode_features(features, "float16")
     assert none is None and h.dtype == np.float16
-    np.testing.assert_allclose(compression.decode_features(h, None), features, rtol=1e-3)
-    zero_q, zero_scale = compression.encode_features(np.zeros((2, 4)), "int8")
+    np.testing.assert_allclose(feature_codec.decode_features(h, None), features, rtol=1e-3)
+    zero_q, zero_scale = feature_codec.encode_features(np.zeros((2, 4)), "int8")
     assert np.all(zero_q == 0) and np.all(zero_scale == 1)
     with pytest.raises(ValueError, match="feature compression"):
-        compression.encode_features(features, "int4")
+        feature_codec.encode_features(features, "int4")
 
 
 def test_augmentation_deterministic_and_view0_identity():
@@ -122,8 +125,8 @@ def _static(spec):
 def _rows(spec, start, stop):
     rng = np.random.default_rng(start)
     logits = rng.normal(size=(stop - start, spec.num_views, 10))
-    values, indices = compression.encode_topk(logits, spec.topk)
-    q, scale = compression.encode_features(
+    values, indices = codecs.encode_topk(logits, spec.topk)
+    q, scale = feature_codec.encode_features(
         rng.normal(size=(stop - start, spec.num_views, 4)), "int8")
     return {"teacher/topk_values": values, "teacher/topk_indices": indices,
             "teacher/features": q, "teacher/features_scale": scale}
@@ -293,7 +296,7 @@ def test_incomplete_flag_refused(tmp_path):
 
 
 def test_row_hash_check_names_the_altered_rows(tmp_path):
-    from cache_tools.datasets import row_hash_digest, row_hashes
+    from tosc_cache.integrity import row_hash_digest, row_hashes
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 6, 5), dtype=np.uint8)
@@ -331,7 +334,7 @@ def test_row_hash_check_names_the_altered_rows(tmp_path):
 
 
 def test_environment_recorded_and_a_resume_elsewhere_warned(tmp_path):
-    from cache_tools.format import ResumedEnvironmentWarning
+    from tosc_cache import ResumedEnvironmentWarning
 
     spec = _spec()
     env = {"torch": "2.13.0", "device": "cpu", "threads": 2}
@@ -362,7 +365,7 @@ def test_finalize_streams_shards_under_a_low_open_file_limit(tmp_path):
         "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
         "sys.path.insert(0, sys.argv[2])\n"
         "import test_cache_format as t\n"
-        "from cache_tools.format import CacheWriter\n"
+        "from tosc_cache import CacheWriter\n"
         "spec = t._spec(num_samples=300)\n"
         "CacheWriter(sys.argv[1], spec, t._static(spec), batch_rows=1).finalize()\n"
     )
@@ -428,7 +431,7 @@ def _write_with_fidelity(path, spec, batch_rows=4):
     writer = CacheWriter(path, spec, _static(spec), batch_rows=batch_rows)
     for start, stop in writer.pending():
         rows = _rows(spec, start, stop)
-        kl = np.arange(len(compression.FIDELITY_TEMPERATURES), dtype=np.float32) + 1.0
+        kl = np.arange(len(probability.FIDELITY_TEMPERATURES), dtype=np.float32) + 1.0
         rows["compression_kl"] = np.broadcast_to(
             kl * (1 + start), (stop - start, spec.num_views, len(kl))).copy()
         writer.write(start, rows)
@@ -441,7 +444,7 @@ def test_fidelity_recorded_per_temperature_and_shown_by_info(tmp_path, capsys):
     path = _write_with_fidelity(tmp_path / "c.h5", _spec())
     cache = TeacherCache(path)
     recorded = json.loads(cache.attrs["compression_fidelity"])
-    j4 = compression.FIDELITY_TEMPERATURES.index(4.0)
+    j4 = probability.FIDELITY_TEMPERATURES.index(4.0)
     # rows 0-3 carry (j + 1) * 1, rows 4-7 (j + 1) * 5, rows 8-9 (j + 1) * 9: mean over 10 rows
     mean4 = (j4 + 1) * (4 * 1 + 4 * 5 + 2 * 9) / 10
     assert recorded["4"]["kl_mean"] == pytest.approx(mean4)
@@ -468,7 +471,7 @@ def test_info_on_a_logits_cache_bounds_unrecorded_temperatures(tmp_path, capsys)
     assert cli.main(["info", str(path), "--json", "--temperature", "4"]) == 0
     fid = json.loads(capsys.readouterr().out)["reconstruction_kl"]["4"]
     assert fid["source"].startswith("upper bound")
-    bound = compression.logits_kl_bound(logits.astype(np.float16), 4.0)
+    bound = codecs.logits_kl_bound(logits.astype(np.float16), 4.0)
     assert fid["kl_max"] == pytest.approx(bound.max())
 
 
@@ -509,29 +512,29 @@ def test_cli_exit_codes_usage_missing_and_crash(tmp_path, capsys, monkeypatch):
 
 def test_basis_cache_round_trip_and_version(tmp_path, capsys):
     from cache_tools import cli
-    from cache_tools.format import basis_arrays
+    from tosc_cache.codecs import basis_arrays
 
     spec = _spec(probs="basis", topk=3, rank=3, features=None)
     assert spec.format_version == _spec().format_version == FORMAT_VERSION == 3
     assert "rank" not in json.loads(_spec().to_json())  # version-1 specs unchanged
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(10, 2, 10)) @ np.diag(np.linspace(3, 0.1, 10))
-    fitted = compression.fit_basis(logits, 3, 3)
+    fitted = codecs.fit_basis(logits, 3, 3)
     static = {**_static(spec), "teacher/basis_mean": fitted["mean"],
               "teacher/basis": fitted["basis"], "teacher/basis_scale": fitted["scale"],
               "teacher/basis_step": fitted["step"]}
     writer = CacheWriter(tmp_path / "b.h5", spec, static, batch_rows=4)
     assert writer.spec.row_arrays() == ["teacher/basis_coeffs", "teacher/basis_residuals"]
     for start, stop in writer.pending():
-        codes, residuals = compression.encode_basis(logits[start:stop], fitted, 3)
+        codes, residuals = codecs.encode_basis(logits[start:stop], fitted, 3)
         writer.write(start, {"teacher/basis_coeffs": codes,
                              "teacher/basis_residuals": residuals})
     cache = TeacherCache(writer.finalize())
     assert cache.attrs["format_version"] == 3 and cache.spec == spec
     for key, value in basis_arrays(cache.arrays).items():
         np.testing.assert_array_equal(value, fitted[key])
-    expected = compression.decode_basis(
-        *compression.encode_basis(logits, fitted, 3), fitted, 3)
+    expected = codecs.decode_basis(
+        *codecs.encode_basis(logits, fitted, 3), fitted, 3)
     np.testing.assert_array_equal(cache.teacher_probs(), expected)
     np.testing.assert_array_equal(cache.teacher_probs(views=np.ones(10, int)), expected[:, 1])
     assert cli.main(["info", str(cache.path), "--json"]) == 0

@@ -4,9 +4,8 @@ import tracemalloc
 
 import numpy as np
 
-from cache_tools import augment
-from cache_tools.datasets import row_hashes
-from cache_tools.format import CacheSpec, CacheWriter, TeacherCache
+from tosc_cache import CacheSpec, CacheWriter, TeacherCache, augment
+from tosc_cache.integrity import row_hashes
 
 CLASSES = [f"class{i}" for i in range(1000)]
 
@@ -22,7 +21,7 @@ def synthetic_topk(rows: int, views: int, k: int, seed: int) -> dict[str, np.nda
 
 
 def test_reader_memory_stays_far_below_the_dense_distributions(tmp_path):
-    from tosc_sionna.data import TeacherCacheDataset
+    from tosc_sionna.data import DataSource, TeacherCacheDataset
 
     n, views, k = 40_000, 4, 10
     rng = np.random.default_rng(0)
@@ -44,7 +43,7 @@ def test_reader_memory_stays_far_below_the_dense_distributions(tmp_path):
     dense = n * views * len(CLASSES) * 4  # what the reader used to hold: 640 MB
     tracemalloc.start()
     try:
-        data = TeacherCacheDataset(path, images=images, labels=labels, batch_size=128)
+        data = TeacherCacheDataset(path, DataSource(images, labels), batch_size=128)
         for i in range(3):
             x, y = data[i]
         _, peak = tracemalloc.get_traced_memory()
@@ -64,7 +63,7 @@ def test_reader_memory_stays_far_below_the_dense_distributions(tmp_path):
 
 def test_reader_over_a_memory_map_equals_the_array(tmp_path):
     """Memory-mapped images (advised random access, batch pages prefetched) read the same."""
-    from tosc_sionna.data import TeacherCacheDataset
+    from tosc_sionna.data import DataSource, TeacherCacheDataset
 
     n, views = 600, 2
     rng = np.random.default_rng(1)
@@ -91,7 +90,7 @@ def test_reader_over_a_memory_map_equals_the_array(tmp_path):
     path = writer.finalize()
     batches = []
     for source in (images[10:], mapped, sliced):
-        data = TeacherCacheDataset(path, images=source, labels=labels[10:], batch_size=128)
+        data = TeacherCacheDataset(path, DataSource(source, labels[10:]), batch_size=128)
         batches.append([data[i] for i in range(len(data))])
     for other in batches[1:]:
         for (x0, y0), (x1, y1) in zip(batches[0], other, strict=True):

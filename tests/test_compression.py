@@ -3,38 +3,38 @@
 import numpy as np
 import pytest
 
-from cache_tools import compression
+from tosc_cache import codecs, probability
 
 
 def test_temper_is_the_training_formula():
     rng = np.random.default_rng(0)
-    probs = compression.softmax(rng.normal(scale=3.0, size=(50, 7)))
+    probs = probability.softmax(rng.normal(scale=3.0, size=(50, 7)))
     probs[0, :3] = 0.0  # zeros are floored at 1e-12, as training floors them
     probs[0] /= probs[0].sum()
     for tau in (1.0, 2.0, 4.0):
         floored = np.maximum(probs, 1e-12)
         expected = floored ** (1 / tau) / np.sum(floored ** (1 / tau), -1, keepdims=True)
-        np.testing.assert_allclose(compression.temper(probs, tau), expected, rtol=1e-12)
+        np.testing.assert_allclose(probability.temper(probs, tau), expected, rtol=1e-12)
     # and it is what tosc_sionna.losses.temper computes (float64 there too)
     from tosc_sionna.losses import temper as training_temper
 
     for tau in (1.0, 4.0):
         np.testing.assert_allclose(
-            compression.temper(probs, tau), np.asarray(training_temper(probs, tau)), rtol=1e-9)
-    assert compression.PROB_FLOOR == 1e-12
+            probability.temper(probs, tau), np.asarray(training_temper(probs, tau)), rtol=1e-9)
+    assert probability.PROB_FLOOR == 1e-12
     # softmax(z / tau) == temper(softmax(z), tau) away from the floor
     z = rng.normal(size=(20, 10))
-    np.testing.assert_allclose(compression.temper(compression.softmax(z), 4.0),
-                               compression.softmax(z, 4.0), rtol=1e-10)
+    np.testing.assert_allclose(probability.temper(probability.softmax(z), 4.0),
+                               probability.softmax(z, 4.0), rtol=1e-10)
 
 
 def test_fidelity_reports_scaled_kl():
     rng = np.random.default_rng(1)
-    full = compression.softmax(rng.normal(scale=2.0, size=(300, 10)))
-    restored = compression.decode_topk(*compression.encode_topk(np.log(full), 2), 10)
-    fid = compression.fidelity(full, restored, (1.0, 4.0))
+    full = probability.softmax(rng.normal(scale=2.0, size=(300, 10)))
+    restored = codecs.decode_topk(*codecs.encode_topk(np.log(full), 2), 10)
+    fid = probability.fidelity(full, restored, (1.0, 4.0))
     assert set(fid) == {"1", "4"}
-    kl4 = compression.kl_divergence(compression.temper(full, 4), compression.temper(restored, 4))
+    kl4 = probability.kl_divergence(probability.temper(full, 4), probability.temper(restored, 4))
     assert fid["4"]["kl_mean"] == pytest.approx(kl4.mean())
     assert fid["4"]["scaled_kl_mean"] == pytest.approx(16 * kl4.mean())
     assert fid["4"]["kl_max"] == pytest.approx(kl4.max())
@@ -54,27 +54,27 @@ def _rounds_above_one(k: int, num_classes: int) -> np.ndarray:
 
 def test_float16_topk_summing_above_one_keeps_a_tail():
     probs = _rounds_above_one(2, 10)
-    values, indices = compression.encode_topk(np.log(probs)[None], 2)
+    values, indices = codecs.encode_topk(np.log(probs)[None], 2)
     assert values.astype(np.float64).sum() >= 1.0  # the case of the bug
-    restored = compression.decode_topk(values, indices, 10)[0].astype(np.float64)
+    restored = codecs.decode_topk(values, indices, 10)[0].astype(np.float64)
     tail = np.delete(restored, indices[0].astype(int))
     assert np.all(tail > 0)  # was exactly 0: infinite KL, no tempered tail
-    np.testing.assert_allclose(tail.sum(), compression.TOPK_TAIL_FLOOR, rtol=1e-3)
+    np.testing.assert_allclose(tail.sum(), codecs.TOPK_TAIL_FLOOR, rtol=1e-3)
     np.testing.assert_allclose(restored.sum(), 1.0, rtol=1e-6)
     # the KL the floor leaves: true tail 1e-4 against 1e-6, at tau = 1 and 4
-    assert compression.kl_divergence(probs, restored) < 1e-3
-    assert compression.tempered_kl(probs, restored, 4.0) < 0.1
-    assert np.isfinite(compression.tempered_kl(probs, restored, 1.0))
+    assert probability.kl_divergence(probs, restored) < 1e-3
+    assert probability.tempered_kl(probs, restored, 4.0) < 0.1
+    assert np.isfinite(probability.tempered_kl(probs, restored, 1.0))
 
 
 def test_logits_kl_bound_holds():
     rng = np.random.default_rng(3)
     logits = rng.normal(scale=5.0, size=(2000, 10)) + rng.uniform(-20, 20, (2000, 1))
     stored = logits.astype(np.float16)
-    full, restored = compression.softmax(logits), compression.softmax(stored.astype(np.float64))
+    full, restored = probability.softmax(logits), probability.softmax(stored.astype(np.float64))
     for tau in (1.0, 4.0):
-        kl = compression.tempered_kl(full, restored, tau)
-        bound = compression.logits_kl_bound(stored, tau)
+        kl = probability.tempered_kl(full, restored, tau)
+        bound = codecs.logits_kl_bound(stored, tau)
         assert np.all(kl <= bound + 1e-15)
         assert bound.mean() < 100 * kl.mean() + 1e-9  # and it is not vacuous
 
@@ -94,41 +94,41 @@ def _centered_log_probs(probs):
 
 def test_basis_reconstructs_low_rank_logits_within_int8_rounding():
     logits = _low_rank_logits(3000)
-    shared = compression.fit_basis(logits[:1000], 6)
+    shared = codecs.fit_basis(logits[:1000], 6)
     basis, scale = shared["basis"], shared["scale"]
     assert all(a.dtype == np.float32 for a in shared.values()) and basis.shape == (6, 1000)
     np.testing.assert_allclose(basis @ basis.T, np.eye(6), atol=1e-5)
-    codes, residuals = compression.encode_basis(logits[1000:], shared, k=0)
+    codes, residuals = codecs.encode_basis(logits[1000:], shared, k=0)
     assert codes.dtype == np.int8 and residuals.shape == (2000, 0)
-    restored = compression.decode_basis(codes, residuals, shared, 0)
+    restored = codecs.decode_basis(codes, residuals, shared, 0)
     # error per logit <= sum_j scale_j / 2 * |B_ji| (+ float32 rounding of the basis)
     bound = scale.astype(np.float64) / 2 @ np.abs(basis).astype(np.float64) + 1e-4
     z = logits[1000:] - logits[1000:].mean(-1, keepdims=True)
-    approx = compression.basis_approx(codes, shared)
+    approx = codecs.basis_approx(codes, shared)
     assert np.all(np.abs(approx - z) <= bound)
-    full = compression.softmax(logits[1000:])
-    np.testing.assert_allclose(restored, compression.softmax(approx), rtol=1e-5, atol=1e-30)
+    full = probability.softmax(logits[1000:])
+    np.testing.assert_allclose(restored, probability.softmax(approx), rtol=1e-5, atol=1e-30)
     for tau in (1.0, 4.0):  # Hoeffding: KL <= range^2 / (8 tau^2), range <= 2 max bound
-        assert np.all(compression.tempered_kl(full, restored, tau)
+        assert np.all(probability.tempered_kl(full, restored, tau)
                       <= bound.max() ** 2 / 2 / tau**2 + 1e-6)
 
 
 def test_basis_residuals_correct_the_classes_it_ranks_highest():
     logits = _low_rank_logits(2000, noise=1.0)
-    full = compression.softmax(logits[1000:])
+    full = probability.softmax(logits[1000:])
     z = logits[1000:] - logits[1000:].mean(-1, keepdims=True)
     kls = {}
     for k in (0, 8, 33):
-        shared = compression.fit_basis(logits[:1000], 6, k)
-        codes, residuals = compression.encode_basis(logits[1000:], shared, k)
+        shared = codecs.fit_basis(logits[:1000], 6, k)
+        codes, residuals = codecs.encode_basis(logits[1000:], shared, k)
         assert residuals.dtype == np.uint8 and residuals.shape == (1000, (k + 1) // 2)
-        assert compression.basis_bytes(6, k) == 6 + (k + 1) // 2
-        restored = compression.decode_basis(codes, residuals, shared, k)
+        assert codecs.basis_bytes(6, k) == 6 + (k + 1) // 2
+        restored = codecs.decode_basis(codes, residuals, shared, k)
         np.testing.assert_allclose(restored.sum(-1), 1.0, rtol=1e-5)
         if k:
             step = float(shared["step"][0])
-            approx = compression.basis_approx(codes, shared)
-            support = compression.basis_support(approx, k)
+            approx = codecs.basis_approx(codes, shared)
+            support = codecs.basis_support(approx, k)
             true_res = np.take_along_axis(z - approx, support, -1)
             inside = np.abs(true_res) <= 7 * step  # not clipped: within half a step
             assert inside.mean() > 0.98  # the step covers the 99th percentile
@@ -140,17 +140,17 @@ def test_basis_residuals_correct_the_classes_it_ranks_highest():
             del shift
             spread = np.where(inside, np.abs(off - np.median(off, -1, keepdims=True)), 0)
             assert spread.max() <= step + 1e-6
-        kls[k] = [compression.tempered_kl(full, restored, tau).mean() for tau in (1.0, 4.0)]
+        kls[k] = [probability.tempered_kl(full, restored, tau).mean() for tau in (1.0, 4.0)]
     assert kls[0][0] > kls[8][0] > kls[33][0]  # corrections help at tau = 1 ...
     assert kls[33][1] < kls[0][1]  # ... and at tau = 4
 
 
 def test_basis_decoding_is_bit_reproducible_and_needs_no_indices():
     logits = _low_rank_logits(200, num_classes=50, noise=0.5)
-    shared = compression.fit_basis(logits, 5, 7)
-    codes, residuals = compression.encode_basis(logits, shared, 7)
-    a = compression.decode_basis(codes, residuals, shared, 7)
-    b = np.concatenate([compression.decode_basis(codes[i : i + 1], residuals[i : i + 1],
+    shared = codecs.fit_basis(logits, 5, 7)
+    codes, residuals = codecs.encode_basis(logits, shared, 7)
+    a = codecs.decode_basis(codes, residuals, shared, 7)
+    b = np.concatenate([codecs.decode_basis(codes[i : i + 1], residuals[i : i + 1],
                                                  shared, 7) for i in range(200)])
     np.testing.assert_array_equal(a, b)  # row by row == batched: no BLAS reordering
     # odd k: the last nibble is padding (a zero residual)
@@ -160,7 +160,7 @@ def test_basis_decoding_is_bit_reproducible_and_needs_no_indices():
 def test_basis_rejects_bad_settings():
     logits = _low_rank_logits(10, num_classes=20)
     with pytest.raises(ValueError, match="rank must lie"):
-        compression.fit_basis(logits, 11)
-    shared = compression.fit_basis(logits, 3)
+        codecs.fit_basis(logits, 11)
+    shared = codecs.fit_basis(logits, 3)
     with pytest.raises(ValueError, match="k must lie"):
-        compression.encode_basis(logits, shared, 21)
+        codecs.encode_basis(logits, shared, 21)

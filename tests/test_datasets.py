@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from cache_tools import datasets
+from tosc_cache import datasets
 from tosc_sionna.data import load_fashion_mnist
 
 
@@ -57,7 +57,7 @@ def test_cache_tools_does_not_import_tensorflow():
     import sys
 
     code = (
-        "import sys, cache_tools, cache_tools.datasets; "
+        "import sys, cache_tools, tosc_cache.datasets; "
         "bad = [m for m in ('tensorflow', 'keras', 'torch', 'transformers') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -1,9 +1,9 @@
 """Extraction across processes launched by torchrun (gloo, CPU), and resumption after kills.
 
 The launches are real: ``python -m torch.distributed.run --nproc_per_node 2 -m
-cache_tools extract ...`` in a subprocess. Kills are real SIGKILLs, provoked
-by the test-only hook ``TOSC_CACHE_TEST_KILL_AFTER=RANK:BATCHES``
-(:data:`cache_tools.extract.TEST_KILL_ENV`). The tiny encoder teacher with a
+cache_tools extract ...`` in a subprocess. Kills are real SIGKILLs, injected from
+the test side: ``extract_and_kill.py`` runs the same command with an ``on_batch``
+callback that kills one process after its N-th stored batch. The tiny encoder teacher with a
 basis compression covers everything rank 0 computes before the writer exists
 and the other processes read back from the staging index (the head, the basis).
 """
@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -21,10 +22,11 @@ import pytest
 import tiny_teachers as tt
 
 from cache_tools import extract as extract_module
-from cache_tools.extract import TEST_KILL_ENV, extract
+from cache_tools.extract import ExtractionOptions, extract
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local directories
 
+KILLER = Path(__file__).with_name("extract_and_kill.py")
 ROWS, VIEWS, BATCH = 40, 2, 8  # 4 rows per batch: 10 batches, 5 per process
 KWARGS = dict(limit=ROWS, views=VIEWS, batch_size=BATCH, topk=4, basis_rank=3, features="int8")
 ARGS = ["--limit", ROWS, "--views", VIEWS, "--batch-size", BATCH, "--topk", 4, "--basis", 3,
@@ -55,7 +57,8 @@ def encoder(tmp_path_factory):
 def reference(encoder, tmp_path_factory):
     """The one-process cache every launch below must reproduce bit for bit."""
     with one_thread():
-        return extract(encoder, tmp_path_factory.mktemp("ref") / "one.h5", **KWARGS)
+        return extract(ExtractionOptions(encoder, tmp_path_factory.mktemp("ref") / "one.h5",
+                                         **KWARGS))
 
 
 def free_port() -> int:
@@ -64,13 +67,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(model, out, processes=2, **env):
-    """``torchrun --nproc_per_node N -m cache_tools extract`` with the shared arguments."""
+def launch(model, out, processes=2, kill=None):
+    """``torchrun --nproc_per_node N -m cache_tools extract`` with the shared arguments;
+    ``kill=(RANK, BATCHES)`` SIGKILLs that process after its BATCHES-th batch."""
+    where = ["-m", "cache_tools"] if kill is None else [str(KILLER), *map(str, kill)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-           "--master_port", str(free_port()), "-m", "cache_tools", "extract",
+           "--master_port", str(free_port()), *where, "extract",
            "--model", str(model), "--out", str(out), *map(str, ARGS)]
-    env = {**{k: v for k, v in os.environ.items() if k != TEST_KILL_ENV},
-           "OMP_NUM_THREADS": THREADS, **env}
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS}
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -115,7 +119,7 @@ def test_two_processes_equal_one_process(encoder, reference, tmp_path):
 def test_kill_one_process_and_relaunch_gives_the_same_cache(encoder, reference, tmp_path,
                                                            victim):
     out, stage = tmp_path / "killed.h5", tmp_path / "killed.h5.partial"
-    killed = launch(encoder, out, **{TEST_KILL_ENV: f"{victim}:2"})  # after its 2nd batch
+    killed = launch(encoder, out, kill=(victim, 2))  # after its 2nd batch
     assert killed.returncode != 0
     assert "SIGKILL" in killed.stderr, killed.stderr[-3000:]
     # batch i is rank i % 2's: the victim wrote exactly two, the other at most its five
@@ -133,10 +137,9 @@ def test_kill_one_process_and_relaunch_gives_the_same_cache(encoder, reference, 
 def test_encoder_resume_after_kill_uses_the_stored_head(encoder, reference, tmp_path,
                                                        monkeypatch):
     out, stage = tmp_path / "enc.h5", tmp_path / "enc.h5.partial"
-    cmd = [sys.executable, "-m", "cache_tools", "extract", "--model", str(encoder),
+    cmd = [sys.executable, str(KILLER), "0", "3", "extract", "--model", str(encoder),
            "--out", str(out), *map(str, ARGS)]
-    killed = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": THREADS,
-                                      TEST_KILL_ENV: "0:3"}, timeout=300)
+    killed = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": THREADS}, timeout=300)
     assert killed.returncode == -9  # a real SIGKILL after three batches
     assert len(list(stage.glob("rows-*.npz"))) == 3 and not out.exists()
     with np.load(stage / "index.npz") as index:
@@ -147,11 +150,11 @@ def test_encoder_resume_after_kill_uses_the_stored_head(encoder, reference, tmp_
 
     monkeypatch.setattr(extract_module, "fit_linear_head", refit)
     with one_thread():
-        extract(encoder, out, **KWARGS)
+        extract(ExtractionOptions(encoder, out, **KWARGS))
     with h5py.File(out, "r") as f:
         np.testing.assert_array_equal(f["head/weight"][()], weight)
         np.testing.assert_array_equal(f["head/bias"][()], bias)
     assert_same_cache(reference, out)
     # a new extraction (nothing staged) does fit one
     with pytest.raises(AssertionError, match="refitted"):
-        extract(encoder, tmp_path / "fresh.h5", **KWARGS)
+        extract(ExtractionOptions(encoder, tmp_path / "fresh.h5", **KWARGS))

@@ -12,11 +12,11 @@ import pytest
 import tiny_teachers as tt
 
 from cache_tools import cli
-from cache_tools.compression import kl_divergence, softmax
-from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-from cache_tools.format import CacheMismatchError, TeacherCache
 from cache_tools.teachers import Teacher, load_teacher
-from tosc_sionna.data import TeacherCacheDataset
+from tosc_cache import CacheMismatchError, TeacherCache
+from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from tosc_cache.probability import kl_divergence, softmax
+from tosc_sionna.data import DataSource, LabelPolicy, TeacherCacheDataset
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local directories
 
@@ -66,7 +66,7 @@ def test_extract_info_verify(models, tmp_path, capsys, name):
     info = json.loads(capsys.readouterr().out)
     assert info["views"] == 2 and info["bytes_per_sample_per_view"] > 0
     # fidelity at the training temperature, measured as training tempers
-    from cache_tools.compression import tempered_kl
+    from tosc_cache.probability import tempered_kl
 
     kl4 = tempered_kl(softmax(logits), cache.teacher_probs()[:, 0], 4.0)
     fid4 = info["reconstruction_kl"]["4"]
@@ -197,12 +197,12 @@ def test_reader_refuses_other_data(models, tmp_path):
     changed = images.copy()
     changed[10, 5, 5] ^= 1  # one pixel
     with pytest.raises(CacheMismatchError, match=r"1 of 64 checked rows differ \(row 10 "):
-        TeacherCacheDataset(out, images=changed, labels=labels)
+        TeacherCacheDataset(out, DataSource(changed, labels))
     with pytest.raises(CacheMismatchError, match="64 of 64 checked rows differ"):
-        TeacherCacheDataset(out, images=images[::-1], labels=labels[::-1])
+        TeacherCacheDataset(out, DataSource(images[::-1], labels[::-1]))
     with pytest.raises(CacheMismatchError, match="only 10 samples"):
-        TeacherCacheDataset(out, images=images[:10], labels=labels[:10])
-    TeacherCacheDataset(out, images=images, labels=labels)
+        TeacherCacheDataset(out, DataSource(images[:10], labels[:10]))
+    TeacherCacheDataset(out, DataSource(images, labels))
 
 
 def test_cli_errors_and_exit_codes(models, tmp_path, capsys):
@@ -286,23 +286,23 @@ def test_test_accuracy_recorded(models, tmp_path, capsys):
 def test_reader_labelled_fraction(models, tmp_path):
     out = tmp_path / "c.h5"
     assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 200, "-q") == 0
-    data = TeacherCacheDataset(out, batch_size=200, seed=4, labelled_fraction=0.1)
+    data = TeacherCacheDataset(out, batch_size=200, seed=4, labelling=LabelPolicy(0.1))
     _, y = data[0]
     assert np.sum(y[:, 0] >= 0) == 20 and np.sum(y[:, 0] == -1) == 180
-    same = TeacherCacheDataset(out, batch_size=200, seed=4, labelled_fraction=0.1)
+    same = TeacherCacheDataset(out, batch_size=200, seed=4, labelling=LabelPolicy(0.1))
     np.testing.assert_array_equal(same.labelled, data.labelled)
     data.on_epoch_end()  # the labelled subset is fixed across epochs
     np.testing.assert_array_equal(same.labelled, data.labelled)
-    with pytest.raises(ValueError, match="labelled_fraction"):
-        TeacherCacheDataset(out, labelled_fraction=1.5)
+    with pytest.raises(ValueError, match="labelled fraction"):
+        TeacherCacheDataset(out, labelling=LabelPolicy(1.5))
 
 
 def test_reader_labelled_only_cycles_the_labelled_subset(models, tmp_path):
     out = tmp_path / "c.h5"
     assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 200, "-q") == 0
-    full = TeacherCacheDataset(out, batch_size=64, seed=4, labelled_fraction=0.1)
-    data = TeacherCacheDataset(out, batch_size=64, seed=4, labelled_fraction=0.1,
-                               labelled_only=True)
+    full = TeacherCacheDataset(out, batch_size=64, seed=4, labelling=LabelPolicy(0.1))
+    data = TeacherCacheDataset(out, batch_size=64, seed=4,
+                               labelling=LabelPolicy(0.1, only=True))
     assert len(data) == len(full) == 4  # as many steps as the distilled run
     ys = np.concatenate([data[i][1] for i in range(len(data))])
     assert len(ys) == 200 and np.all(ys[:, 0] >= 0)
@@ -312,7 +312,7 @@ def test_reader_labelled_only_cycles_the_labelled_subset(models, tmp_path):
     np.testing.assert_array_equal(np.bincount(served, minlength=200)[full.labelled], 10)
     assert not np.array_equal(served[:20], served[20:40])
     with pytest.raises(ValueError, match="keeps no sample"):
-        TeacherCacheDataset(out, labelled_fraction=0.0, labelled_only=True)
+        TeacherCacheDataset(out, labelling=LabelPolicy(0.0, only=True))
 
 
 def test_extract_basis_compression(models, tmp_path, capsys):
@@ -327,7 +327,7 @@ def test_extract_basis_compression(models, tmp_path, capsys):
     teacher = load_teacher(models["vit"], class_names=list(FASHION_MNIST_CLASSES))
     images, labels = load_fashion_mnist("train")
     logits, _ = teacher(images[:64])
-    from cache_tools.compression import tempered_kl
+    from tosc_cache.probability import tempered_kl
 
     fidelity = json.loads(cache.attrs["compression_fidelity"])
     for tau in (1, 4):
@@ -344,18 +344,20 @@ def test_extract_basis_compression(models, tmp_path, capsys):
 
 
 def test_basis_extraction_resumes_identically(models, tmp_path):
-    from cache_tools.extract import extract
+    from cache_tools.extract import ExtractionOptions, extract
 
     kwargs = dict(limit=48, views=2, topk=5, basis_rank=3, batch_size=32)
-    whole = TeacherCache(extract(models["vit"], tmp_path / "whole.h5", **kwargs))
+    whole = TeacherCache(extract(ExtractionOptions(models["vit"], tmp_path / "whole.h5", **kwargs)))
 
     def interrupt(done, total):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(models["vit"], tmp_path / "resumed.h5", progress=interrupt, **kwargs)
+        extract(ExtractionOptions(models["vit"], tmp_path / "resumed.h5", **kwargs),
+                progress=interrupt)
     assert (tmp_path / "resumed.h5.partial").exists()
-    resumed = TeacherCache(extract(models["vit"], tmp_path / "resumed.h5", **kwargs))
+    resumed = TeacherCache(
+        extract(ExtractionOptions(models["vit"], tmp_path / "resumed.h5", **kwargs)))
     for name in whole.arrays:
         np.testing.assert_array_equal(resumed.arrays[name], whole.arrays[name])
     np.testing.assert_array_equal(resumed.teacher_probs(), whole.teacher_probs())

@@ -18,8 +18,8 @@ import tiny_teachers as tt
 from script_modules import load_script
 
 import tosc_sionna as ts
-from cache_tools.extract import extract
-from cache_tools.format import TeacherCache
+from cache_tools.extract import ExtractionOptions, extract
+from tosc_cache import TeacherCache
 from tosc_sionna import serving
 from tosc_sionna.data import TeacherCacheDataset
 from tosc_sionna.losses import feature_distance
@@ -35,8 +35,8 @@ def caches(tmp_path_factory):
     teacher = tt.make_vit(root / "teacher")
     out = {}
     for method in ("float16", "int8", None):
-        path = extract(teacher, root / f"{method}.h5", limit=ROWS, views=3, topk=None,
-                       features=method, batch_size=48)
+        path = extract(ExtractionOptions(teacher, root / f"{method}.h5", limit=ROWS, views=3,
+                                         topk=None, features=method, batch_size=48))
         out[method] = TeacherCache(path)
     return out
 

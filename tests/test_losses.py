@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import tosc_sionna as ts
-from cache_tools.compression import decode_topk, encode_topk, softmax
+from tosc_cache.codecs import decode_topk, encode_topk
+from tosc_cache.probability import softmax
 from tosc_sionna import losses
 
 RNG = np.random.default_rng(0)

@@ -15,11 +15,11 @@ import pytest
 import tiny_teachers as tt
 from script_modules import load_script
 
-from cache_tools.datasets import FASHION_MNIST_CLASSES
-from cache_tools.extract import extract
-from cache_tools.format import CacheMismatchError, TeacherCache
+from cache_tools.extract import ExtractionOptions, extract
 from cache_tools.online import OnlineTeacher
-from tosc_sionna.data import TeacherCacheDataset
+from tosc_cache import CacheMismatchError, TeacherCache
+from tosc_cache.datasets import FASHION_MNIST_CLASSES
+from tosc_sionna.data import LabelPolicy, OnlineDistillation, TeacherCacheDataset
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 JOB = Path(__file__).resolve().parents[1] / "examples" / "kd_awgn.py"
@@ -35,8 +35,8 @@ def setup(tmp_path_factory):
     models = {"teacher": tt.make_vit(root / "teacher", class_names=reordered),
               "other_weights": tt.make_vit(root / "other", seed=1, class_names=reordered),
               "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij"))}
-    cache = extract(models["teacher"], root / "c.h5", limit=ROWS, views=3, topk=None,
-                    batch_size=48)
+    cache = extract(ExtractionOptions(models["teacher"], root / "c.h5", limit=ROWS, views=3,
+                                      topk=None, batch_size=48))
     return TeacherCache(cache), models
 
 
@@ -52,9 +52,10 @@ def test_stored_views_give_the_cache_batch_for_batch(setup):
     cache, models = setup
     online = OnlineTeacher(models["teacher"], cache)
     assert online.alignment.permutation == list(range(9, -1, -1))  # the label alignment is used
-    common = dict(batch_size=16, seed=5, labelled_fraction=0.5, rows=np.arange(8, ROWS))
+    common = dict(batch_size=16, seed=5, labelling=LabelPolicy(0.5), rows=np.arange(8, ROWS))
     cached = TeacherCacheDataset(cache, **common)
-    live = TeacherCacheDataset(cache, teacher=online, fresh_views=False, **common)
+    live = TeacherCacheDataset(cache, online=OnlineDistillation(online, fresh_views=False),
+                               **common)
     for epoch_a, epoch_b in zip(batches(cached, 2), batches(live, 2), strict=True):
         for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b, strict=True):
             np.testing.assert_array_equal(xb, xa)  # the same views, order and rows
@@ -70,8 +71,8 @@ def test_stored_views_give_the_cache_batch_for_batch(setup):
 def test_fresh_views_every_epoch_and_the_same_seed_gives_the_same_batches(setup):
     cache, models = setup
     online = OnlineTeacher(models["teacher"], cache)
-    live = TeacherCacheDataset(cache, batch_size=16, seed=5, teacher=online)
-    again = TeacherCacheDataset(cache, batch_size=16, seed=5, teacher=online)
+    live = TeacherCacheDataset(cache, batch_size=16, seed=5, online=OnlineDistillation(online))
+    again = TeacherCacheDataset(cache, batch_size=16, seed=5, online=OnlineDistillation(online))
     cached = TeacherCacheDataset(cache, batch_size=16, seed=5)
     runs = batches(live, 2), batches(again, 2)
     for a, b in zip(*runs, strict=True):
@@ -97,7 +98,7 @@ def test_fresh_views_every_epoch_and_the_same_seed_gives_the_same_batches(setup)
                                           for p in pictures)]  # augmented in both epochs
     assert len(both) > 10
     assert np.mean([(pictures[0][r] != pictures[1][r]).any() for r in both]) > 0.8
-    other = TeacherCacheDataset(cache, batch_size=16, seed=6, teacher=online)
+    other = TeacherCacheDataset(cache, batch_size=16, seed=6, online=OnlineDistillation(online))
     assert not np.array_equal(other[0][0], runs[0][0][0][0])
 
 
@@ -110,8 +111,9 @@ def test_not_the_cache_teacher_is_refused(setup, tmp_path):
     with pytest.raises(FileNotFoundError):
         OnlineTeacher(tmp_path / "none", cache)
     with pytest.raises(ValueError, match="targets='kd'"):
-        TeacherCacheDataset(cache, teacher=OnlineTeacher(models["teacher"], cache),
-                            labelled_fraction=0.5, labelled_only=True)
+        TeacherCacheDataset(cache,
+                            online=OnlineDistillation(OnlineTeacher(models["teacher"], cache)),
+                            labelling=LabelPolicy(0.5, only=True))
 
 
 def test_kd_job_bad_online_teacher_is_a_one_line_error(setup, tmp_path, capsys):

@@ -15,9 +15,9 @@ import pytest
 import torch
 import transformers
 
-from cache_tools.datasets import load_fashion_mnist
 from cache_tools.teachers import Preprocess, load_teacher
 from tests.tiny_teachers import ID2LABEL, LABEL2ID
+from tosc_cache.datasets import load_fashion_mnist
 
 #: float32 rounding of rescale and normalize (measured: 7.2e-7 at most)
 ATOL = 1e-6

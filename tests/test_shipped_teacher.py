@@ -12,10 +12,10 @@ import torch
 import transformers
 
 from cache_tools import cli
-from cache_tools.compression import kl_divergence, softmax
-from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-from cache_tools.format import TeacherCache
 from cache_tools.teachers import load_teacher
+from tosc_cache import TeacherCache
+from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from tosc_cache.probability import kl_divergence, softmax
 from tosc_sionna.data import default_teacher_cache
 
 TEACHER = Path(__file__).resolve().parents[1] / "teachers" / "fashion-mnist-lite0"

@@ -7,8 +7,8 @@ import pytest
 import tiny_teachers as tt
 from script_modules import load_benchmark
 
-from cache_tools.extract import extract
-from cache_tools.format import TeacherCache
+from cache_tools.extract import ExtractionOptions, extract
+from tosc_cache import TeacherCache
 from tosc_sionna.data import default_teacher_cache
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -18,8 +18,8 @@ bench = load_benchmark("student_frontier")
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("frontier")
-    return extract(tt.make_vit(root / "teacher"), root / "c.h5", limit=32, views=2, topk=None,
-                   features="float16", batch_size=32)
+    return extract(ExtractionOptions(tt.make_vit(root / "teacher"), root / "c.h5", limit=32,
+                                     views=2, topk=None, features="float16", batch_size=32))
 
 
 def test_caches_must_hold_the_same_rows_views_and_teacher(tiny_cache):
@@ -84,8 +84,8 @@ def test_runs_are_keyed_by_how_the_cache_stores_the_teacher(tiny_cache, tmp_path
     assert bench.soft_labels(shipped) == bench.LOGITS
     old = {"mode": "kd", "seed": 0, "epochs": 5, "teacher": "77a963a93e4e"}
     assert bench.run_key(old) == bench.run_key({**old, "soft_labels": bench.LOGITS})
-    topk = extract(tt.make_vit(tmp_path / "teacher"), tmp_path / "k.h5", limit=8, views=1,
-                   topk=2, batch_size=8)
+    topk = extract(ExtractionOptions(tt.make_vit(tmp_path / "teacher"), tmp_path / "k.h5",
+                                     limit=8, views=1, topk=2, batch_size=8))
     stored = bench.soft_labels(TeacherCache(topk))
     assert stored == "topk topk=2 rank=0 bits=0"
     assert bench.run_key({**old, "soft_labels": stored}) != bench.run_key(old)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tiny_teachers as tt
 
-from cache_tools import cli, compression
-from cache_tools.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
-from cache_tools.format import CacheSpec, TeacherCache, UsageError
+from cache_tools import cli
 from cache_tools.teachers import load_teacher
+from tosc_cache import CacheSpec, TeacherCache, UsageError, codecs, probability
+from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -27,64 +27,64 @@ def _flat_logits(rows, num_classes=1000, rank=16, noise=0.1, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     logits = _flat_logits(1300)
-    return logits, compression.fit_tcq(logits[:1000], 40, 32, 256)
+    return logits, codecs.fit_tcq(logits[:1000], 40, 32, 256)
 
 
 def test_tcq_round_trip_meets_a_kl_bound_on_held_out_rows(fitted):
     logits, shared = fitted
     assert shared["mean"].dtype == np.float32 and shared["basis"].dtype == np.float16
     assert shared["basis"].shape == (40, 1000) and shared["bits"].shape == (72,)
-    assert shared["levels"].shape == (72, compression.tcq_levels_width())
-    first, second = compression.tcq_split(256)
+    assert shared["levels"].shape == (72, codecs.tcq_levels_width())
+    first, second = codecs.tcq_split(256)
     assert (int(shared["bits"][:40].sum()), int(shared["bits"][40:].sum())) == (first, second)
     held = logits[1000:].reshape(100, 3, 1000)  # [rows, views, C]
-    packed = compression.encode_tcq(held, shared, 256)
+    packed = codecs.encode_tcq(held, shared, 256)
     assert packed.shape == (100, 3, 32) and packed.dtype == np.uint8
-    restored = compression.decode_tcq(packed, shared)
+    restored = codecs.decode_tcq(packed, shared)
     assert restored.shape == (100, 3, 1000) and restored.dtype == np.float32
     np.testing.assert_allclose(restored.sum(-1), 1.0, rtol=1e-5)
-    full = compression.softmax(held)
+    full = probability.softmax(held)
     for tau in (1.0, 4.0):  # measured 5.3e-3 and 6.2e-4
-        assert compression.tempered_kl(full, restored, tau).mean() < 1e-2
+        assert probability.tempered_kl(full, restored, tau).mean() < 1e-2
     # no indices are stored, yet the top class mostly survives
     assert np.mean(restored.argmax(-1) == full.argmax(-1)) > 0.9
 
 
 def test_tcq_is_deterministic_and_decodes_bit_identically(fitted):
     logits, shared = fitted
-    again = compression.fit_tcq(logits[:1000], 40, 32, 256)
+    again = codecs.fit_tcq(logits[:1000], 40, 32, 256)
     for key in shared:
         np.testing.assert_array_equal(again[key], shared[key])
     rows = logits[1000:1060]
-    packed = compression.encode_tcq(rows, shared, 256)
-    np.testing.assert_array_equal(compression.encode_tcq(rows, shared, 256), packed)
-    whole = compression.decode_tcq(packed, shared)
+    packed = codecs.encode_tcq(rows, shared, 256)
+    np.testing.assert_array_equal(codecs.encode_tcq(rows, shared, 256), packed)
+    whole = codecs.decode_tcq(packed, shared)
     # row by row (another batch shape) gives the same bits
-    single = np.concatenate([compression.decode_tcq(packed[i : i + 1], shared)
+    single = np.concatenate([codecs.decode_tcq(packed[i : i + 1], shared)
                              for i in range(len(packed))])
     np.testing.assert_array_equal(single, whole)
     # a round trip through a cache file's dtypes changes nothing
     stored = {k: np.array(v) for k, v in shared.items()}
-    np.testing.assert_array_equal(compression.decode_tcq(packed.copy(), stored), whole)
+    np.testing.assert_array_equal(codecs.decode_tcq(packed.copy(), stored), whole)
 
 
 def test_tcq_pack_unpack_and_trellis_gain():
     rng = np.random.default_rng(1)
     widths = np.array([1, 5, 3, 2, 4, 1])
     codes = rng.integers(0, 2**widths, size=(7, len(widths)))
-    packed = compression._pack(codes, widths, 3)
+    packed = codecs.tcq._pack(codes, widths, 3)
     assert packed.shape == (7, 3)
-    np.testing.assert_array_equal(compression._unpack(packed, widths), codes)
+    np.testing.assert_array_equal(codecs.tcq._unpack(packed, widths), codes)
     # 2 bits per value: the trellis beats the 1-D Lloyd quantizer by > 0.7 dB on a Gaussian
     x = rng.standard_normal((400, 64))
     bits = np.full(64, 2)
-    start = compression.lloyd_levels(rng.standard_normal(20000), 8)
-    levels = np.zeros((64, compression.tcq_levels_width()))
+    start = codecs.lloyd_levels(rng.standard_normal(20000), 8)
+    levels = np.zeros((64, codecs.tcq_levels_width()))
     levels[:, :8] = start
-    codes, where = compression._tcq_encode(x, np.ones_like(x), levels, bits)
-    values = compression._tcq_walk(codes, levels)
+    codes, where = codecs.tcq._tcq_encode(x, np.ones_like(x), levels, bits)
+    values = codecs.tcq._tcq_walk(codes, levels)
     np.testing.assert_array_equal(values, np.take_along_axis(levels, where.T, 1).T)
-    scalar = compression.lloyd_levels(rng.standard_normal(20000), 4)
+    scalar = codecs.lloyd_levels(rng.standard_normal(20000), 4)
     q = scalar[np.searchsorted((scalar[1:] + scalar[:-1]) / 2, x)]
     gain_db = 10 * np.log10(np.mean((q - x) ** 2) / np.mean((values - x) ** 2))
     assert gain_db > 0.7
@@ -93,19 +93,19 @@ def test_tcq_pack_unpack_and_trellis_gain():
 def test_tcq_rejects_bad_settings(fitted):
     logits, shared = fitted
     with pytest.raises(ValueError, match="multiple of 8"):
-        compression.fit_tcq(logits[:50], 8, 8, 60)
+        codecs.fit_tcq(logits[:50], 8, 8, 60)
     with pytest.raises(ValueError, match="topk a multiple of 8"):
-        compression.fit_tcq(logits[:50], 8, 12, 64)
+        codecs.fit_tcq(logits[:50], 8, 12, 64)
     with pytest.raises(ValueError, match="exceed what rank 4"):
-        compression.fit_tcq(logits[:50], 4, 8, 256)
+        codecs.fit_tcq(logits[:50], 4, 8, 256)
     with pytest.raises(ValueError, match="rank"):
-        compression.fit_tcq(logits[:50], 1001, 8, 64)
+        codecs.fit_tcq(logits[:50], 1001, 8, 64)
     with pytest.raises(ValueError, match="finite"):
-        compression.fit_tcq(np.full((5, 1000), np.nan), 8, 8, 64)
+        codecs.fit_tcq(np.full((5, 1000), np.nan), 8, 8, 64)
     with pytest.raises(ValueError, match="classes"):
-        compression.encode_tcq(logits[:3, :999], shared, 256)
+        codecs.encode_tcq(logits[:3, :999], shared, 256)
     with pytest.raises(ValueError, match="rows hold 128"):
-        compression.encode_tcq(logits[:3], shared, 128)
+        codecs.encode_tcq(logits[:3], shared, 128)
     spec = dict(teacher_id="t", teacher_digest="d", teacher_kind="classifier",
                 class_names=[str(i) for i in range(10)], dataset="x", split="train",
                 dataset_digest="e", num_samples=4, num_views=1, seed=0, augmentation={},
@@ -140,7 +140,7 @@ def test_extract_tcq_cache(vit, tmp_path, capsys):
     restored = cache.teacher_probs()[:, 0]
     fidelity = json.loads(cache.attrs["compression_fidelity"])
     for tau in (1, 4):
-        kl = compression.tempered_kl(compression.softmax(logits), restored, tau)
+        kl = probability.tempered_kl(probability.softmax(logits), restored, tau)
         assert kl.max() <= fidelity[str(tau)]["kl_max"] + 1e-5
     assert cache.attrs["teacher_accuracy"] == np.mean(restored.argmax(-1) == labels[:64])
     assert cli.main(["verify", str(out), "--split", "train"]) == 0
@@ -162,20 +162,21 @@ def test_tcq_extraction_resumes_with_the_staged_codebooks(vit, tmp_path, monkeyp
     from cache_tools import extract as ex
 
     kwargs = dict(limit=48, views=2, topk=8, basis_rank=5, tcq_bytes=4, batch_size=32)
-    whole = TeacherCache(ex.extract(vit, tmp_path / "whole.h5", **kwargs))
+    whole = TeacherCache(ex.extract(ex.ExtractionOptions(vit, tmp_path / "whole.h5", **kwargs)))
 
     def interrupt(done, total):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ex.extract(vit, tmp_path / "resumed.h5", progress=interrupt, **kwargs)
+        ex.extract(ex.ExtractionOptions(vit, tmp_path / "resumed.h5", **kwargs),
+                   progress=interrupt)
     assert (tmp_path / "resumed.h5.partial").exists()
 
     def refit(*args, **kw):
         raise AssertionError("a resumed extraction refits the tcq codebooks")
 
     monkeypatch.setattr(ex, "fit_tcq", refit)
-    resumed = TeacherCache(ex.extract(vit, tmp_path / "resumed.h5", **kwargs))
+    resumed = TeacherCache(ex.extract(ex.ExtractionOptions(vit, tmp_path / "resumed.h5", **kwargs)))
     for name in whole.arrays:
         np.testing.assert_array_equal(resumed.arrays[name], whole.arrays[name])
     np.testing.assert_array_equal(resumed.teacher_probs(), whole.teacher_probs())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cache_tools.augment import view_seeds
+from tosc_cache.augment import view_seeds
 
 EDGE_INDICES = [0, 1, 2, 3, 2**31, 2**32 - 2, 2**32 - 1, 2**32, 2**32 + 1, 2**40, 2**62,
                 2**63 - 1]

@@ -15,19 +15,19 @@ import tiny_teachers as tt
 from script_modules import KD_JOB, load_script
 
 from cache_tools import cli
-from cache_tools.augment import augment, default_pad
-from cache_tools.compression import softmax
-from cache_tools.datasets import (
+from cache_tools.labels import LabelMismatchError, align_labels
+from tosc_cache import TeacherCache
+from tosc_cache.augment import augment, default_pad
+from tosc_cache.datasets import (
     FASHION_MNIST_CLASSES,
     DatasetFormatError,
     DatasetNotFoundError,
     load_dataset,
     load_fashion_mnist,
-    row_hashes,
 )
-from cache_tools.format import TeacherCache
-from cache_tools.labels import LabelMismatchError, align_labels
-from tosc_sionna.data import TeacherCacheDataset
+from tosc_cache.integrity import row_hashes
+from tosc_cache.probability import softmax
+from tosc_sionna.data import DataSource, TeacherCacheDataset
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 FOLDER_CLASSES = ("cat", "dog", "ship")
@@ -355,11 +355,11 @@ def test_verify_and_reader_follow_a_dataset_that_moved(saved_fashion, models, tm
     assert run_cli("verify", out) == 2  # not where the cache says
     capsys.readouterr()
     assert run_cli("verify", out, "--dataset", moved) == 0
-    TeacherCacheDataset(out, dataset=str(moved))
+    TeacherCacheDataset(out, DataSource(dataset=str(moved)))
 
 
 def test_reader_refuses_a_dataset_with_other_classes(saved_fashion, models, tmp_path):
-    from cache_tools.format import CacheMismatchError
+    from tosc_cache import CacheMismatchError
 
     out = tmp_path / "c.h5"
     assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
@@ -370,7 +370,7 @@ def test_reader_refuses_a_dataset_with_other_classes(saved_fashion, models, tmp_
     other = tmp_path / "renamed"
     renamed.save_to_disk(str(other))
     with pytest.raises(CacheMismatchError, match="must be the same classes"):
-        TeacherCacheDataset(out, dataset=str(other))
+        TeacherCacheDataset(out, DataSource(dataset=str(other)))
 
 
 def test_an_unreachable_hub_id_says_what_to_do(monkeypatch):
@@ -383,7 +383,7 @@ def test_fashion_mnist_download_is_checked(tmp_path, monkeypatch):
     """The fallback download: right bytes land in place; wrong bytes leave nothing."""
     import hashlib
 
-    from cache_tools import datasets as ds
+    from tosc_cache import datasets as ds
 
     debian = ds.find_fashion_mnist()
     mirror = "file://" + str(debian) + "/"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cache_tools.datasets import FASHION_MNIST_CLASSES
+from tosc_cache.datasets import FASHION_MNIST_CLASSES
 
 ID2LABEL = dict(enumerate(FASHION_MNIST_CLASSES))
 LABEL2ID = {name: i for i, name in ID2LABEL.items()}

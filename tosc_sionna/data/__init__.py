@@ -1,4 +1,4 @@
-"""Data for the student (NumPy; the dataset readers are shared with ``cache_tools``)."""
+"""Data for the student (NumPy; the cache format and dataset readers are :mod:`tosc_cache`)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,27 @@ from pathlib import Path
 
 import numpy as np
 
-from cache_tools.datasets import (
+from tosc_cache import (
+    CacheCorruptError,
+    CacheError,
+    CacheFormatError,
+    CacheIncompleteError,
+    CacheMismatchError,
+    Checks,
+    DataSource,
+    TeacherCache,
+)
+from tosc_cache.datasets import (
     FASHION_MNIST_CLASSES,
     DatasetFormatError,
     DatasetNotFoundError,
     find_fashion_mnist,
     load_dataset,
 )
-from cache_tools.datasets import load_fashion_mnist as _load_raw
-from cache_tools.format import (
-    CacheCorruptError,
-    CacheError,
-    CacheFormatError,
-    CacheIncompleteError,
-    CacheMismatchError,
-    TeacherCache,
-)
+from tosc_cache.datasets import load_fashion_mnist as _load_raw
 
 from .pixels import decoded_pixels, student_inputs
-from .reader import TeacherCacheDataset, split_rows
+from .reader import LabelPolicy, OnlineDistillation, TeacherCacheDataset, split_rows
 
 __all__ = [
     "CacheCorruptError",
@@ -34,7 +36,11 @@ __all__ = [
     "CacheFormatError",
     "CacheIncompleteError",
     "CacheMismatchError",
+    "Checks",
+    "DataSource",
     "FASHION_MNIST_CLASSES",
+    "LabelPolicy",
+    "OnlineDistillation",
     "TeacherCache",
     "TeacherCacheDataset",
     "default_teacher_cache",

@@ -6,14 +6,15 @@ import math
 import mmap
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
-from cache_tools.augment import augment_batch
-from cache_tools.datasets import load_dataset
-from cache_tools.format import SAMPLE_ROWS, TeacherCache
+from tosc_cache.augment import augment_batch
+from tosc_cache.pairing import Checks, DataSource, PairedCache, pair
+from tosc_cache.reader import TeacherCache
 
 from .pixels import student_inputs
 
@@ -31,14 +32,6 @@ def split_rows(num_rows: int, held_out: float, seed: int = 0) -> tuple[np.ndarra
                          "train on.")
     order = np.random.default_rng([int(seed), 2**32 - 1]).permutation(num_rows)
     return np.sort(order[held:]), np.sort(order[:held])
-
-
-def _random_access(images: Any) -> None:
-    """Tell the kernel a memory-mapped image array is read at random (shuffled
-    batches): no read-ahead, so only the pages of the images used are read."""
-    mapping = getattr(images, "_mmap", None)  # numpy.memmap's mapping, if any
-    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-        mapping.madvise(mmap.MADV_RANDOM)
 
 
 def _prefetch(images: Any, samples: np.ndarray) -> None:
@@ -62,88 +55,116 @@ def _prefetch(images: Any, samples: np.ndarray) -> None:
             return
 
 
+@dataclass(frozen=True)
+class LabelPolicy:
+    """Which samples' labels a reader serves (a few-label study).
+
+    Parameters
+    ----------
+    fraction : float, (default 1.0)
+        Keep the labels of a fraction of the served samples, drawn once from
+        the reader's ``seed``; the others get label -1 in ``"kd"`` targets
+        (teacher only).
+    only : bool, (default False)
+        Serve only the labelled samples: the teacher-free baseline of a
+        few-label study. An epoch keeps its length of ``ceil(N / batch_size)``
+        batches by cycling through the labelled samples (reshuffled on every
+        pass), so a baseline makes as many optimizer steps as the distilled
+        student it is compared with.
+    """
+
+    fraction: float = 1.0
+    only: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.fraction) <= 1.0:
+            raise ValueError(f"the labelled fraction must lie in [0, 1]; got {self.fraction}.")
+
+
+@dataclass(frozen=True)
+class OnlineDistillation:
+    """An online teacher in place of the cached outputs (the baseline the cache replaces).
+
+    Parameters
+    ----------
+    teacher : callable
+        ``teacher(views)`` maps a batch's uint8 views ``[batch, H, W(, C)]`` to
+        float32 probabilities ``[batch, C]`` on the cache's classes (e.g.
+        :class:`cache_tools.online.OnlineTeacher`). Rows, order, view choice,
+        labels and the labelled samples stay the cache's, so only the teacher's
+        outputs differ from a cached run.
+    fresh_views : bool, (default True)
+        A sample drawn with an augmented view (``view >= 1``) gets a new crop
+        and flip every epoch, drawn from the reader's ``seed`` and the epoch
+        instead of the stored view seeds (view 0 stays the unaugmented image,
+        so the share of clean views is the cache's). False replays the stored
+        views.
+    """
+
+    teacher: Callable[[np.ndarray], np.ndarray]
+    fresh_views: bool = True
+
+    def __post_init__(self) -> None:
+        if not callable(self.teacher):
+            raise TypeError(f"teacher must map uint8 views to probabilities; got "
+                            f"{self.teacher!r}.")
+
+
 class TeacherCacheDataset(keras.utils.PyDataset):
     r"""Batches of (augmented view, targets) from a teacher cache and its dataset.
 
     Each epoch draws, from ``seed`` and the epoch number, a shuffled order and
     one view per sample (``view="random"``) and replays that view from its
     stored seed with the same NumPy augmentation the teacher saw. The cache is
-    validated against the dataset first: a cache of other samples, another
-    split or order is refused with a message that says what differs.
+    paired with its dataset first (:func:`tosc_cache.pairing.pair`): a cache of
+    other samples, another split or order is refused with a message that says
+    what differs.
 
     Parameters
     ----------
-    cache : str, path or :class:`cache_tools.format.TeacherCache`
-    images, labels : arrays or None
-        The dataset split the cache describes (uint8 ``[N, H, W]`` grey or
-        ``[N, H, W, C]``, any array-like indexable by row arrays, e.g. a memory
-        map; ints ``[N]``); None loads the cache's dataset and split
-        (``dataset``, ``data_dir``).
-    dataset : str, ``datasets.Dataset`` or None
-        Where to load the split from when ``images`` is None: default the
-        dataset the cache names (``fashion-mnist``, a hub id, a saved or image
-        folder), read as it was at extraction (columns, resize). Its class
-        names must be the cache's.
+    cache : str, path, :class:`tosc_cache.TeacherCache` or :class:`tosc_cache.PairedCache`
+        A cache, or one already paired with its data (then ``data`` and
+        ``checks`` must be None).
+    data : :class:`tosc_cache.DataSource` or None
+        The data the cache describes: arrays (``DataSource(images, labels)``),
+        or where to load the split from (``DataSource(dataset=...,
+        data_dir=...)``); None (default) loads the dataset and split the cache
+        names, read as it was at extraction.
     batch_size : int, (default 128)
     shuffle : bool, (default True)
     seed : int, (default 0)
+        Order, views, labelled samples and the rows whose content hashes are checked.
     view : "random" (default) or int
         Which view to use: a random one per sample per epoch, or a fixed one
         (0 is unaugmented).
     num_views : int or None
         With ``view="random"``: draw among the first ``num_views`` stored
         views only, as if the cache held that many (1: the unaugmented image
-        only); None (default) uses them all. With an online ``teacher`` and
-        ``fresh_views`` it sets the share of clean views (view 0); every
-        other draw gets a fresh crop and flip.
+        only); None (default) uses them all. With an ``online`` teacher and
+        fresh views it sets the share of clean views (view 0); every other
+        draw gets a fresh crop and flip.
     targets : "kd" (default) | "label"
         ``"kd"``: a dict of targets for
         :class:`~tosc_sionna.training.DistillationTrainer` (see Output);
         ``"label"``: int32 labels ``[batch]``.
-    data_dir : str or None
-        Where to look for the dataset (see :func:`tosc_sionna.data.load_fashion_mnist`).
-    check_integrity : "quick" (default) | "full" | "none" (or bool)
-        Which digests to recompute on opening (see
-        :class:`cache_tools.format.TeacherCache`): ``"quick"`` hashes what is
-        loaded on opening and relies on HDF5 chunk checksums for the rest.
-    check_rows : "sample" (default) | "all"
-        Compare the content hashes of :data:`~cache_tools.format.SAMPLE_ROWS`
-        seeded rows (or of every row) of the cache with the data given,
-        naming the first rows that differ (caches before format version 3:
-        the whole-split digest).
-    labelled_fraction : float, (default 1.0)
-        Keep the labels of a fraction of the samples, drawn once from
-        ``seed``; the others get label -1 in ``"kd"`` targets (teacher only).
     rows : int array or None
         Serve only these cache rows (e.g. the training part of a split whose
         other rows are held out for validation, see :func:`split_rows`); None
-        serves all. ``labelled_fraction`` then applies to these rows.
-    labelled_only : bool, (default False)
-        Serve only the labelled samples: the teacher-free baseline of a
-        few-label study. An epoch keeps its length of ``ceil(N / batch_size)``
-        batches by cycling through the labelled samples (reshuffled on every
-        pass), so a baseline makes as many optimizer steps as the distilled
-        student it is compared with.
-    teacher : callable or None
-        Online distillation, the baseline the cache replaces: ``teacher(views)``
-        maps a batch's uint8 views ``[batch, H, W(, C)]`` to float32
-        probabilities ``[batch, C]`` on the cache's classes (e.g.
-        :class:`cache_tools.online.OnlineTeacher`) and takes the place of the
-        stored outputs. Rows, order, view choice, labels and the labelled
-        samples stay the cache's, so only the teacher's outputs differ from a
-        cached run. Needs ``targets="kd"`` and not ``labelled_only``.
+        serves all. The label policy then applies to these rows.
+    labelling : :class:`LabelPolicy` or None
+        Which samples keep their labels (default: all); ``LabelPolicy(fraction,
+        only=True)`` serves the labelled samples alone.
+    checks : :class:`tosc_cache.Checks` or None
+        What is verified on opening and pairing (default: quick integrity, a
+        seeded sample of row hashes).
+    online : :class:`OnlineDistillation` or None
+        An online teacher takes the place of the stored outputs. Needs
+        ``targets="kd"``, not ``labelling.only``, and no ``features``.
     features : bool, (default False)
         Also serve the teacher's pooled features of each view for feature
         distillation: the targets gain ``"features"`` (see
         :class:`~tosc_sionna.training.DistillationTrainer`'s ``feature_dim``). The cache
-        must store them (``tosc-cache extract --features``); not with an
-        online ``teacher`` (its features are not computed).
-    fresh_views : bool, (default True)
-        With a ``teacher``: a sample drawn with an augmented view (``view >=
-        1``) gets a new crop and flip every epoch, drawn from ``seed`` and the
-        epoch instead of the stored view seeds (view 0 stays the unaugmented
-        image, so the share of clean views is the cache's). False replays the
-        stored views. Ignored without a teacher.
+        must store them (``tosc-cache extract --features``).
     **kwargs
         ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
         :class:`keras.utils.PyDataset`.
@@ -157,49 +178,50 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         unlabelled; ``"labelled"``: float32 ``[batch]``, 1 where the label may
         be used, else 0; ``"teacher"``: float32 ``[batch, C]``, the teacher's
         distribution of that view (reconstructed from the cache, or computed
-        by an online ``teacher``); with ``features``, ``"features"``: float32
+        by an online teacher); with ``features``, ``"features"``: float32
         ``[batch, D]``, the teacher's pooled features of that view.
     """
 
     def __init__(
         self,
-        cache: str | os.PathLike | TeacherCache,
-        images: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
+        cache: str | os.PathLike | TeacherCache | PairedCache,
+        data: DataSource | None = None,
+        *,
         batch_size: int = 128,
         shuffle: bool = True,
         seed: int = 0,
         view: str | int = "random",
         num_views: int | None = None,
         targets: str = "kd",
-        data_dir: str | os.PathLike | None = None,
-        check_integrity: bool | str = "quick",
-        check_rows: str = "sample",
-        dataset: Any = None,
-        labelled_fraction: float = 1.0,
-        labelled_only: bool = False,
         rows: Any = None,
-        teacher: Callable[[np.ndarray], np.ndarray] | None = None,
-        fresh_views: bool = True,
+        labelling: LabelPolicy | None = None,
+        checks: Checks | None = None,
+        online: OnlineDistillation | None = None,
         features: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        labelling = labelling or LabelPolicy()
         if targets not in TARGETS:
             raise ValueError(f"targets must be one of {TARGETS}; got {targets!r}.")
-        if teacher is not None and (targets != "kd" or labelled_only):
-            raise ValueError("teacher= gives teacher targets: it needs targets='kd' and "
-                             "labelled_only=False.")
-        if teacher is not None and not callable(teacher):
-            raise TypeError(f"teacher must map uint8 views to probabilities; got {teacher!r}.")
+        if online is not None and (targets != "kd" or labelling.only):
+            raise ValueError("online= gives teacher targets: it needs targets='kd' and "
+                             "not LabelPolicy(only=True).")
+        if online is not None and not isinstance(online, OnlineDistillation):
+            raise TypeError(f"online must be an OnlineDistillation; got {online!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-        self.cache = cache if isinstance(cache, TeacherCache) else TeacherCache(
-            cache, check_integrity=check_integrity
-        )
+        if isinstance(cache, PairedCache):
+            if data is not None or checks is not None:
+                raise ValueError("a PairedCache is already paired with its data: pass no "
+                                 "data= or checks=.")
+            paired = cache
+        else:
+            paired = pair(cache, data, checks, seed=seed)
+        self.cache = paired.cache
         spec = self.cache.spec
         self.features = bool(features)
-        if self.features and (spec.features is None or targets != "kd" or teacher is not None):
+        if self.features and (spec.features is None or targets != "kd" or online is not None):
             raise ValueError(
                 f"features=True needs a cache that stores teacher features (this one: "
                 f"{spec.features or 'none'}; extract with `tosc-cache extract --features`), "
@@ -212,17 +234,9 @@ class TeacherCacheDataset(keras.utils.PyDataset):
                 f"num_views must be in [1, {spec.num_views}] (the cache's views) and goes with "
                 f"view='random'; got num_views={num_views!r}, view={view!r}.")
         self.num_views = spec.num_views if num_views is None else int(num_views)
-        names = None
-        if images is None or labels is None:
-            images, labels, names = load_dataset(
-                spec.dataset if dataset is None else dataset, spec.split, data_dir,
-                **self.cache.read_options)
-        _random_access(images)
-        self.cache.check_data(spec.dataset, spec.split, images, labels, rows=check_rows,
-                              sample_size=SAMPLE_ROWS, seed=seed, class_names=names)
         # no copies: images are indexed per batch (a memory map stays a memory map) and
         # teacher distributions are reconstructed per batch from the stored outputs
-        self.images = images
+        self.images = paired.images
         self.index = self.cache.sample_index
         self.labels = self.cache.labels.astype(np.int32)
         self.batch_size = int(batch_size)
@@ -230,29 +244,27 @@ class TeacherCacheDataset(keras.utils.PyDataset):
         self.seed = int(seed)
         self.view = view if view == "random" else int(view)
         self.targets = targets
-        if not 0.0 <= float(labelled_fraction) <= 1.0:
-            raise ValueError(f"labelled_fraction must lie in [0, 1]; got {labelled_fraction}.")
-        if targets == "label" and labelled_fraction < 1.0:
-            raise ValueError("labelled_fraction < 1 needs targets='kd' (the teacher's labels).")
+        if targets == "label" and labelling.fraction < 1.0:
+            raise ValueError("a labelled fraction < 1 needs targets='kd' (the teacher's labels).")
         n = len(self.labels)
         self.rows = np.arange(n) if rows is None else np.unique(np.asarray(rows, np.int64))
         if not len(self.rows) or self.rows[0] < 0 or self.rows[-1] >= n:
             raise ValueError(f"rows must be a non-empty set of cache rows in [0, {n}).")
         served = len(self.rows)
         keep = self.rows[np.random.default_rng([self.seed, 2**31]).permutation(served)[
-            : int(round(labelled_fraction * served))
+            : int(round(labelling.fraction * served))
         ]]
         self.labelled = np.zeros(n, dtype=bool)
         self.labelled[keep] = True
-        self.labelled_only = bool(labelled_only)
+        self.labelled_only = bool(labelling.only)
         # The online teacher plugs into this reader instead of being a second data
         # source: order, views, labels and augmentation stay one piece of code, and the
         # reader calls it as a plain function (tosc_sionna never imports torch).
-        self.teacher = teacher
-        self.fresh_views = teacher is not None and bool(fresh_views)
+        self.teacher = None if online is None else online.teacher
+        self.fresh_views = online is not None and bool(online.fresh_views)
         if self.labelled_only and not len(keep):
             raise ValueError(
-                f"labelled_only=True but labelled_fraction={labelled_fraction} keeps no sample "
+                f"LabelPolicy(only=True) but its fraction {labelling.fraction} keeps no sample "
                 f"of {n}: raise the fraction."
             )
         self.epoch = 0

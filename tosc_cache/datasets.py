@@ -7,7 +7,7 @@ package (``/usr/share/datasets/fashion-mnist``) and the Keras cache
 (``~/.keras/datasets/fashion-mnist``); when none has them it downloads the
 original files into the Keras cache, checked against their sha256 sums. Any
 other name is a Hugging Face dataset (hub id, saved folder or image folder;
-:mod:`cache_tools.hf_images`).
+:mod:`tosc_cache.hf_images`).
 """
 
 from __future__ import annotations
@@ -177,44 +177,6 @@ def load_fashion_mnist(
     return images, labels
 
 
-def dataset_digest(images: Any, labels: np.ndarray, indices: np.ndarray) -> str:
-    """sha256 of the exact samples (images and labels) at ``indices``, in that order.
-
-    The whole-split digest of format version 1 and 2 caches (streamed in
-    blocks); version 3 uses :func:`row_hash_digest`.
-    """
-    indices = np.asarray(indices, dtype=np.int64)
-    h = hashlib.sha256(f"{images.dtype.str}{tuple(images.shape[1:])}|{len(indices)}|".encode())
-    for start in range(0, len(indices), 4096):
-        h.update(np.ascontiguousarray(images[indices[start : start + 4096]]).tobytes())
-    h.update(np.ascontiguousarray(np.asarray(labels)[indices].astype(np.int64)).tobytes())
-    return h.hexdigest()
-
-
-def row_hashes(images: Any, labels: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """A 64-bit content hash per sample (uint64 ``[len(indices)]``): BLAKE2b of the
-    image's dtype, shape and bytes and its label, so a single altered, moved or
-    relabelled sample is found without hashing the whole split again."""
-    indices = np.asarray(indices, dtype=np.int64)
-    out = np.empty(len(indices), dtype=np.uint64)
-    for start in range(0, len(indices), 1024):  # decode in blocks (lazy image arrays)
-        block = indices[start : start + 1024]
-        decoded = np.asarray(images[block]) if len(block) else None
-        for i, index in enumerate(block):
-            image = np.ascontiguousarray(decoded[i])
-            h = hashlib.blake2b(
-                f"{image.dtype.str}{image.shape}|{int(labels[index])}|".encode(), digest_size=8)
-            h.update(image.tobytes())
-            out[start + i] = int.from_bytes(h.digest(), "little")
-    return out
-
-
-def row_hash_digest(hashes: np.ndarray) -> str:
-    """The whole-split digest of a version-3 cache: sha256 over its row hashes, in order."""
-    hashes = np.ascontiguousarray(hashes, dtype="<u8")
-    return hashlib.sha256(f"row_hash|{len(hashes)}|".encode() + hashes.tobytes()).hexdigest()
-
-
 def load_dataset(
     name: Any, split: str, data_dir: str | os.PathLike | None = None,
     image_column: str | None = None, label_column: str | None = None,
@@ -224,7 +186,7 @@ def load_dataset(
 
     ``name``: ``"fashion-mnist"`` (built in, uint8 ``[N, 28, 28]``); a hub id,
     a folder saved with ``save_to_disk`` or an image folder (Hugging Face
-    ``datasets``, :func:`cache_tools.hf_images.load_split`); or a
+    ``datasets``, :func:`tosc_cache.hf_images.load_split`); or a
     ``datasets.Dataset`` object. ``image_column``/``label_column`` override
     the auto-detected columns, ``resize=(H, W)`` resizes every image,
     ``channels`` (1 or 3) fixes grey or RGB (default: the first image's).

@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 
 from .datasets import DatasetFormatError, DatasetNotFoundError
+from .errors import MissingDependencyError
 
+#: What to install for datasets other than the built-in Fashion-MNIST.
+HF_INSTALL = "pip install 'tosc-sionna[hf]'"
 #: Column names tried, in order, when none is given.
 IMAGE_COLUMNS = ("image", "img", "pixel_values")
 LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label")
@@ -35,11 +38,15 @@ BLOCK_ROWS = 256
 
 
 def _datasets() -> Any:
+    """Hugging Face ``datasets`` (with Pillow, which decodes its images), or a
+    :class:`~tosc_cache.errors.MissingDependencyError` saying what to install."""
     try:
         import datasets
-    except ImportError as err:  # pragma: no cover - a core dependency
-        raise ImportError("Hugging Face datasets is needed for this dataset: "
-                          "pip install datasets") from err
+        import PIL  # noqa: F401
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"Reading this dataset needs Hugging Face datasets and Pillow ({err.name} is "
+            f"missing): {HF_INSTALL}") from err
     return datasets
 
 
@@ -54,7 +61,7 @@ class HFImages:
     resize : (height, width) or None
         Resize every image to this size (bilinear, PIL); None requires all
         images to have the first image's size (a differing one raises
-        :class:`~cache_tools.datasets.DatasetFormatError` when it is read).
+        :class:`~tosc_cache.datasets.DatasetFormatError` when it is read).
     channels : 1, 3 or None
         Grey (``[N, H, W]``) or RGB (``[N, H, W, 3]``). None: the first image
         decides; a grey dataset then refuses a colour image when it meets one
