@@ -20,10 +20,9 @@ from typing import Any
 
 from tosc_cache import __version__
 
+from .preprocessing import CACHE_INSTALL
+
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-#: What to install for ``tosc-cache extract`` (torch first, pinned: a bare requirement may
-#: pull a multi-GB CUDA build).
-CACHE_INSTALL = "pip install torch==2.13.0 && pip install 'tosc-sionna[cache]'"
 
 
 class _Progress:

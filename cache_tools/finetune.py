@@ -30,7 +30,8 @@ from tosc_cache.augment import DEFAULT_AUGMENTATION, augment_batch
 from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 from . import efficientnet_lite
-from .teachers import Preprocess, weights_digest
+from .preprocessing import Preprocess
+from .teachers import weights_digest
 
 
 def evaluate(model, preprocess: Preprocess, images, labels, device: str, batch: int = 500) -> float:

@@ -548,3 +548,18 @@ def test_basis_cache_round_trip_and_version(tmp_path, capsys):
         _spec(rank=2)
     with pytest.raises(ValueError, match="a basis cache needs"):
         _spec(probs="basis", rank=0)
+
+
+def test_extract_without_the_teacher_extra_says_in_one_line_what_to_install(
+        monkeypatch, capsys, tmp_path):
+    import sys
+
+    from cache_tools import cli
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    assert cli.main(["extract", "--model", "m", "--out", str(tmp_path / "c.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "torch is not installed" in err
+    assert "pip install torch==" in err and "'tosc-sionna[cache]'" in err
+    assert not (tmp_path / "c.h5").exists()

@@ -15,7 +15,8 @@ import pytest
 import torch
 import transformers
 
-from cache_tools.teachers import Preprocess, load_teacher
+from cache_tools.preprocessing import Preprocess
+from cache_tools.teachers import load_teacher
 from tests.tiny_teachers import ID2LABEL, LABEL2ID
 from tosc_cache.datasets import load_fashion_mnist
 
