@@ -7,7 +7,7 @@ views would give: the teacher's own preprocessing, its logits put on the
 cache's class axis as extraction put them, the softmax at temperature 1 (the
 loss tempers it, as it tempers a cache's). It is the teacher half only: the
 student's data source stays :class:`tosc_sionna.data.TeacherCacheDataset`
-(``teacher=OnlineTeacher(...)``), so an online run draws the same rows, order,
+(``online=OnlineDistillation(OnlineTeacher(...))``), so an online run draws the same rows, order,
 views and labels as a cached one and differs only in where the teacher's
 outputs come from. Importing this module imports neither torch nor TensorFlow.
 """
@@ -66,7 +66,8 @@ class OnlineTeacher:
     Example
     -------
     >>> teacher = OnlineTeacher("teachers/fashion-mnist-lite0", default_teacher_cache())
-    >>> data = TeacherCacheDataset(default_teacher_cache(), teacher=teacher)
+    >>> data = TeacherCacheDataset(default_teacher_cache(),
+    ...                            online=OnlineDistillation(teacher))
     >>> x, y = data[0]  # y[:, 1:] computed now, on freshly augmented views
     """
 
