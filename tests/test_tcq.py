@@ -175,7 +175,7 @@ def test_tcq_extraction_resumes_with_the_staged_codebooks(vit, tmp_path, monkeyp
     def refit(*args, **kw):
         raise AssertionError("a resumed extraction refits the tcq codebooks")
 
-    monkeypatch.setattr(ex, "fit_tcq", refit)
+    monkeypatch.setattr(codecs.tcq.TcqCodec, "fit", refit)  # what extraction fits with
     resumed = TeacherCache(ex.extract(ex.ExtractionOptions(vit, tmp_path / "resumed.h5", **kwargs)))
     for name in whole.arrays:
         np.testing.assert_array_equal(resumed.arrays[name], whole.arrays[name])
