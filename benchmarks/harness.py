@@ -3,10 +3,12 @@
 Every benchmark that trains students uses the shipped Fashion-MNIST cache with
 the main job's conventions (``examples/kd_awgn.py``): 5,000 training images
 held out for validation by :func:`~tosc_sionna.data.split_rows` with seed 0
-(never trained on), batches of 128, the IB distillation loss at temperature 4,
-Adam with cosine decay from 2e-3 over the whole run, the stochastic encoder
-with beta 1e-4 and a training SNR uniform in [-10, 20] dB unless a benchmark
-says otherwise.
+(never trained on), batches of 128, the default student
+(:data:`tosc_sionna.DEFAULT_STUDENT`: stochastic encoder, 16 symbols, a
+training SNR uniform in [-10, 20] dB) and the one training recipe,
+:func:`tosc_sionna.make_trainer` (IB distillation loss at temperature 4, beta
+1e-4, Adam with cosine decay from 2e-3 over the whole run), unless a benchmark
+says otherwise (and then its results say which student it used).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from tosc_sionna.evaluation import accuracy_vs_snr
 
 #: Training images held out for validation (kd_awgn's default) and the seed of the split.
 VAL_IMAGES, VAL_SEED = 5000, 0
-#: The benchmarks' student (the main job's default before 0.4: plain convolutions of
-#: width 32, 256 hidden units, 1/20 of the teacher) and the main job's training defaults.
-STUDENT = {"num_symbols": 16, "width": 32, "stochastic": True, "rate_weight": 1e-4,
-           "snr_train_db": (-10.0, 20.0)}
+#: The student the ablations, the digital-vs-analog and the fast-distillation results
+#: were measured with (the main job's default before 0.4: plain convolutions of width
+#: 32, 256 hidden units, 1/20 of the teacher); those benchmarks keep it, and say so.
+PREVIOUS_STUDENT = "conv-w32-h256"
 
 
 def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> dict[str, Any]:
@@ -59,20 +61,22 @@ def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> 
 
 
 def student(channel: keras.layers.Layer, num_classes: int, seed: int,
-            **overrides: Any) -> ts.TaskOrientedLink:
-    """The benchmarks' student (``STUDENT``, any entry overridable) around ``channel``."""
+            student: str = ts.DEFAULT_STUDENT, **overrides: Any) -> ts.TaskOrientedLink:
+    """The named student (default: the default student) around ``channel``, seeded;
+    ``overrides`` go to :func:`tosc_sionna.make_link`."""
     ts.set_seed(seed)
-    return ts.make_link(channel, num_classes=num_classes, seed=seed, **{**STUDENT, **overrides})
+    return ts.make_link(channel, student=student, num_classes=num_classes, seed=seed,
+                        **overrides)
 
 
 def fit(link: ts.TaskOrientedLink, data: TeacherCacheDataset, epochs: int, steps: int,
-        alpha: float = 0.5, callbacks: list | None = None, temperature: float = 4.0) -> float:
-    """Compile with the IB distillation loss and train; the seconds it took."""
-    loss = ts.IBDistillationLoss(alpha=alpha, temperature=temperature)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
-    link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+        callbacks: list | None = None, **recipe: Any) -> float:
+    """Train ``link`` with :func:`tosc_sionna.make_trainer`'s recipe (``recipe``: its
+    ``alpha``, ``temperature``, ``beta``, ``feature_dim``, ``feature_weight``); the
+    seconds it took."""
+    trainer = ts.make_trainer(link, steps_per_epoch=steps, epochs=epochs, **recipe)
     start = time.time()
-    link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+    trainer.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
     return time.time() - start
 
 

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNRS = [0.0, 10.0]
 #: the main job's defaults and its student (examples/kd_awgn.py)
 DEFAULTS = {"alpha": 0.5, "temperature": 4.0, "beta": 1e-4, "stochastic": True}
-STUDENT = {"width": 48, "separable": True, "hidden_units": (128,)}
+STUDENT = ts.DEFAULT_STUDENT
 #: the values tried for each parameter, the others at their defaults
 #: (stochastic False: the deterministic encoder z = mu, which has no rate term: beta is moot)
 GRID = {"alpha": [0.1, 0.25, 0.5, 0.75], "temperature": [2.0, 4.0, 8.0],
@@ -70,11 +70,11 @@ def train(setting: dict[str, float], num_classes: int, data: TeacherCacheDataset
           epochs: int, steps: int, seed: int) -> tuple[ts.TaskOrientedLink, float]:
     """The main job's student trained with one setting of alpha, tau, beta (and encoder)."""
     setting = complete(setting)
-    link = harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENT,
-                           stochastic=setting["stochastic"],
-                           rate_weight=setting["beta"] if setting["stochastic"] else 0.0)
+    link = harness.student(ts.AWGNChannel(), num_classes, seed, STUDENT,
+                           stochastic=setting["stochastic"])
     seconds = harness.fit(link, data, epochs, steps, alpha=setting["alpha"],
-                          temperature=setting["temperature"])
+                          temperature=setting["temperature"],
+                          beta=setting["beta"] if setting["stochastic"] else 0.0)
     return link, seconds
 
 
@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("hyperparameters_quick.json" if args.quick else "hyperparameters.json")
     results = {"benchmark": "hyperparameters", "snr_db": SNRS, "defaults": DEFAULTS,
-               "student": {**STUDENT, "num_symbols": harness.STUDENT["num_symbols"]},
+               "student": {**ts.student_preset(STUDENT).as_dict(), "preset": STUDENT,
+                           "num_symbols": ts.presets.DEFAULT_NUM_SYMBOLS},
                "val_images": len(split["y_val"]), "draws": draws, "runs": [],
                **(json.loads(path.read_text()) if path.exists() else {})}
     results["machine"] = harness.machine()

@@ -51,14 +51,14 @@ from tosc_sionna import serving  # noqa: E402
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: name -> make_link size arguments
+#: the frontier's name of each point (the results' keys) -> its student preset
 STUDENTS = {
-    "conv-w32": {"width": 32, "separable": False, "hidden_units": (256,)},
-    "conv-w16": {"width": 16, "separable": False, "hidden_units": (256,)},
-    "sep-w48-h128": {"width": 48, "separable": True, "hidden_units": (128,)},
-    "sep-w36-h128": {"width": 36, "separable": True, "hidden_units": (128,)},
-    "conv-w8": {"width": 8, "separable": False, "hidden_units": (256,)},
-    "sep-w8-h64": {"width": 8, "separable": True, "hidden_units": (64,)},
+    "conv-w32": "conv-w32-h256",
+    "conv-w16": "conv-w16-h256",
+    "sep-w48-h128": "sep-w48-h128",
+    "sep-w36-h128": "sep-w36-h128",
+    "conv-w8": "conv-w8-h256",
+    "sep-w8-h64": "sep-w8-h64",
 }
 MODES = {"kd": 0.5, "ce": 1.0, "feat": 0.5}  # alpha of each mode
 SNRS = [0.0, 10.0]
@@ -98,8 +98,8 @@ def same_rows_and_views(cache: TeacherCache, reference: TeacherCache,
     return f"these differ: {', '.join(bad)}" if bad else None
 
 
-def build(name: str, num_classes: int, seed: int, **features: float) -> ts.TaskOrientedLink:
-    return harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENTS[name], **features)
+def build(name: str, num_classes: int, seed: int) -> ts.TaskOrientedLink:
+    return harness.student(ts.AWGNChannel(), num_classes, seed, STUDENTS[name])
 
 
 def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
@@ -108,8 +108,9 @@ def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
     tx = link.encoder.count_params() + link.tx_cam.count_params()
     rx = link.rx_cam.count_params() + link.decoder.count_params()
     return {"params": {"transmitter": tx, "receiver": rx, "link": tx + rx},
-            "macs": serving.multiply_accumulates(link, input_shape), **STUDENTS[name],
-            "hidden_units": list(STUDENTS[name]["hidden_units"])}
+            "macs": serving.multiply_accumulates(link, input_shape),
+            **ts.student_preset(STUDENTS[name]).as_dict(), "preset": STUDENTS[name],
+            "hidden_units": list(ts.student_preset(STUDENTS[name]).hidden_units)}
 
 
 def plot(results: dict, path: Path, epochs: int) -> None:
@@ -267,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                 data = TeacherCacheDataset(feature_cache if mode == "feat" else cache,
                                            seed=seed, rows=train_rows,
                                            labelled_only=mode == "ce", features=mode == "feat")
-                link = build(name, cache.num_classes, seed, **features)
-                seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode])
+                link = build(name, cache.num_classes, seed)
+                seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode],
+                                      **features)
                 val, test_accuracy = harness.evaluate(link, split, SNRS, draws, seed, args.test)
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,
