@@ -51,7 +51,7 @@ class _Sampling(keras.Model):
     # the link with its encoder sampled at inference: a model of its own, so the
     # link's compiled predict function stays as it is
     def __init__(self, link: Any) -> None:
-        super().__init__()
+        super().__init__(name="sampling_link")
         self.link = link
 
     def call(self, x: Any) -> Any:
