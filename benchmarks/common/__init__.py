@@ -10,8 +10,8 @@
 
 from .cli import RESULTS, parser
 from .plotting import figure
-from .runinfo import machine, provenance
 from .results import merge_runs, save_merged, write_results
+from .runinfo import machine, provenance
 from .timing import interleaved, stats, time_interleaved
 
 __all__ = ["RESULTS", "figure", "interleaved", "machine", "merge_runs", "parser", "provenance",
