@@ -1,5 +1,7 @@
 """What the training benchmarks share: the splits, the default student and its training.
 
+(What every benchmark shares, training or not, is :mod:`benchmarks.common`.)
+
 Every benchmark that trains students uses the shipped Fashion-MNIST cache with
 the main job's conventions (``examples/kd_awgn.py``): 5,000 training images
 held out for validation by :func:`~tosc_sionna.data.split_rows` with seed 0
@@ -13,13 +15,7 @@ says otherwise (and then its results say which student it used).
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import platform
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -98,30 +94,3 @@ def evaluate(link: ts.TaskOrientedLink, split: dict[str, Any], snrs: list[float]
     return val, accuracy_vs_snr(link, split["x_test"], split["y_test"], snrs, draws=draws,
                                 batch_size=1000)["accuracy"]
 
-
-def machine() -> str:
-    """The processor and CPU count, for a results file."""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-
-
-def merge_runs(mine: list[dict], theirs: list[dict], written: set,
-               key: Callable[[dict], Any]) -> list[dict]:
-    """One entry's runs after a merge: those on disk (``theirs``) that this process did not
-    measure again, then the ones it measured (their ``key`` is in ``written``); one run per
-    key, the last (a file may hold a run twice under keys a later parameter made equal)."""
-    runs = ([r for r in theirs if key(r) not in written]
-            + [r for r in mine if key(r) in written])
-    return list({key(r): r for r in runs}.values())
-
-
-def save_merged(path: Path, results: dict, merge: Callable[[dict], None]) -> None:
-    """Write ``results`` as JSON to ``path``, atomically and under an exclusive lock
-    (``path.lock``), after ``merge(on_disk)`` has folded into ``results`` what other
-    processes wrote since it was read: benchmarks that accumulate runs can run side by
-    side and be interrupted without losing or clobbering a measurement."""
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merge(json.loads(path.read_text()) if path.exists() else {})
-        staged = path.with_suffix(".json.tmp")
-        staged.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(staged, path)

@@ -40,6 +40,7 @@ written, and refuses runs whose settings differ.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -357,7 +358,7 @@ def _added(run: dict) -> dict:
 #: results fields that may differ between the seeds of one configuration
 PER_SEED = {"seed", "train_seconds", "accuracy", "accuracy_std", "accuracy_se",
             "accuracy_ci95", "accuracy_draws", "validation", "teacher_forward_seconds",
-            "teacher_forward_images", "teacher_threads", "cache"}
+            "teacher_forward_images", "teacher_threads", "cache", "provenance"}
 
 
 def combine(paths: list[str]) -> dict:
@@ -389,9 +390,22 @@ def combine(paths: list[str]) -> dict:
     return across_seeds(sorted(runs, key=lambda r: r["seed"]))
 
 
-def write_results(results: dict, sweeps: dict, out: Path) -> None:
-    """``results.json`` and ``accuracy_vs_snr.png`` (one curve per sweep) into ``out``."""
+def provenance(argv: list[str] | None) -> dict:
+    """Commit, command, versions, machine and date of this run, as every benchmark records them
+    (``benchmarks/common/runinfo.py``, loaded from its file: run as a script, this job cannot
+    import the repository's ``benchmarks`` package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common" / "runinfo.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_runinfo", path)
+    runinfo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runinfo)
+    return runinfo.provenance(argv, "examples/kd_awgn.py")
+
+
+def write_results(results: dict, sweeps: dict, out: Path, argv: list[str] | None = None) -> None:
+    """``results.json`` (with the provenance of the command ``argv``) and
+    ``accuracy_vs_snr.png`` (one curve per sweep) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    results = {**results, "provenance": provenance(argv)}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_accuracy_vs_snr(sweeps, out / "accuracy_vs_snr.png",
                          reference=results["teacher_accuracy"])
@@ -411,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         write_results(results, {f"student ({r['channel']}), seed {r['seed']}": r
-                                for r in results["per_seed"]}, Path(args.out))
+                                for r in results["per_seed"]}, Path(args.out), argv)
         return 0
     args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
     args.beta = 0.0 if args.deterministic_encoder else 1e-4 if args.beta is None else args.beta
@@ -457,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     results = runs[0] if len(runs) == 1 else across_seeds(runs)
     if len(runs) == 1:
         sweeps = {f"student ({args.channel})": next(iter(sweeps.values()))}
-    write_results(results, sweeps, Path(args.out))
+    write_results(results, sweeps, Path(args.out), argv)
     return 0
 
 
