@@ -85,7 +85,6 @@ def models(tmp_path_factory):
 
 
 def test_saved_hf_dataset_extract_verify_and_train(saved_fashion, models, tmp_path, capsys):
-    import keras
 
     import tosc_sionna as ts
 
