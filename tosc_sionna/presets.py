@@ -12,13 +12,13 @@ name                    encoder convolutions     hidden    parameters (16 sym.)
 ``"sep-w36-h128"``      separable, width 36      128       46,454 (1/73)
 ``"sep-w8-h64"``        separable, width 8       64        15,170 (1/223)
 ``"conv-w32-h256"``     plain, width 32          256       167,594 (1/20)
-``"conv-w16-h256"``     plain, width 16          256       (1/54)
-``"conv-w8-h256"``      plain, width 8           256       (1/145)
+``"conv-w16-h256"``     plain, width 16          256       59,034 (1/57)
+``"conv-w8-h256"``      plain, width 8           256       30,674 (1/110)
 ======================  =======================  ========  =====================
 
-(Parameter counts: stochastic encoder, 10 classes, the receiver without the
-effective-noise input; ``tests/test_presets.py`` checks them against the
-closed form.)
+(Parameter counts: 16 symbols, stochastic encoder, 10 classes, the receiver
+without the effective-noise input; ``tests/test_presets.py`` checks them
+against the closed form.)
 """
 
 from __future__ import annotations
