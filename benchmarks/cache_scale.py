@@ -19,7 +19,7 @@ with ``--batch-size 256 --views 4`` makes them), then in separate processes:
 Targets (issue 10): finalize with <= 64 open files, peak RSS <= 2 GB for each,
 first batch <= 10 s, reader >= 5x faster than the student step.
 
-    python benchmarks/cache_scale.py [--rows 1281167] [--work DIR] [--out FILE]
+    python -m benchmarks.cache_scale [--rows 1281167] [--work DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -38,8 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import common
+
 VIEWS, CLASSES, TOPK, BATCH_ROWS, BATCH = 4, 1000, 10, 64, 128
 OPEN_FILES = 64
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_mb() -> float:
@@ -136,23 +138,25 @@ def phase_reader(work: Path, repeats: int, cold: bool) -> dict:
     samples = [rss_parts_mb()]
 
     ts.set_seed(0)
-    link = ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=CLASSES, stochastic=True,
-                        rate_weight=1e-4, seed=0)
-    loss = ts.IBDistillationLoss(alpha=0.5, temperature=4.0)
-    link.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss)
+    link = ts.make_link(ts.AWGNChannel(), num_classes=CLASSES, seed=0)
+    trainer = ts.make_trainer(link, steps_per_epoch=len(data), epochs=1)
     for i in range(1, 6):  # warm-up: tracing
-        link.train_on_batch(*data[i])
-    reader_s, step_s = [], []
-    for r in range(repeats):  # alternate, so both see the machine in the same state
-        i = 6 + r * 10
-        begin = time.perf_counter()
-        batches = [data[i + j] for j in range(10)]
-        reader_s.append((time.perf_counter() - begin) / 10)
-        begin = time.perf_counter()
+        trainer.train_on_batch(*data[i])
+    batches, rounds = [], iter(range(repeats))
+
+    def read() -> None:  # the next 10 batches
+        i = 6 + next(rounds) * 10
+        batches[:] = [data[i + j] for j in range(10)]
+
+    def step() -> None:  # the student trained on them
         for batch in batches:
-            link.train_on_batch(*batch)
-        step_s.append((time.perf_counter() - begin) / 10)
+            trainer.train_on_batch(*batch)
         samples.append(rss_parts_mb())
+
+    # alternate, so both see the machine in the same state
+    timed = common.time_interleaved({"reader": read, "step": step}, repeats)
+    reader_s = [t / 10 for t in timed["reader"]["all"]]
+    step_s = [t / 10 for t in timed["step"]["all"]]
     del keras
     return {
         "first_batch_s": first_batch, "rss_after_imports_mb": imported_rss,
@@ -174,10 +178,10 @@ def phase_reader(work: Path, repeats: int, cold: bool) -> dict:
 
 def run_phase(name: str, work: Path, args: argparse.Namespace) -> dict:
     phase, _, variant = name.partition("_")
-    cmd = [sys.executable, __file__, "--phase", phase, "--work", str(work), "--rows",
-           str(args.rows), "--repeats", str(args.repeats)] + (["--cold"] if variant == "cold"
-                                                              else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "benchmarks.cache_scale", "--phase", phase, "--work", str(work),
+           "--rows", str(args.rows), "--repeats", str(args.repeats)] + (
+        ["--cold"] if variant == "cold" else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise SystemExit(f"phase {name} failed:\n{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -185,16 +189,15 @@ def run_phase(name: str, work: Path, args: argparse.Namespace) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, out=common.RESULTS / "cache_scale.json",
+                           out_help="results file")
     parser.add_argument("--rows", type=int, default=1_281_167)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--phase", choices=("write", "finalize", "reader"), help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(
-        Path(__file__).parent / "results" / "cache_scale.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.phase:  # one measurement, in its own process: its own peak RSS
         work = Path(args.work)
         result = {"write": lambda: phase_write(work, args.rows),
@@ -224,13 +227,10 @@ def main() -> None:
             f"{name}_ge_5x_student_step_best": ratio["best_vs_best"] >= 5,
             f"{name}_ge_5x_student_step_median": ratio["median_vs_median"] >= 5,
         })
-    Path(args.out).write_text(json.dumps({
+    common.write_results(args.out, {
         "cache": {"rows": args.rows, "views": VIEWS, "classes": CLASSES, "topk": TOPK,
                   "rows_per_shard": BATCH_ROWS, "images": "synthetic uint8 28x28, memory-mapped"},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "results": results, "targets_met": targets,
-    }, indent=2) + "\n")
+        "results": results, "targets_met": targets})
     print(json.dumps(targets, indent=2))
     print(f"wrote {args.out}")
 

@@ -17,8 +17,8 @@ over more rows, so it is smaller).
 The basis is fitted, as extraction fits it, on the first
 ``CALIBRATION_ROWS`` logit rows; the fidelity is measured on all rows.
 
-    python benchmarks/compression_fidelity.py --model teachers/fashion-mnist-lite0
-    python benchmarks/compression_fidelity.py --model LITE0_IMAGENET_DIR --limit 10000 \\
+    python -m benchmarks.compression_fidelity --model teachers/fashion-mnist-lite0
+    python -m benchmarks.compression_fidelity --model LITE0_IMAGENET_DIR --limit 10000 \\
         --views 1 --logits /tmp/lite0-logits.npz \\
         --out benchmarks/results/compression_fidelity_imagenet1000.json
 
@@ -28,15 +28,12 @@ missing), so other compressions can be measured without running the teacher.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import common
 from tosc_cache.codecs import (
     CALIBRATION_ROWS,
     basis_bytes,
@@ -102,8 +99,9 @@ def measure(logits: np.ndarray, topks: list[int], bases: list[tuple[int, int]]) 
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, out=common.RESULTS / "compression_fidelity.json",
+                           out_help="results file")
     parser.add_argument("--model", required=True)
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--views", type=int, default=2)
@@ -115,10 +113,7 @@ def main() -> None:
                         default=["2:4", "4:4", "16:32", "32:64", "46:32", "64:128", "64:256"],
                         help="RANK:K of the basis rows (default 2:4 4:4 16:32 32:64 46:32 "
                         "64:128 64:256)")
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "compression_fidelity.json")
-    )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     seconds = None
     if args.logits and Path(args.logits).exists():
         stored = np.load(args.logits)
@@ -156,11 +151,9 @@ def main() -> None:
                  "per-cache arrays spread over these rows",
         "basis_calibration_rows": min(CALIBRATION_ROWS, len(full)),
         "teacher_seconds": seconds,
-        "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (shared)",
         "compressions": rows,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_results(args.out, result)
     print(f"wrote {args.out}")
 
 

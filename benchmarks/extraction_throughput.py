@@ -11,15 +11,12 @@ Writes ``benchmarks/results/extraction_throughput.json``.
 The teacher is a ResNet-50-sized image classifier built from its config
 (random weights: the cost does not depend on the values).
 
-    python benchmarks/extraction_throughput.py [--limit N] [--views V] [--image-size PX]
+    python -m benchmarks.extraction_throughput [--limit N] [--views V] [--image-size PX]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +25,7 @@ import numpy as np
 import torch
 import transformers
 
+from benchmarks import common
 from cache_tools.extract import ExtractionOptions, extract
 from cache_tools.teachers import load_teacher
 from tosc_cache.augment import DEFAULT_AUGMENTATION, augment_batch, view_seeds
@@ -67,48 +65,51 @@ def bare_loop(model_dir: Path, images: np.ndarray, views: int, batch_size: int) 
     return time.perf_counter() - begin
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, out=common.RESULTS / "extraction_throughput.json",
+                           out_help="results file")
     parser.add_argument("--limit", type=int, default=512)
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "extraction_throughput.json")
-    )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
     images, _ = load_fashion_mnist("train")
     images = images[: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "teacher"
         make_teacher(model_dir, args.image_size)
-        bare, tool = [], []
-        for repeat in range(args.repeats):  # interleaved, so drift hits both alike
-            bare.append(bare_loop(model_dir, images, args.views, args.batch_size))
+        repeats = iter(range(args.repeats))
+
+        def bare() -> float:  # the model alone (bare_loop times itself)
+            return bare_loop(model_dir, images, args.views, args.batch_size)
+
+        def tool() -> float:  # end to end
             begin = time.perf_counter()
-            extract(ExtractionOptions(model_dir, Path(tmp) / f"cache{repeat}.h5",
+            extract(ExtractionOptions(model_dir, Path(tmp) / f"cache{next(repeats)}.h5",
                                       limit=args.limit, views=args.views,
                                       batch_size=args.batch_size, features="float16"))
-            tool.append(time.perf_counter() - begin)
-            print(f"repeat {repeat}: bare loop {bare[-1]:.2f} s, tool {tool[-1]:.2f} s", flush=True)
+            return time.perf_counter() - begin
+
+        # interleaved, so drift hits both alike
+        seconds = common.interleaved({"bare": bare, "tool": tool}, args.repeats)
     images_done = args.limit * args.views
+    bare_s, tool_s = seconds["bare"]["best"], seconds["tool"]["best"]
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "device": "cpu"},
+        "device": "cpu", "torch_threads": torch.get_num_threads(),
         "teacher": "ResNet-50 layout (transformers ResNetConfig defaults), 10 classes",
         "image_size": args.image_size, "samples": args.limit, "views": args.views,
         "batch_size": args.batch_size,
-        "bare_loop_s": min(bare), "tool_s": min(tool),
-        "bare_images_per_s": images_done / min(bare), "tool_images_per_s": images_done / min(tool),
-        "tool_overhead": min(tool) / min(bare) - 1.0,
+        "bare_loop_s": bare_s, "tool_s": tool_s,
+        "bare_loop_s_all": seconds["bare"]["all"], "tool_s_all": seconds["tool"]["all"],
+        "bare_images_per_s": images_done / bare_s, "tool_images_per_s": images_done / tool_s,
+        "tool_overhead": tool_s / bare_s - 1.0,
         "target_overhead": 0.10,
     }
     print(f"bare {result['bare_images_per_s']:.1f} img/s, tool {result['tool_images_per_s']:.1f} "
           f"img/s, overhead {100 * result['tool_overhead']:.1f}% (target <= 10%)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_results(args.out, result)
     print(f"wrote {args.out}")
 
 

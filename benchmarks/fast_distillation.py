@@ -3,7 +3,7 @@
 The claim under test: with the teacher's outputs pre-stored, distillation
 costs (almost) nothing over training on labels alone, while distilling with
 the teacher in the loop pays its forward on every view of every epoch. In one
-run, on one machine, the default student (``make_link``: n = 16, width 32,
+run, on one machine, the ``conv-w32-h256`` student (the previous default: n = 16, width 32,
 stochastic encoder, AWGN, SNR drawn in [-10, 20] dB, IB loss with alpha 0.5,
 tau 4, beta 1e-4; 5,000 training images held out for validation) trained by
 
@@ -41,27 +41,25 @@ the long runs have left quiet). Results are written as they are measured and
 accumulate: a rerun into the same file skips the accuracy runs it holds
 (``--phases`` picks accuracy and/or timing): ``benchmarks/results/fast_distillation.json``.
 
-    python benchmarks/fast_distillation.py [--epochs 4] [--seeds 0 1 2] [--rounds 5]
+    python -m benchmarks.fast_distillation [--epochs 4] [--seeds 0 1 2] [--rounds 5]
         [--timing-steps 60] [--variants ...] [--phases accuracy timing] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import harness  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from benchmarks import common, harness  # noqa: E402
 from tosc_sionna.data import (  # noqa: E402
     LabelPolicy,
     OnlineDistillation,
@@ -119,12 +117,11 @@ def alpha(variant: str) -> float:
     return 1.0 if variant == "ce-only" else 0.5
 
 
-def timing_link(variant: str, num_classes: int) -> ts.TaskOrientedLink:
-    """A student compiled once for many short fits (the step cost, not the schedule)."""
-    link = harness.student(ts.AWGNChannel(), num_classes, 0)
-    link.compile(optimizer=keras.optimizers.Adam(2e-3),
-                 loss=ts.IBDistillationLoss(alpha=alpha(variant), temperature=4.0))
-    return link
+def timing_link(variant: str, num_classes: int, steps: int) -> ts.DistillationTrainer:
+    """A student's trainer compiled once for many short fits (the step cost, not the
+    schedule: ``steps`` only sets the length of the cosine decay)."""
+    link = harness.student(ts.AWGNChannel(), num_classes, 0, harness.PREVIOUS_STUDENT)
+    return ts.make_trainer(link, steps_per_epoch=steps, epochs=1, alpha=alpha(variant))
 
 
 def reader_ms_per_batch(data: TeacherCacheDataset, batches: int) -> float:
@@ -143,23 +140,19 @@ def vit_b16_forward_ms(threads: int, batch: int = 8, repeats: int = 3) -> dict:
     torch.manual_seed(0)
     model = ViTForImageClassification(ViTConfig(num_labels=1000)).eval()
     x = torch.randn(batch, 3, 224, 224)
-    times = []
     with torch.inference_mode():
         model(pixel_values=x[:2])  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(pixel_values=x)
-            times.append((time.perf_counter() - start) / batch)
+        t = common.time_interleaved({"vit": lambda: model(pixel_values=x)}, repeats)["vit"]
     params = sum(p.numel() for p in model.parameters())
-    return {"best_ms_per_image": 1e3 * min(times), "median_ms_per_image": 1e3 * float(
-        np.median(times)), "batch": batch, "repeats": repeats, "params": int(params),
-        "threads": threads, "image_size": 224}
+    return {"best_ms_per_image": 1e3 * t["best"] / batch,
+            "median_ms_per_image": 1e3 * t["median"] / batch, "batch": batch,
+            "repeats": repeats, "params": int(params), "threads": threads, "image_size": 224}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = common.parser(
+        __doc__, quick="smoke run: 1 round of 8 steps, 1 seed of 20 steps, 500 images",
+        seeds=[0, 1, 2], epochs=4, out=common.RESULTS)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timing-steps", type=int, default=60)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
@@ -167,9 +160,6 @@ def main(argv: list[str] | None = None) -> int:
                         default=["accuracy", "timing"],
                         help="accuracy runs (those already in the results file are kept) "
                              "and/or the timing rounds (then the summary)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 round of 8 steps, 1 seed of 20 steps, 500 images")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     if min(args.epochs, args.rounds) < 1 or args.timing_steps < 2:
         print("error: --epochs and --rounds must be >= 1, --timing-steps >= 2", file=sys.stderr)
@@ -191,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     path = out / ("fast_distillation_quick.json" if args.quick else "fast_distillation.json")
     results: dict = json.loads(path.read_text()) if path.exists() else {
         "benchmark": "fast_distillation", "quick": args.quick, "variants": list(VARIANTS),
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": threads},
-        "student": "make_link(AWGN, n=16, width=32, stochastic, beta=1e-4), SNR [-10, 20] dB",
+        "torch_threads": threads,
+        "student": f"{harness.PREVIOUS_STUDENT} (the previous default), AWGN, n=16, "
+                   "stochastic, beta=1e-4, SNR [-10, 20] dB",
         "batch_size": 128, "steps_per_epoch": steps, "train_images": len(train_rows),
         "val_images": len(split["y_val"]), "test_images": len(split["y_test"]),
         "teacher": str(TEACHER.relative_to(ROOT)), "teacher_params": int(cache.spec.teacher_params),
@@ -204,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def merge(on_disk: dict) -> None:  # keep the accuracy runs other processes wrote
         for v, theirs in on_disk.get("accuracy", {}).items():
-            results["accuracy"][v] = harness.merge_runs(
+            results["accuracy"][v] = common.merge_runs(
                 results["accuracy"].get(v, []), theirs, written,
                 lambda r, v=v: (v, r["seed"], r["epochs"]))
 
     def save() -> None:
-        harness.save_merged(path, results, merge)
+        common.save_merged(path, results, merge)
 
     # -------------------------------------------------------------- accuracy
     for seed in args.seeds if "accuracy" in args.phases else []:
@@ -218,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                    for r in results["accuracy"].get(v, [])):
                 continue  # measured by an earlier run into this file
             data = data_source(v, cache, train_rows, seed, teacher)
-            link = harness.student(ts.AWGNChannel(), cache.num_classes, seed)
+            link = harness.student(ts.AWGNChannel(), cache.num_classes, seed,
+                                   harness.PREVIOUS_STUDENT)
             epochs = EpochTimes()
             teacher.seconds, teacher.images = 0.0, 0
             harness.fit(link, data, args.epochs, steps, alpha=alpha(v), callbacks=[epochs])
@@ -239,23 +230,27 @@ def main(argv: list[str] | None = None) -> int:
     links, sources = {}, {}
     for v in args.variants:
         sources[v] = data_source(v, cache, train_rows, 0, teacher)
-        links[v] = timing_link(v, cache.num_classes)
+        links[v] = timing_link(v, cache.num_classes, 5 + args.timing_steps)
         links[v].fit(sources[v], epochs=1, steps_per_epoch=5, verbose=0)  # trace + warm-up
-    per_step = {v: [] for v in args.variants}
     reader = {v: [] for v in args.variants}
-    teacher.seconds, teacher.images = 0.0, 0
-    for _ in range(args.rounds):
-        for v in args.variants:
+
+    def round_of(v: str):
+        def measure() -> float:  # seconds per step of one round's fit (and the reader's time)
             clock = StepTimes()
             links[v].fit(sources[v], epochs=1, steps_per_epoch=args.timing_steps, verbose=0,
                          callbacks=[clock])
-            per_step[v].append(clock.per_step)
             reader[v].append(reader_ms_per_batch(sources[v], min(10, args.timing_steps)))
+            return clock.per_step
+        return measure
+
+    teacher.seconds, teacher.images = 0.0, 0
+    per_step = common.interleaved({v: round_of(v) for v in args.variants}, args.rounds)
     teacher_ms = 1e3 * teacher.seconds / max(teacher.images, 1)
-    timing = {v: {"best_ms_per_step": 1e3 * min(t), "median_ms_per_step": 1e3 * float(
-        np.median(t)), "spread": max(t) / min(t), "ms_per_step_rounds": [1e3 * s for s in t],
-        "epoch_seconds_best": min(t) * steps, "reader_ms_per_batch_best": min(reader[v])}
-        for v, t in per_step.items()}
+    timing = {v: {"best_ms_per_step": 1e3 * t["best"], "median_ms_per_step": 1e3 * t["median"],
+                  "spread": t["spread"], "ms_per_step_rounds": [1e3 * s for s in t["all"]],
+                  "epoch_seconds_best": t["best"] * steps,
+                  "reader_ms_per_batch_best": min(reader[v])}
+              for v, t in per_step.items()}
     results["timing"] = {"rounds": args.rounds, "steps_per_round": args.timing_steps,
                          "variants": timing,
                          "teacher_forward_ms_per_image": teacher_ms}

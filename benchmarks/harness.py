@@ -1,23 +1,21 @@
 """What the training benchmarks share: the splits, the default student and its training.
 
+(What every benchmark shares, training or not, is :mod:`benchmarks.common`.)
+
 Every benchmark that trains students uses the shipped Fashion-MNIST cache with
 the main job's conventions (``examples/kd_awgn.py``): 5,000 training images
 held out for validation by :func:`~tosc_sionna.data.split_rows` with seed 0
-(never trained on), batches of 128, the IB distillation loss at temperature 4,
-Adam with cosine decay from 2e-3 over the whole run, the stochastic encoder
-with beta 1e-4 and a training SNR uniform in [-10, 20] dB unless a benchmark
-says otherwise.
+(never trained on), batches of 128, the default student
+(:data:`tosc_sionna.DEFAULT_STUDENT`: stochastic encoder, 16 symbols, a
+training SNR uniform in [-10, 20] dB) and the one training recipe,
+:func:`tosc_sionna.make_trainer` (IB distillation loss at temperature 4, beta
+1e-4, Adam with cosine decay from 2e-3 over the whole run), unless a benchmark
+says otherwise (and then its results say which student it used).
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import platform
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -35,10 +33,10 @@ from tosc_sionna.evaluation import accuracy_vs_snr
 
 #: Training images held out for validation (kd_awgn's default) and the seed of the split.
 VAL_IMAGES, VAL_SEED = 5000, 0
-#: The benchmarks' student (the main job's default before 0.4: plain convolutions of
-#: width 32, 256 hidden units, 1/20 of the teacher) and the main job's training defaults.
-STUDENT = {"num_symbols": 16, "width": 32, "stochastic": True, "rate_weight": 1e-4,
-           "snr_train_db": (-10.0, 20.0)}
+#: The student the ablations, the digital-vs-analog and the fast-distillation results
+#: were measured with (the main job's default before 0.4: plain convolutions of width
+#: 32, 256 hidden units, 1/20 of the teacher); those benchmarks keep it, and say so.
+PREVIOUS_STUDENT = "conv-w32-h256"
 
 
 def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> dict[str, Any]:
@@ -59,20 +57,22 @@ def splits(cache: TeacherCache, test: bool = True, limit: int | None = None) -> 
 
 
 def student(channel: keras.layers.Layer, num_classes: int, seed: int,
-            **overrides: Any) -> ts.TaskOrientedLink:
-    """The benchmarks' student (``STUDENT``, any entry overridable) around ``channel``."""
+            student: str = ts.DEFAULT_STUDENT, **overrides: Any) -> ts.TaskOrientedLink:
+    """The named student (default: the default student) around ``channel``, seeded;
+    ``overrides`` go to :func:`tosc_sionna.make_link`."""
     ts.set_seed(seed)
-    return ts.make_link(channel, num_classes=num_classes, seed=seed, **{**STUDENT, **overrides})
+    return ts.make_link(channel, student=student, num_classes=num_classes, seed=seed,
+                        **overrides)
 
 
 def fit(link: ts.TaskOrientedLink, data: TeacherCacheDataset, epochs: int, steps: int,
-        alpha: float = 0.5, callbacks: list | None = None, temperature: float = 4.0) -> float:
-    """Compile with the IB distillation loss and train; the seconds it took."""
-    loss = ts.IBDistillationLoss(alpha=alpha, temperature=temperature)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
-    link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+        callbacks: list | None = None, **recipe: Any) -> float:
+    """Train ``link`` with :func:`tosc_sionna.make_trainer`'s recipe (``recipe``: its
+    ``alpha``, ``temperature``, ``beta``, ``feature_dim``, ``feature_weight``); the
+    seconds it took."""
+    trainer = ts.make_trainer(link, steps_per_epoch=steps, epochs=epochs, **recipe)
     start = time.time()
-    link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+    trainer.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
     return time.time() - start
 
 
@@ -94,30 +94,3 @@ def evaluate(link: ts.TaskOrientedLink, split: dict[str, Any], snrs: list[float]
     return val, accuracy_vs_snr(link, split["x_test"], split["y_test"], snrs, draws=draws,
                                 batch_size=1000)["accuracy"]
 
-
-def machine() -> str:
-    """The processor and CPU count, for a results file."""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-
-
-def merge_runs(mine: list[dict], theirs: list[dict], written: set,
-               key: Callable[[dict], Any]) -> list[dict]:
-    """One entry's runs after a merge: those on disk (``theirs``) that this process did not
-    measure again, then the ones it measured (their ``key`` is in ``written``); one run per
-    key, the last (a file may hold a run twice under keys a later parameter made equal)."""
-    runs = ([r for r in theirs if key(r) not in written]
-            + [r for r in mine if key(r) in written])
-    return list({key(r): r for r in runs}.values())
-
-
-def save_merged(path: Path, results: dict, merge: Callable[[dict], None]) -> None:
-    """Write ``results`` as JSON to ``path``, atomically and under an exclusive lock
-    (``path.lock``), after ``merge(on_disk)`` has folded into ``results`` what other
-    processes wrote since it was read: benchmarks that accumulate runs can run side by
-    side and be interrupted without losing or clobbering a measurement."""
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merge(json.loads(path.read_text()) if path.exists() else {})
-        staged = path.with_suffix(".json.tmp")
-        staged.write_text(json.dumps(results, indent=2) + "\n")
-        os.replace(staged, path)

@@ -18,13 +18,12 @@ merges with what other processes wrote), so a rerun does only what is missing
 and seeds can run side by side (``--seeds 1`` beside ``--seeds 2``):
 ``benchmarks/results/hyperparameters.json`` and ``.png``.
 
-    python benchmarks/hyperparameters.py [--epochs 3] [--seeds 0 1 2]
+    python -m benchmarks.hyperparameters [--epochs 3] [--seeds 0 1 2]
         [--params alpha temperature beta] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -32,17 +31,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import harness  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from benchmarks import common, harness  # noqa: E402
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SNRS = [0.0, 10.0]
 #: the main job's defaults and its student (examples/kd_awgn.py)
 DEFAULTS = {"alpha": 0.5, "temperature": 4.0, "beta": 1e-4, "stochastic": True}
-STUDENT = {"width": 48, "separable": True, "hidden_units": (128,)}
+STUDENT = ts.DEFAULT_STUDENT
 #: the values tried for each parameter, the others at their defaults
 #: (stochastic False: the deterministic encoder z = mu, which has no rate term: beta is moot)
 GRID = {"alpha": [0.1, 0.25, 0.5, 0.75], "temperature": [2.0, 4.0, 8.0],
@@ -70,11 +68,11 @@ def train(setting: dict[str, float], num_classes: int, data: TeacherCacheDataset
           epochs: int, steps: int, seed: int) -> tuple[ts.TaskOrientedLink, float]:
     """The main job's student trained with one setting of alpha, tau, beta (and encoder)."""
     setting = complete(setting)
-    link = harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENT,
-                           stochastic=setting["stochastic"],
-                           rate_weight=setting["beta"] if setting["stochastic"] else 0.0)
+    link = harness.student(ts.AWGNChannel(), num_classes, seed, STUDENT,
+                           stochastic=setting["stochastic"])
     seconds = harness.fit(link, data, epochs, steps, alpha=setting["alpha"],
-                          temperature=setting["temperature"])
+                          temperature=setting["temperature"],
+                          beta=setting["beta"] if setting["stochastic"] else 0.0)
     return link, seconds
 
 
@@ -100,14 +98,13 @@ def summary(runs: list[dict], params: list[str]) -> dict[str, dict]:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     params = list(results["summary"])
-    fig, axes = plt.subplots(1, len(params), figsize=(4.2 * len(params), 3.6), squeeze=False,
-                             sharey=True)
+    with common.figure(path, ncols=len(params), figsize=(4.2 * len(params), 3.6),
+                       squeeze=False, sharey=True) as (_, axes):
+        draw(results, params, axes)
+
+
+def draw(results: dict, params: list[str], axes) -> None:
     for ax, param in zip(axes[0], params, strict=True):
         rows = results["summary"][param]["values"]
         values = list(rows)
@@ -120,19 +117,13 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy (mean +- std over seeds)")
     axes[0][0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = common.parser(
+        __doc__, quick="CI subset: beta 0 and 1e-4, 1 seed of 20 steps, 300 images",
+        seeds=[0, 1, 2], epochs=3, out=common.RESULTS)
     parser.add_argument("--params", nargs="+", choices=list(GRID), default=list(GRID))
-    parser.add_argument("--quick", action="store_true",
-                        help="CI subset: beta 0 and 1e-4, 1 seed of 20 steps, 300 images")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     if args.epochs < 1:
         print(f"error: --epochs must be >= 1; got {args.epochs}", file=sys.stderr)
@@ -149,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / ("hyperparameters_quick.json" if args.quick else "hyperparameters.json")
     results = {"benchmark": "hyperparameters", "snr_db": SNRS, "defaults": DEFAULTS,
-               "student": {**STUDENT, "num_symbols": harness.STUDENT["num_symbols"]},
+               "student": {**ts.student_preset(STUDENT).as_dict(), "preset": STUDENT,
+                           "num_symbols": ts.presets.DEFAULT_NUM_SYMBOLS},
                "val_images": len(split["y_val"]), "draws": draws, "runs": [],
                **(json.loads(path.read_text()) if path.exists() else {})}
-    results["machine"] = harness.machine()
 
     def key(run: dict) -> tuple:
         return tuple(sorted(complete(run["setting"]).items())), run["seed"], run["epochs"]
@@ -162,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     def merge(on_disk: dict) -> None:
         # a setting written with and without a later-added parameter at its default is the
         # same run: merge_runs keeps one
-        results["runs"] = harness.merge_runs(results["runs"], on_disk.get("runs", []),
-                                             written, key)
+        results["runs"] = common.merge_runs(results["runs"], on_disk.get("runs", []),
+                                            written, key)
         results["summary"] = summary(
             [r for r in results["runs"] if r["epochs"] == args.epochs], list(GRID))
 
@@ -180,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             run.update(steps_per_epoch=steps, train_seconds=seconds)
             results["runs"].append(run)
             written.add(key(run))
-            harness.save_merged(path, results, merge)
+            common.save_merged(path, results, merge)
             plot(results, path.with_suffix(".png"))
             print(f"{setting} seed {seed}: val {run['val_accuracy']} ({seconds:.0f} s)",
                   flush=True)
-    harness.save_merged(path, results, merge)  # the summary of all runs, also on a rerun
+    common.save_merged(path, results, merge)  # the summary of all runs, also on a rerun
     plot(results, path.with_suffix(".png"))
     print(f"wrote {path} and {path.with_suffix('.png')}")
     return 0

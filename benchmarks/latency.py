@@ -15,13 +15,16 @@ Per example, at batch 1 and 256:
   (model only; the shipped teacher runs at 64 x 64), and its preprocessing
   (resize, normalize) separately.
 
-Repeats are interleaved (every variant once per round); best and median per
-variant. Multiply-accumulates: convolutions and dense layers (student:
-analytic from the layers' shapes; teacher: forward hooks on Conv2d/Linear).
-Writes ``benchmarks/results/latency.json``.
+Repeats are interleaved (every variant once per round); best, median and
+spread per variant. Multiply-accumulates: convolutions and dense layers
+(student: analytic from the layers' shapes; teacher: forward hooks on
+Conv2d/Linear). Every run is appended to the student's results file,
+``benchmarks/results/latency_<student>.json`` (``<student>`` as
+``sep-w48-h128``: encoder convolutions, width, hidden units), each run with
+its provenance; the sizes and multiply-accumulates are the student's, once.
 
-    python benchmarks/latency.py [--threads 2] [--rounds 15] [--width W] [--[no-]separable]
-        [--hidden-units U ...] [--out FILE]
+    python -m benchmarks.latency [--threads 2] [--rounds 15] [--width W] [--[no-]separable]
+        [--hidden-units U ...] [--quick] [--out FILE]
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+
+from benchmarks import common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (1, 256)
@@ -62,16 +65,41 @@ def teacher_macs(model, pixel_values) -> int:
     return int(total[0])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def student_name(width: int, separable: bool, hidden_units: list[int]) -> str:
+    """``sep-w48-h128``, ``conv-w32-h256``: the name of a student's results file."""
+    return (f"{'sep' if separable else 'conv'}-w{width}-h"
+            + "-".join(str(u) for u in hidden_units))
+
+
+def record(path: Path, static: dict, run: dict) -> dict:
+    """Append ``run`` to the runs of the results file at ``path`` (under its lock, with the
+    runs other processes appended meanwhile), ``static`` (the student's sizes) replacing its
+    static part; the file as written."""
+    results = {**static, "runs": []}
+
+    def merge(on_disk: dict) -> None:
+        results["runs"] = [*on_disk.get("runs", []), run]
+
+    common.save_merged(path, results, merge, record=run["provenance"])
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, quick="smoke run: 2 rounds, batches 1 and 8",
+                           out="benchmarks/results/latency_<student>.json",
+                           out_help="results file")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--teacher", default=str(ROOT / "teachers" / "fashion-mnist-lite0"))
     parser.add_argument("--width", type=int, default=48)
     parser.add_argument("--separable", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--hidden-units", type=int, nargs="+", default=[128])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latency.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    name = student_name(args.width, args.separable, args.hidden_units)
+    out = (common.RESULTS / f"latency_{name}.json" if args.out == parser.get_default("out")
+           else Path(args.out))
+    batches = (1, 8) if args.quick else BATCHES
+    rounds = 2 if args.quick else args.rounds
 
     import tensorflow as tf
 
@@ -105,7 +133,7 @@ def main() -> None:
     model = teacher.model.eval()
 
     inputs = {}
-    for b in BATCHES:
+    for b in batches:
         x = tf.constant(images[:b])
         snr = tf.constant(np.full(b, 10.0, np.float32))
         y = ttx(x, snr)
@@ -127,32 +155,22 @@ def main() -> None:
         "teacher_forward": lambda b: teacher_forward(inputs[b][3]),
         "teacher_preprocessing": lambda b: teacher.preprocess(inputs[b][4], "cpu"),
     }
-    for b in BATCHES:  # warm-up: tracing, allocations
-        for fn in variants.values():
-            for _ in range(2):
-                np.asarray(fn(b))
-    times = {name: {b: [] for b in BATCHES} for name in variants}
-    for _ in range(args.rounds):
-        for b in BATCHES:
-            for name, fn in variants.items():
-                calls = 20 if b == 1 else 1
-                start = time.perf_counter()
-                for _ in range(calls):
-                    np.asarray(fn(b))
-                times[name][b].append((time.perf_counter() - start) / calls / b)
-
-    def stats(values):
-        return {"best_ms": 1e3 * min(values), "median_ms": 1e3 * float(np.median(values))}
-
-    per_example = {name: {str(b): stats(v) for b, v in by_batch.items()}
-                   for name, by_batch in times.items()}
+    # every (variant, batch) once per round; at batch 1, 20 calls a measurement
+    candidates = {(name, b): (lambda fn=fn, b=b: np.asarray(fn(b)))
+                  for b in batches for name, fn in variants.items()}
+    seconds = common.time_interleaved(candidates, rounds, warmup=1,  # warm-up: tracing
+                                      calls={key: 20 if key[1] == 1 else 1 for key in candidates})
+    per_example = {name: {str(b): {"best_ms": 1e3 * seconds[name, b]["best"] / b,
+                                   "median_ms": 1e3 * seconds[name, b]["median"] / b,
+                                   "spread": seconds[name, b]["spread"]}
+                          for b in batches} for name in variants}
     macs = serving.multiply_accumulates(link, images.shape[1:])
     t_macs = teacher_macs(model, pixel_values)
     params = {"transmitter": int(link.encoder.count_params() + link.tx_cam.count_params()),
               "receiver": int(link.rx_cam.count_params() + link.decoder.count_params()),
               "teacher": int(sum(p.numel() for p in model.parameters()))}
     ratios = {}
-    for b in map(str, BATCHES):
+    for b in map(str, batches):
         teacher_ms = per_example["teacher_forward"][b]["best_ms"]
         for end in ("traced", "savedmodel"):
             both = (per_example[f"student_transmitter_{end}"][b]["best_ms"]
@@ -161,33 +179,36 @@ def main() -> None:
         both = (per_example["student_transmitter_eager"][b]["best_ms"]
                 + per_example["student_receiver_eager"][b]["best_ms"])
         ratios[f"teacher_over_student_eager_batch{b}"] = teacher_ms / both
-    result = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "threads": args.threads, "tensorflow": tf.__version__,
-                    "torch": torch.__version__},
-        "per_example_latency": per_example,
+    small, large = batches
+    static = {
+        "student": {"name": name, "width": args.width, "separable": args.separable,
+                    "hidden_units": list(args.hidden_units)},
         "teacher_input_shape": list(pixel_values.shape[1:]),
         "macs_per_example": {**macs, "teacher": t_macs,
                              "teacher_over_link": t_macs / macs["link"]},
         "params": params,
-        "student": {"width": args.width, "separable": args.separable,
-                    "hidden_units": list(args.hidden_units)},
+    }
+    run = {
+        "provenance": common.provenance(argv),
+        "threads": args.threads, "rounds": rounds, "quick": args.quick,
+        "per_example_latency": per_example,
         "ratios_best": ratios,
         "targets": {
             "macs_link_20x_fewer": t_macs / macs["link"] >= 20,
-            "latency_10x_at_batch256_traced": ratios["teacher_over_student_traced_batch256"] >= 10,
-            "latency_3x_at_batch1_traced": ratios["teacher_over_student_traced_batch1"] >= 3,
+            f"latency_10x_at_batch{large}_traced":
+                ratios[f"teacher_over_student_traced_batch{large}"] >= 10,
+            f"latency_3x_at_batch{small}_traced":
+                ratios[f"teacher_over_student_traced_batch{small}"] >= 3,
         },
-        "rounds": args.rounds,
     }
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    for name, by_batch in per_example.items():
-        print(f"{name:34s} " + "  ".join(
+    results = record(out, static, run)
+    for variant, by_batch in per_example.items():
+        print(f"{variant:34s} " + "  ".join(
             f"b={b}: {s['best_ms']:.4f} ms (median {s['median_ms']:.4f})"
             for b, s in by_batch.items()))
-    print(json.dumps({"macs": result["macs_per_example"], "ratios": ratios,
-                      "targets": result["targets"]}, indent=2))
-    print(f"wrote {args.out}")
+    print(json.dumps({"macs": static["macs_per_example"], "ratios": ratios,
+                      "targets": run["targets"]}, indent=2))
+    print(f"wrote {out} ({len(results['runs'])} runs)")
 
 
 if __name__ == "__main__":

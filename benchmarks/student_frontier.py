@@ -26,7 +26,7 @@ feature weight and storage, teacher and soft-label storage; a save merges with
 what other processes wrote),
 so seeds and final test runs can be added later without repeating the sweep:
 
-    python benchmarks/student_frontier.py [--epochs 5] [--seeds 0] [--students NAME ...]
+    python -m benchmarks.student_frontier [--epochs 5] [--seeds 0] [--students NAME ...]
         [--modes kd ce feat] [--test] [--quick] [--cache FILE]
         [--feature-cache FILE] [--feature-weight G]
 
@@ -35,7 +35,6 @@ writes ``benchmarks/results/student_frontier.json`` and ``.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -43,10 +42,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import harness  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from benchmarks import common, harness  # noqa: E402
 from tosc_sionna import serving  # noqa: E402
 from tosc_sionna.data import (  # noqa: E402
     LabelPolicy,
@@ -56,14 +55,14 @@ from tosc_sionna.data import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-#: name -> make_link size arguments
+#: the frontier's name of each point (the results' keys) -> its student preset
 STUDENTS = {
-    "conv-w32": {"width": 32, "separable": False, "hidden_units": (256,)},
-    "conv-w16": {"width": 16, "separable": False, "hidden_units": (256,)},
-    "sep-w48-h128": {"width": 48, "separable": True, "hidden_units": (128,)},
-    "sep-w36-h128": {"width": 36, "separable": True, "hidden_units": (128,)},
-    "conv-w8": {"width": 8, "separable": False, "hidden_units": (256,)},
-    "sep-w8-h64": {"width": 8, "separable": True, "hidden_units": (64,)},
+    "conv-w32": "conv-w32-h256",
+    "conv-w16": "conv-w16-h256",
+    "sep-w48-h128": "sep-w48-h128",
+    "sep-w36-h128": "sep-w36-h128",
+    "conv-w8": "conv-w8-h256",
+    "sep-w8-h64": "sep-w8-h64",
 }
 MODES = {"kd": 0.5, "ce": 1.0, "feat": 0.5}  # alpha of each mode
 SNRS = [0.0, 10.0]
@@ -103,8 +102,8 @@ def same_rows_and_views(cache: TeacherCache, reference: TeacherCache,
     return f"these differ: {', '.join(bad)}" if bad else None
 
 
-def build(name: str, num_classes: int, seed: int, **features: float) -> ts.TaskOrientedLink:
-    return harness.student(ts.AWGNChannel(), num_classes, seed, **STUDENTS[name], **features)
+def build(name: str, num_classes: int, seed: int) -> ts.TaskOrientedLink:
+    return harness.student(ts.AWGNChannel(), num_classes, seed, STUDENTS[name])
 
 
 def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
@@ -113,17 +112,17 @@ def size(name: str, num_classes: int, input_shape: tuple[int, ...]) -> dict:
     tx = link.encoder.count_params() + link.tx_cam.count_params()
     rx = link.rx_cam.count_params() + link.decoder.count_params()
     return {"params": {"transmitter": tx, "receiver": rx, "link": tx + rx},
-            "macs": serving.multiply_accumulates(link, input_shape), **STUDENTS[name],
-            "hidden_units": list(STUDENTS[name]["hidden_units"])}
+            "macs": serving.multiply_accumulates(link, input_shape),
+            **ts.student_preset(STUDENTS[name]).as_dict(), "preset": STUDENTS[name],
+            "hidden_units": list(ts.student_preset(STUDENTS[name]).hidden_units)}
 
 
 def plot(results: dict, path: Path, epochs: int) -> None:
-    import matplotlib
+    with common.figure(path, ncols=2, figsize=(12, 4.6), sharey=True) as (fig, axes):
+        draw(results, epochs, fig, axes)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+def draw(results: dict, epochs: int, fig, axes) -> None:
     teacher = results["teacher_params"]
     for ax, key, label in ((axes[0], "params", "parameters (transmitter + receiver)"),
                            (axes[1], "macs", "multiply-accumulates per image")):
@@ -151,15 +150,11 @@ def plot(results: dict, path: Path, epochs: int) -> None:
     axes[0].set_ylabel("validation accuracy (mean over seeds)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Student accuracy-size frontier (AWGN, n = 16, {epochs} epochs; validation)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser = common.parser(__doc__, quick="smoke run: 30 steps, 500 images, to a _quick "
+                           "results file", seeds=[0], epochs=5, out=common.RESULTS)
     parser.add_argument("--students", nargs="+", choices=sorted(STUDENTS), default=list(STUDENTS))
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["kd", "ce"])
     parser.add_argument("--cache", default=None, metavar="FILE",
@@ -174,9 +169,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="mode feat: weight of the 1 - cos feature term (default 1)")
     parser.add_argument("--test", action="store_true",
                         help="also evaluate the test split (final configurations only)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 30 steps, 500 images, to a _quick results file")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     if args.epochs < 1:
         print(f"error: --epochs must be >= 1; got {args.epochs}", file=sys.stderr)
@@ -224,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
         "teacher_test_accuracy": float(shipped.attrs.get("teacher_test_accuracy", float("nan"))),
         "snr_db": SNRS, "val_images": len(split["y_val"]), "draws": draws, "students": {},
         **(json.loads(path.read_text()) if path.exists() else {})}
-    results["machine"] = harness.machine()
     results["teacher"] = shipped_teacher  # the frontier's teacher; others are experiments
     teachers = results.setdefault("teachers", {})
     for c in {shipped_teacher: shipped, teacher: cache}.values():
@@ -243,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                 for run in entry["runs"]:
                     run.setdefault("teacher", shipped_teacher)
                 mine = results["students"].setdefault(name, {**entry, "runs": []})
-                mine["runs"] = harness.merge_runs(mine["runs"], entry["runs"], written,
-                                                  lambda r, name=name: (name, run_key(r)))
+                mine["runs"] = common.merge_runs(mine["runs"], entry["runs"], written,
+                                                 lambda r, name=name: (name, run_key(r)))
             results["teachers"] = {**on_disk.get("teachers", {}), **results["teachers"]}
 
-        harness.save_merged(path, results, merge)
+        common.save_merged(path, results, merge)
 
     for name in args.students:
         entry = results["students"].setdefault(name, {"runs": []})
@@ -273,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                                            seed=seed, rows=train_rows,
                                            labelling=LabelPolicy(only=mode == "ce"),
                                            features=mode == "feat")
-                link = build(name, cache.num_classes, seed, **features)
-                seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode])
+                link = build(name, cache.num_classes, seed)
+                seconds = harness.fit(link, data, args.epochs, steps, alpha=MODES[mode],
+                                      **features)
                 val, test_accuracy = harness.evaluate(link, split, SNRS, draws, seed, args.test)
                 run = {"mode": mode, "seed": seed, "epochs": args.epochs,
                        "steps_per_epoch": steps, "train_seconds": seconds,

@@ -4,20 +4,16 @@ Both arms build the same ``[N, V]`` uint64 seeds (checked bit-identical);
 the loop is the original implementation. Interleaved repeats, best reported.
 Writes ``benchmarks/results/view_seeds.json``.
 
-    python benchmarks/view_seeds.py [--rows 20000] [--views 4] [--repeats 3]
+    python -m benchmarks.view_seeds [--rows 20000] [--views 4] [--repeats 3]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import common
 from tosc_cache.augment import view_seeds
 
 
@@ -33,44 +29,42 @@ def loop_view_seeds(base_seed: int, sample_indices: np.ndarray, num_views: int) 
     return seeds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__.splitlines()[0], out=common.RESULTS / "view_seeds.json",
+                           out_help="results file")
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/view_seeds.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     indices = np.arange(args.rows)
     arms = {"loop": loop_view_seeds, "vectorized": view_seeds}
-    times: dict[str, list[float]] = {name: [] for name in arms}
     outputs = {}
-    for _ in range(args.repeats):  # interleaved
-        for name, fn in arms.items():
-            start = time.perf_counter()
-            outputs[name] = fn(args.seed, indices, args.views)
-            times[name].append(time.perf_counter() - start)
+
+    def arm(name):
+        def run():
+            outputs[name] = arms[name](args.seed, indices, args.views)
+        return run
+
+    times = common.time_interleaved({name: arm(name) for name in arms}, args.repeats)
     identical = bool(np.array_equal(outputs["loop"], outputs["vectorized"]))
     if not identical:
         raise SystemExit("vectorized view_seeds differs from the loop")
 
-    best = {name: min(ts) for name, ts in times.items()}
+    best = {name: t["best"] for name, t in times.items()}
     result = {
         "what": "tosc_cache.augment.view_seeds: SeedSequence loop vs vectorized",
         "rows": args.rows,
         "views": args.views,
         "repeats": args.repeats,
         "seconds_best": best,
-        "seconds_all": times,
+        "seconds_all": {name: t["all"] for name, t in times.items()},
+        "spread": {name: t["spread"] for name, t in times.items()},
         "loop_over_vectorized": best["loop"] / best["vectorized"],
         "bit_identical": identical,
-        "numpy": np.__version__,
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_results(args.out, result)
     print(json.dumps({k: result[k] for k in ("seconds_best", "loop_over_vectorized")}))
 
 

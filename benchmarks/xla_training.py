@@ -4,23 +4,20 @@ For each channel layer: time of the first epoch (tracing/compiling plus the
 steps) and of a second, steady epoch, with ``jit_compile`` False and True, on
 real Fashion-MNIST. Writes ``benchmarks/results/xla_training.json``.
 
-    python benchmarks/xla_training.py [--train-images N] [--out FILE]
+    python -m benchmarks.xla_training [--train-images N] [--out FILE]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from benchmarks import common  # noqa: E402
 from tosc_sionna.data import load_fashion_mnist  # noqa: E402
 
 CHANNELS = {
@@ -47,18 +44,15 @@ def time_epochs(make_channel, jit: bool, x, y) -> dict[str, float]:
     return {"first_epoch_s": times[0], "steady_epoch_s": times[1]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, out=common.RESULTS / "xla_training.json",
+                           out_help="results file")
     parser.add_argument("--train-images", type=int, default=12032)
-    parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "xla_training.json")
-    )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     x, y = load_fashion_mnist("train")
     n = (args.train_images // BATCH) * BATCH
     x, y = x[:n], y[:n]
     results = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "train_images": n,
         "batch_size": BATCH,
         "channels": {},
@@ -76,8 +70,7 @@ def main() -> None:
             f"| steady speedup {row['steady_speedup_xla']:.2f}x",
             flush=True,
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    common.write_results(args.out, results)
     print(f"wrote {args.out}")
 
 

@@ -10,10 +10,13 @@ an SNR drawn per example from the training range and channel-adaptive
 modules at both ends. It then sweeps accuracy vs SNR over the whole test split
 (several channel draws per SNR), prints a table beside the teacher's clean
 accuracy, and writes ``results.json`` and ``accuracy_vs_snr.png`` into --out.
-The default student (depthwise-separable encoder of width 48, one hidden layer
-of 128: 65,882 parameters, 1/51 of the teacher) is the accuracy-size
-frontier's point at 1/50 of the teacher; ``--width 32 --no-separable
---hidden-units 256`` is the 1/20 student that was the default before.
+The default student is ``tosc_sionna.DEFAULT_STUDENT`` (``"sep-w48-h128"``:
+a depthwise-separable encoder of width 48, one hidden layer of 128: 65,882
+parameters, 1/51 of the teacher), the one ``make_link()`` builds; ``--student
+NAME`` picks another preset (``tosc_sionna.STUDENT_PRESETS``, e.g.
+``conv-w32-h256``, the 1/20 student), and ``--width``/``--[no-]separable``/
+``--hidden-units`` override a preset's architecture. Training is
+``tosc_sionna.make_trainer``'s recipe (the one every benchmark uses).
 
 ``--online-teacher DIR`` is the baseline the cache replaces: the same student,
 loss and steps, but the teacher (the cache's) runs on freshly augmented views
@@ -28,7 +31,8 @@ written, and refuses runs whose settings differ.
     python examples/kd_awgn.py [--quick] [--epochs E] [--n-symbols N] [--channel awgn]
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
         [--online-teacher DIR] [--out DIR] [--seed S | --seeds S ...] [--dataset D]
-        [--downsample K] [--width W] [--[no-]separable] [--hidden-units U ...]
+        [--downsample K] [--student NAME] [--width W] [--[no-]separable]
+        [--hidden-units U ...]
         [--feature-weight G] [--alpha A] [--temperature T] [--beta B | --deterministic-encoder]
     python examples/kd_awgn.py --combine RESULTS.json ... --out DIR
 """
@@ -36,6 +40,7 @@ written, and refuses runs whose settings differ.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -45,7 +50,6 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF start-up chatter
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
@@ -63,7 +67,6 @@ from tosc_sionna.data import (  # noqa: E402
     split_rows,
 )
 from tosc_sionna.evaluation import accuracy_vs_snr, format_table, plot_accuracy_vs_snr  # noqa: E402
-from tosc_sionna.losses import ib_metrics  # noqa: E402
 
 CHANNELS = {
     "awgn": lambda: ts.AWGNChannel(),
@@ -81,16 +84,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="complex channel uses per image")
     parser.add_argument("--snr-train", type=float, nargs=2, default=[-10.0, 20.0],
                         metavar=("LOW", "HIGH"))
-    # the default student is the frontier's point at 1/50 of the teacher
-    # (benchmarks/student_frontier.py); --width 32 --no-separable --hidden-units 256 is
-    # the 1/20 student that was the default before
-    parser.add_argument("--width", type=int, default=48,
-                        help="filters of the encoder's first convolution (default 48)")
-    parser.add_argument("--separable", action=argparse.BooleanOptionalAction, default=True,
-                        help="depthwise-separable encoder convolutions (default; "
-                             "--no-separable: plain ones)")
-    parser.add_argument("--hidden-units", type=int, nargs="+", default=[128], metavar="U",
-                        help="the decoder's hidden layers (default 128)")
+    parser.add_argument("--student", choices=list(ts.STUDENT_PRESETS),
+                        default=ts.DEFAULT_STUDENT,
+                        help=f"the student's architecture (default {ts.DEFAULT_STUDENT}, the "
+                             "one make_link() builds)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="override the preset's filters of the encoder's first convolution")
+    parser.add_argument("--separable", action=argparse.BooleanOptionalAction, default=None,
+                        help="override the preset: depthwise-separable encoder convolutions "
+                             "(--no-separable: plain ones)")
+    parser.add_argument("--hidden-units", type=int, nargs="+", default=None, metavar="U",
+                        help="override the preset's decoder hidden layers")
     parser.add_argument("--channel", choices=sorted(CHANNELS), default="awgn")
     parser.add_argument("--dataset", default=None,
                         help="where the cache's dataset is (default: the one it names)")
@@ -165,8 +169,28 @@ def validation_split(data: TeacherCacheDataset, rows: np.ndarray) -> tuple[np.nd
     return data.images[data.index[rows]], data.labels[rows]
 
 
+def resolve_student(args: argparse.Namespace) -> None:
+    """Fill ``--width``/``--separable``/``--hidden-units`` from ``--student``'s preset where
+    not given; ``args.student`` becomes the preset that architecture is (None for a custom
+    one), so the results name what ran."""
+    preset = ts.student_preset(args.student)
+    if args.width is None:
+        args.width = preset.width
+    if args.separable is None:
+        args.separable = preset.separable
+    if args.hidden_units is None:
+        args.hidden_units = list(preset.hidden_units)
+    args.student = _preset_name(args.width, args.separable, args.hidden_units)
+
+
+def _preset_name(width: int, separable: bool, hidden_units: list[int]) -> str | None:
+    arch = ts.presets.StudentPreset(int(width), bool(separable), tuple(hidden_units))
+    return next((name for name, p in ts.STUDENT_PRESETS.items() if p == arch), None)
+
+
 def check_args(args: argparse.Namespace) -> str | None:
     """The first bad argument, as a one-line message (None if all are usable)."""
+    resolve_student(args)
     low, high = args.snr_train
     checks = [
         (args.epochs is None or args.epochs >= 1, f"--epochs must be >= 1; got {args.epochs}"),
@@ -215,6 +239,7 @@ def check_args(args: argparse.Namespace) -> str | None:
 
 def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDataset,
                        evaluation: dict[str, Any], teacher: Any) -> tuple[dict, dict]:
+    # the architecture is args.width/separable/hidden_units (resolve_student filled them)
     """Train one student (training seed ``seed``) and sweep it: (results, test sweep)."""
     epochs, draws, snrs = evaluation["epochs"], evaluation["draws"], evaluation["snrs"]
     x_test, y_test = evaluation["test"]
@@ -226,19 +251,20 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
     if teacher is not None:
         teacher.seconds, teacher.images = 0.0, 0
     link = ts.make_link(CHANNELS[args.channel](), num_symbols=args.n_symbols,
-                        num_classes=spec.num_classes, width=args.width,
-                        stochastic=not args.deterministic_encoder,
-                        rate_weight=args.beta, snr_train_db=tuple(args.snr_train),
-                        seed=seed, downsample=args.downsample, separable=args.separable,
+                        num_classes=spec.num_classes,
+                        width=args.width, separable=args.separable,
                         hidden_units=tuple(args.hidden_units),
-                        feature_dim=spec.feature_dim if args.feature_weight is not None else 0,
-                        feature_weight=args.feature_weight or 0.0)
-    loss = ts.IBDistillationLoss(alpha=args.alpha, temperature=args.temperature)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=epochs * steps)
-    link.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=ib_metrics(loss))
+                        stochastic=not args.deterministic_encoder,
+                        snr_train_db=tuple(args.snr_train), seed=seed,
+                        downsample=args.downsample)
+    trainer = ts.make_trainer(
+        link, steps_per_epoch=steps, epochs=epochs, alpha=args.alpha,
+        temperature=args.temperature, beta=args.beta,
+        feature_dim=spec.feature_dim if args.feature_weight is not None else 0,
+        feature_weight=args.feature_weight or 0.0)
     verbose = 1 if sys.stdout.isatty() else 2
     start = time.time()
-    link.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=verbose)
+    trainer.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=verbose)
     train_seconds = time.time() - start
 
     validation = None
@@ -273,7 +299,8 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
         "channel": args.channel, "n_symbols": args.n_symbols,
         "student_params": tx + rx, "student_tx_params": tx, "student_rx_params": rx,
         "teacher_params": int(spec.teacher_params), "train_seconds": train_seconds,
-        "epochs": epochs, "steps_per_epoch": steps, "width": args.width,
+        "epochs": epochs, "steps_per_epoch": steps, "student": args.student,
+        "width": args.width,
         "separable": args.separable, "hidden_units": list(args.hidden_units),
         "snr_train_db": args.snr_train,
         "labelled_fraction": args.labelled_fraction, "teacher_free": args.no_teacher,
@@ -321,10 +348,19 @@ def across_seeds(runs: list[dict]) -> dict:
 
 #: results fields added after a release, as runs written before them had them
 ADDED = {"stochastic": True}
+
+
+def _added(run: dict) -> dict:
+    """A run's results with the fields added later filled in as it had them (before
+    ``student`` was recorded, the architecture fields say which preset ran)."""
+    run = {**ADDED, **run}
+    if "student" not in run:
+        run["student"] = _preset_name(run["width"], run["separable"], run["hidden_units"])
+    return run
 #: results fields that may differ between the seeds of one configuration
 PER_SEED = {"seed", "train_seconds", "accuracy", "accuracy_std", "accuracy_se",
             "accuracy_ci95", "accuracy_draws", "validation", "teacher_forward_seconds",
-            "teacher_forward_images", "teacher_threads", "cache"}
+            "teacher_forward_images", "teacher_threads", "cache", "provenance"}
 
 
 def combine(paths: list[str]) -> dict:
@@ -340,7 +376,7 @@ def combine(paths: list[str]) -> dict:
         found = results.get("per_seed") or [results] if isinstance(results, dict) else []
         if not found or not all({"accuracy", "seed", "cache"} <= set(r) for r in found):
             raise ValueError(f"{path}: not a results.json written by kd_awgn.py")
-        runs.extend({**ADDED, **r} for r in found)
+        runs.extend(_added(r) for r in found)
     seeds = [r["seed"] for r in runs]
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise ValueError(f"--combine needs two or more different seeds; got {seeds}")
@@ -356,9 +392,22 @@ def combine(paths: list[str]) -> dict:
     return across_seeds(sorted(runs, key=lambda r: r["seed"]))
 
 
-def write_results(results: dict, sweeps: dict, out: Path) -> None:
-    """``results.json`` and ``accuracy_vs_snr.png`` (one curve per sweep) into ``out``."""
+def provenance(argv: list[str] | None) -> dict:
+    """Commit, command, versions, machine and date of this run, as every benchmark records them
+    (``benchmarks/common/runinfo.py``, loaded from its file: run as a script, this job cannot
+    import the repository's ``benchmarks`` package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common" / "runinfo.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_runinfo", path)
+    runinfo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runinfo)
+    return runinfo.provenance(argv, "examples/kd_awgn.py")
+
+
+def write_results(results: dict, sweeps: dict, out: Path, argv: list[str] | None = None) -> None:
+    """``results.json`` (with the provenance of the command ``argv``) and
+    ``accuracy_vs_snr.png`` (one curve per sweep) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    results = {**results, "provenance": provenance(argv)}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_accuracy_vs_snr(sweeps, out / "accuracy_vs_snr.png",
                          reference=results["teacher_accuracy"])
@@ -378,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         write_results(results, {f"student ({r['channel']}), seed {r['seed']}": r
-                                for r in results["per_seed"]}, Path(args.out))
+                                for r in results["per_seed"]}, Path(args.out), argv)
         return 0
     args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
     args.beta = 0.0 if args.deterministic_encoder else 1e-4 if args.beta is None else args.beta
@@ -427,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     results = runs[0] if len(runs) == 1 else across_seeds(runs)
     if len(runs) == 1:
         sweeps = {f"student ({args.channel})": next(iter(sweeps.values()))}
-    write_results(results, sweeps, Path(args.out))
+    write_results(results, sweeps, Path(args.out), argv)
     return 0
 
 

@@ -1,7 +1,7 @@
-"""Load the project's scripts (examples and benchmarks, which are not a package) as modules."""
+"""Load the project's scripts (the examples, which are not a package) and benchmarks as modules."""
 
+import importlib
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,7 +19,6 @@ def load_script(path: Path) -> ModuleType:
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """``benchmarks/<name>.py``, with its folder importable (the benchmarks share ``harness``)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    return load_script(BENCHMARKS / f"{name}.py")
+    """``benchmarks.<name>`` (the benchmarks are a package, importable from the repository
+    root: setup.cfg's ``pythonpath``)."""
+    return importlib.import_module(f"benchmarks.{name}")

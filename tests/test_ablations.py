@@ -1,8 +1,9 @@
-"""benchmarks/ablations.py: its ablated module, its variants and its resumable CI subset."""
+"""benchmarks.ablations: its ablated module, its variants and its resumable CI subset."""
 
 import json
 
 import numpy as np
+import pytest
 from script_modules import load_benchmark
 
 import tosc_sionna as ts
@@ -33,11 +34,14 @@ def test_variants_build_what_they_say():
     assert trained["fixed-10db"].snr_train_db == (10.0, 10.0)
 
 
+@pytest.mark.benchmark
 def test_quick_subset_writes_results_and_a_rerun_keeps_them(tmp_path):
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "ablations_quick.json").read_text())
     runs = results["runs"]["awgn"]
     assert set(runs) == {"full", "no-cam"}
+    assert results["provenance"]["command"].startswith("python ")
+    assert {"commit", "versions", "machine", "date"} <= set(results["provenance"])
     for variant in runs.values():
         (run,) = variant
         assert len(run["val_accuracy"]) == 2 and all(0 <= a <= 1 for a in run["val_accuracy"])
@@ -50,14 +54,15 @@ def test_merge_keeps_other_processes_runs_and_replaces_only_what_this_one_measur
     key = lambda r: r["seed"]  # noqa: E731
     theirs = [{"seed": 0, "v": "disk"}, {"seed": 1, "v": "disk"}]
     mine = [{"seed": 0, "v": "stale"}, {"seed": 1, "v": "mine"}]
-    merged = bench.harness.merge_runs(mine, theirs, {1}, key)
+    merged = bench.common.merge_runs(mine, theirs, {1}, key)
     assert merged == [{"seed": 0, "v": "disk"}, {"seed": 1, "v": "mine"}]
     # a run the file holds twice (keys a later parameter made equal): one stays, the last
     twice = [{"seed": 0, "v": "old"}, {"seed": 2, "v": "disk"}, {"seed": 0, "v": "new"}]
-    assert bench.harness.merge_runs([], twice, set(), key) == [
+    assert bench.common.merge_runs([], twice, set(), key) == [
         {"seed": 0, "v": "new"}, {"seed": 2, "v": "disk"}]
 
 
+@pytest.mark.benchmark
 def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeypatch):
     path = tmp_path / "ablations_quick.json"
     other = {"seed": 0, "epochs": 1, "steps_per_epoch": 20, "train_seconds": 1.0,

@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     ts.set_seed(0)
     x, y = load_fashion_mnist("train")
     link = ts.make_link(ts.RayleighBlockFadingChannel(return_noise=True), num_symbols=8,
-                        width=8, hidden_units=(64,), seed=0)
+                        width=8, hidden_units=(64,), seed=0, separable=False, stochastic=False)
     link.compile(optimizer=keras.optimizers.Adam(2e-3),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     # 96 steps: enough for batch norm's moving statistics (momentum 0.9) to settle
@@ -169,27 +169,26 @@ def test_sampling_encoder_at_evaluation():
     ts.set_seed(1)
     sampled = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True)
     assert sampled["accuracy"][0] < 0.8 and sampled["sample_encoder"] is True
-    # the flag is restored: deterministic again afterwards
-    assert not link.encoder.sample_at_inference
+    # the link itself is untouched: deterministic afterwards
     np.testing.assert_array_equal(np.argmax(link.predict(x, verbose=0), -1), labels)
     # seeded: reproducible (explicit seed, or set_seed before the sweep)
     ts.set_seed(1)
     again = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True)
     assert again == sampled
+    # (the channel's noise, even at 60 dB, can flip a near tie: seed it alike too)
+    ts.set_seed(2)
     a = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True, seed=7)
+    ts.set_seed(2)
     b = accuracy_vs_snr(link, x, labels, [60.0], draws=2, sample_encoder=True, seed=7)
     assert a["accuracy_draws"] == b["accuracy_draws"]
     assert a["accuracy_draws"] != sampled["accuracy_draws"]
-    # encoder level: samples differ between calls and reseeding replays them
-    encoder = link.encoder
-    encoder.sample_at_inference = True
-    encoder.reseed(3)
-    z1 = np.asarray(encoder(x[:16])[0])
-    z2 = np.asarray(encoder(x[:16])[0])
-    encoder.reseed(3)
-    np.testing.assert_array_equal(np.asarray(encoder(x[:16])[0]), z1)
+    # link level: samples differ between calls and reseeding replays them
+    link.reseed(3)
+    z1 = np.asarray(link.encode(x[:16], sample=True)[0])
+    z2 = np.asarray(link.encode(x[:16], sample=True)[0])
+    link.reseed(3)
+    np.testing.assert_array_equal(np.asarray(link.encode(x[:16], sample=True)[0]), z1)
     assert np.max(np.abs(z1 - z2)) > 1.0
-    encoder.sample_at_inference = False
 
 
 def test_sampling_with_tiny_sigma_is_the_deterministic_encoder():
@@ -199,16 +198,13 @@ def test_sampling_with_tiny_sigma_is_the_deterministic_encoder():
     ts.set_seed(1)
     sampled = accuracy_vs_snr(link, x, labels, [0.0, 60.0], draws=2, sample_encoder=True)
     assert sampled["accuracy_draws"] == det["accuracy_draws"]
-    encoder = link.encoder
-    mu = np.asarray(encoder(x[:16])[1])
-    encoder.sample_at_inference = True
-    np.testing.assert_allclose(np.asarray(encoder(x[:16])[0]), mu, rtol=1e-5, atol=1e-6)
-    encoder.sample_at_inference = False
+    z, mu, _ = (np.asarray(t) for t in link.encode(x[:16], sample=True))
+    np.testing.assert_allclose(z, mu, rtol=1e-5, atol=1e-6)
     # the option needs a stochastic encoder
-    plain = ts.make_link(ts.AWGNChannel(), num_symbols=4, width=4)
+    plain = ts.make_link(ts.AWGNChannel(), num_symbols=4, width=4, stochastic=False)
     with pytest.raises(ValueError, match="stochastic"):
         accuracy_vs_snr(plain, x[:10], labels[:10], [0.0], sample_encoder=True)
-    with pytest.raises(ValueError, match="stochastic"):
-        ts.SemanticEncoder(4, sample_at_inference=True)
-    config = ts.SemanticEncoder(4, stochastic=True, sample_at_inference=True).get_config()
-    assert ts.SemanticEncoder.from_config(config).sample_at_inference
+    # a 0.4 encoder config (it sampled by itself) loads; the link samples now
+    config = {**ts.SemanticEncoder(4, stochastic=True).get_config(), "seed": 3,
+              "sample_at_inference": True}
+    assert ts.SemanticEncoder.from_config(config).stochastic

@@ -168,7 +168,7 @@ def test_reader_batches_and_determinism(models, tmp_path):
     x, y = a[0]
     assert x.shape == (32, 28, 28, 1) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1
     assert y.shape == (32, 11)
-    np.testing.assert_allclose(y[:, 1:].sum(1), 1, rtol=1e-5)
+    np.testing.assert_allclose(y["teacher"].sum(1), 1, rtol=1e-5)
     for i in range(len(a)):
         np.testing.assert_array_equal(a[i][0], b[i][0])
         np.testing.assert_array_equal(a[i][1], b[i][1])
@@ -180,7 +180,7 @@ def test_reader_batches_and_determinism(models, tmp_path):
     # labels match the dataset
     _, labels = load_fashion_mnist("train")
     rows = a.order[:32]
-    np.testing.assert_array_equal(a[0][1][:, 0].astype(int), labels[rows])
+    np.testing.assert_array_equal(a[0][1]["label"], labels[rows])
     c = TeacherCacheDataset(out, batch_size=50, shuffle=False, view=0, targets="label")
     np.testing.assert_array_equal(c[0][1], labels[:50])
     from tosc_sionna.data import load_fashion_mnist as load_student_inputs
@@ -288,7 +288,8 @@ def test_reader_labelled_fraction(models, tmp_path):
     assert run_cli("extract", "--model", models["vit"], "--out", out, "--limit", 200, "-q") == 0
     data = TeacherCacheDataset(out, batch_size=200, seed=4, labelling=LabelPolicy(0.1))
     _, y = data[0]
-    assert np.sum(y[:, 0] >= 0) == 20 and np.sum(y[:, 0] == -1) == 180
+    assert np.sum(y["labelled"]) == 20 and np.sum(y["label"] == -1) == 180
+    np.testing.assert_array_equal(y["labelled"] == 1, y["label"] >= 0)
     same = TeacherCacheDataset(out, batch_size=200, seed=4, labelling=LabelPolicy(0.1))
     np.testing.assert_array_equal(same.labelled, data.labelled)
     data.on_epoch_end()  # the labelled subset is fixed across epochs
@@ -304,8 +305,8 @@ def test_reader_labelled_only_cycles_the_labelled_subset(models, tmp_path):
     data = TeacherCacheDataset(out, batch_size=64, seed=4,
                                labelling=LabelPolicy(0.1, only=True))
     assert len(data) == len(full) == 4  # as many steps as the distilled run
-    ys = np.concatenate([data[i][1] for i in range(len(data))])
-    assert len(ys) == 200 and np.all(ys[:, 0] >= 0)
+    ys = np.concatenate([data[i][1]["label"] for i in range(len(data))])
+    assert len(ys) == 200 and np.all(ys >= 0)
     served = data.order
     assert set(served) == set(np.flatnonzero(full.labelled))
     # every labelled sample once per pass of 20: 10 passes, each a permutation

@@ -1,12 +1,14 @@
-"""benchmarks/fast_distillation.py: its quick run, its summary and its merging results file."""
+"""benchmarks.fast_distillation: its quick run, its summary and its merging results file."""
 
 import json
 
+import pytest
 from script_modules import load_benchmark
 
 bench = load_benchmark("fast_distillation")
 
 
+@pytest.mark.benchmark
 def test_quick_run_times_and_scores_variants_keeping_other_processes_runs(tmp_path, monkeypatch):
     path = tmp_path / "fast_distillation_quick.json"
     other = {"seed": 9, "epochs": 1, "epoch_seconds": [1.0], "teacher_forward_seconds": None,
@@ -24,6 +26,7 @@ def test_quick_run_times_and_scores_variants_keeping_other_processes_runs(tmp_pa
                        "--out", str(tmp_path)]) == 0
     results = json.loads(path.read_text())
     assert results["accuracy"]["cached-v4"] == [other]  # written meanwhile: kept
+    assert results["provenance"]["commit"] and results["provenance"]["command"]
     for v in ("ce-only", "cached-v1"):
         (run,) = results["accuracy"][v]
         assert run["seed"] == 0 and len(run["epoch_seconds"]) == 1

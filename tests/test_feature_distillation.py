@@ -73,12 +73,14 @@ def test_reader_serves_the_features_of_the_view_it_serves(caches):
     data = TeacherCacheDataset(cache, batch_size=16, seed=3, features=True)
     plain = TeacherCacheDataset(cache, batch_size=16, seed=3)
     for i in range(len(data)):
-        (x, f), y = data[i]
+        x, y = data[i]
         xp, yp = plain[i]
         np.testing.assert_array_equal(x, xp)  # features change nothing else
-        np.testing.assert_array_equal(y, yp)
+        assert set(y) == set(yp) | {"features"}
+        for key in yp:
+            np.testing.assert_array_equal(y[key], yp[key])
         rows = data.order[i * 16:(i + 1) * 16]
-        np.testing.assert_array_equal(f, all_views[rows, data.views[rows]])
+        np.testing.assert_array_equal(y["features"], all_views[rows, data.views[rows]])
     assert len(set(data.views[data.rows])) == 3  # augmented views among them
     # int8 + row scale: the decoded features are close to the float16 ones
     q = caches["int8"].teacher_features(np.arange(ROWS), np.zeros(ROWS, int))
@@ -92,82 +94,95 @@ def test_reader_refuses_features_the_cache_does_not_have(caches):
         TeacherCacheDataset(caches["float16"], features=True, targets="label")
 
 
-def _link(dim, seed=0, weight=1.0):
+def _link(seed=0):
     ts.set_seed(seed)
     return ts.make_link(ts.AWGNChannel(), num_classes=10, width=4, hidden_units=(16,),
-                        seed=seed, feature_dim=dim, feature_weight=weight)
+                        seed=seed)
+
+
+def _trainer(dim, seed=0, weight=1.0, **kwargs):
+    return ts.make_trainer(_link(seed), steps_per_epoch=100, epochs=1, feature_dim=dim,
+                           feature_weight=weight, **kwargs)
 
 
 def test_training_lowers_the_feature_distance_and_inference_needs_no_features(caches, tmp_path):
     cache = caches["float16"]
     dim = cache.spec.feature_dim
     data = TeacherCacheDataset(cache, batch_size=16, seed=0, features=True)
-    link = _link(dim)
-    link.compile(optimizer=keras.optimizers.Adam(1e-2), loss=ts.IBDistillationLoss())
-    history = link.fit(data, epochs=6, verbose=0).history
+    trainer = _trainer(dim, learning_rate=1e-2)
+    history = trainer.fit(data, epochs=6, verbose=0).history
     assert history["feature"][-1] < 0.6 * history["feature"][0]
-    x = data[0][0][0]
+    link = trainer.link
+    x = data[0][0]
     logits = keras.ops.convert_to_numpy(link(x, snr_db=30.0))  # images alone at inference
     assert logits.shape == (16, 10) and np.isfinite(logits).all()
-    # the head is training-only: not in the transmitter or the receiver
-    head = link.feature_head.count_params()
-    assert head == (16 + 1) * dim
-    plain = _link(0)
+    # the head is training-only: the trainer's, not in the transmitter or the receiver
+    assert trainer.feature_head.count_params() == (16 + 1) * dim
+    assert not any("feature" in v.path for v in link.weights)
+    plain = _link()
     plain(x, snr_db=30.0)
     assert serving.multiply_accumulates(link, data.input_shape) == \
         serving.multiply_accumulates(plain, data.input_shape)
-    path = tmp_path / "link.keras"
-    link.save(path)
-    back = keras.saving.load_model(path)
+    # the trainer saves with its head; the link alone saves without
+    trainer.save(tmp_path / "trainer.keras")
+    back = keras.saving.load_model(tmp_path / "trainer.keras")
     assert back.feature_dim == dim and back.feature_weight == 1.0
     np.testing.assert_allclose(back.feature_head.get_weights()[0],
-                               link.feature_head.get_weights()[0])
+                               trainer.feature_head.get_weights()[0])
+    link.save(tmp_path / "link.keras")
+    alone = keras.saving.load_model(tmp_path / "link.keras")
     ts.set_seed(5)
     a = keras.ops.convert_to_numpy(link(x, snr_db=30.0))
     ts.set_seed(5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(back(x, snr_db=30.0)), a, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(alone(x, snr_db=30.0)), a, atol=1e-5)
 
 
 def test_the_feature_term_weighs_in_the_loss(caches):
     """Evaluation adds no feature term whatever gamma; in training the added loss is gamma x
     the mean 1 - cos of the head's output and the teacher's features."""
     cache = caches["float16"]
-    (x, f), y = TeacherCacheDataset(cache, batch_size=16, seed=0, features=True)[0]
-    losses = {}
+    x, y = TeacherCacheDataset(cache, batch_size=16, seed=0, features=True)[0]
+    results = {}
     for weight in (0.0, 3.0):
-        link = _link(cache.spec.feature_dim, weight=weight)
-        link.compile(optimizer="sgd", loss=ts.IBDistillationLoss())
+        trainer = _trainer(cache.spec.feature_dim, weight=weight)
         ts.set_seed(1)
-        losses[weight] = link.test_on_batch((x, f), y, return_dict=True)
+        results[weight] = trainer.test_on_batch(x, y, return_dict=True)
     # evaluation adds no feature term (training only), but measures it ...
-    assert losses[0.0]["loss"] == pytest.approx(losses[3.0]["loss"], rel=1e-5)
-    assert 0.0 < losses[3.0]["feature"] < 2.0
-    link = _link(cache.spec.feature_dim, weight=3.0)
-    link((x, f), snr_db=10.0, training=True)  # builds every layer
-    received = np.random.default_rng(0).normal(size=(16, 32)).astype(np.float32)
-    snr = np.full(16, 10.0, np.float32)
-    logits = link.receive(received, snr, None, f, training=True)
-    added = float(keras.ops.convert_to_numpy(link.losses[-1]))
-    head = link.feature_head(link.decoder.embed(link.rx_cam(received, snr)))
-    expected = float(np.mean(keras.ops.convert_to_numpy(feature_distance(head, f))))
+    assert results[0.0]["loss"] == pytest.approx(results[3.0]["loss"], rel=1e-5)
+    assert 0.0 < results[3.0]["feature"] < 2.0
+    # ... and training adds gamma x the distance of the head's output, by hand
+    trainer = _trainer(cache.spec.feature_dim, weight=3.0)
+    ts.set_seed(2)
+    out = trainer(x, training=True)
+    with_term = float(trainer.compute_loss(x, y, out, training=True))
+    without = float(trainer.compute_loss(x, y, out, training=False))
+    expected = float(np.mean(keras.ops.convert_to_numpy(
+        feature_distance(trainer.feature_head(out["embedding"]), y["features"]))))
     assert 0.0 < expected < 2.0
-    assert added == pytest.approx(3.0 * expected, rel=1e-5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(logits), keras.ops.convert_to_numpy(
-        link.decoder(link.rx_cam(received, snr))), atol=1e-5)  # the same logits as without
+    rate = float(ts.losses.gaussian_rate(out["mu"], out["log_var"]))
+    assert with_term - without == pytest.approx(3.0 * expected + trainer.beta * rate, rel=1e-4)
+    # the embedding is the decoder's last hidden layer, the logits its projection
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(trainer.link.decoder.logits(out["embedding"])),
+        keras.ops.convert_to_numpy(out["logits"]), atol=1e-5)
 
 
 def test_bad_feature_inputs_are_refused(caches):
     cache = caches["float16"]
-    (x, f), _ = TeacherCacheDataset(cache, batch_size=8, features=True)[0]
-    with pytest.raises(ValueError, match="without feature distillation"):
-        _link(0)((x, f), snr_db=10.0)
+    x, y = TeacherCacheDataset(cache, batch_size=8, features=True)[0]
+    plain_y = {k: v for k, v in y.items() if k != "features"}
+    with pytest.raises(ValueError, match="targets hold none"):
+        _trainer(cache.spec.feature_dim).test_on_batch(x, plain_y)
     with pytest.raises(ValueError, match="feature_dim=7"):
-        _link(7)((x, f), snr_db=10.0)
+        _trainer(7).test_on_batch(x, y)
     with pytest.raises(ValueError, match=">= 0"):
-        _link(-1)
-    with pytest.raises(ValueError, match="embed\\(\\), logits and embedding_dim"):
-        ts.TaskOrientedLink(ts.SemanticEncoder(4), ts.AWGNChannel(),
-                            keras.layers.Dense(10), feature_dim=8)
+        _trainer(-1)
+    with pytest.raises(ValueError, match="returns its embedding"):
+        ts.DistillationTrainer(ts.TaskOrientedLink(ts.SemanticEncoder(4), ts.AWGNChannel(),
+                                                   keras.layers.Dense(10)), feature_dim=8)
+    # features travel as targets now: the link takes images only
+    with pytest.raises(ValueError, match="images only"):
+        _link()((x, y["features"]), snr_db=10.0)
 
 
 def _job():

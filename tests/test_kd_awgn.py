@@ -150,7 +150,8 @@ def test_split_rows_and_a_reader_serving_some_rows():
     assert data.labelled.sum() == 50 and set(np.flatnonzero(data.labelled)) <= set(held)
     x, y = data[0]
     assert x.shape == (100, 28, 28, 1)
-    np.testing.assert_array_equal(y[:, 0][y[:, 0] >= 0], data.labels[data.order][y[:, 0] >= 0])
+    known = y["labelled"] == 1
+    np.testing.assert_array_equal(y["label"][known], data.labels[data.order][known])
     whole = TeacherCacheDataset(default_teacher_cache(), batch_size=256, seed=0)
     again = TeacherCacheDataset(default_teacher_cache(), batch_size=256, seed=0,
                                 rows=np.arange(60000))

@@ -19,25 +19,40 @@ def test_power_normalization_unit_power_per_example():
                                x / np.linalg.norm(x, axis=1, keepdims=True), rtol=1e-5)
 
 
+def mean(encoder, x, **kwargs):
+    """The encoder's mean (its output is always the pair (mu, log_var))."""
+    return encoder(x, **kwargs)[0]
+
+
 def test_encoder_shapes_and_grey_images():
     encoder = ts.SemanticEncoder(num_symbols=10, width=4)
-    assert encoder(np.zeros((3, 28, 28, 1), np.float32)).shape == (3, 20)
-    assert ts.SemanticEncoder(10, width=4)(np.zeros((3, 28, 28), np.float32)).shape == (3, 20)
+    mu, log_var = encoder(np.zeros((3, 28, 28, 1), np.float32))
+    assert mu.shape == (3, 20) and log_var is None
+    assert mean(ts.SemanticEncoder(10, width=4), np.zeros((3, 28, 28), np.float32)).shape == (3, 20)
+    mu, log_var = ts.SemanticEncoder(10, width=4, stochastic=True)(np.zeros((3, 28, 28)))
+    assert mu.shape == log_var.shape == (3, 20)
+    # the same structure symbolically (a functional model can wrap the encoder)
+    spec = ts.SemanticEncoder(10, width=4, stochastic=True).compute_output_spec(
+        keras.KerasTensor((None, 28, 28, 1)))
+    assert [tuple(s.shape) for s in spec] == [(None, 20), (None, 20)]
+    assert ts.SemanticEncoder(10, width=4).compute_output_spec(
+        keras.KerasTensor((None, 28, 28, 1)))[1] is None
 
 
 def test_encoder_rgb_and_large_images_with_downsampling():
     rgb = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
-    assert ts.SemanticEncoder(8, width=4)(rgb).shape == (2, 16)
+    assert mean(ts.SemanticEncoder(8, width=4), rgb).shape == (2, 16)
     large = np.random.default_rng(1).uniform(size=(2, 96, 96, 3)).astype(np.float32)
     pooled = ts.SemanticEncoder(8, width=4, downsample=4)
-    assert pooled(large).shape == (2, 16)
+    assert mean(pooled, large).shape == (2, 16)
     # downsampling is a 4x4 block mean: an image constant on those blocks gives the same
     # output as the small image itself through the same weights
     small = ts.SemanticEncoder(8, width=4)
     small(rgb[:, :24, :24])
     small.set_weights(pooled.get_weights())
     blocks = np.repeat(np.repeat(rgb[:, :24, :24], 4, axis=1), 4, axis=2)
-    np.testing.assert_allclose(pooled(blocks), small(rgb[:, :24, :24]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mean(pooled, blocks), mean(small, rgb[:, :24, :24]),
+                               rtol=1e-5, atol=1e-6)
     clone = ts.SemanticEncoder.from_config(pooled.get_config())
     assert clone.downsample == 4 and clone.get_config() == pooled.get_config()
     with pytest.raises(ValueError, match="downsample must be >= 1"):
@@ -48,7 +63,7 @@ def test_separable_encoder_is_smaller_and_runs():
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
     plain, separable = ts.SemanticEncoder(16, width=32), ts.SemanticEncoder(16, width=32,
                                                                           separable=True)
-    assert plain(x).shape == separable(x).shape == (4, 32)
+    assert mean(plain, x).shape == mean(separable, x).shape == (4, 32)
     assert [type(c).__name__ for c in separable.convs] == ["Conv2D"] + ["SeparableConv2D"] * 4
     # weights of the last four convolutions: 9 c_in c_out plain, 9 c_in + c_in c_out separable
     stages = [(32, 32), (32, 64), (64, 64), (64, 128)]
@@ -58,19 +73,24 @@ def test_separable_encoder_is_smaller_and_runs():
         9 * a * b - (9 * a + a * b) for a, b in stages)
 
 
-def test_stochastic_encoder_samples_in_training_only():
-    encoder = ts.SemanticEncoder(num_symbols=2000, width=2, stochastic=True, seed=3)
+def test_link_samples_a_stochastic_encoder_in_training_only():
+    link = ts.make_link(ts.AWGNChannel(), num_symbols=2000, width=2, hidden_units=(4,), seed=3)
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)
-    z, mu, log_var = (np.asarray(t) for t in encoder(x, training=True))
-    z_eval, mu_eval, _ = (np.asarray(t) for t in encoder(x, training=False))
+    z, mu, log_var = (np.asarray(t) for t in link.encode(x, training=True))
+    z_eval, mu_eval, _ = (np.asarray(t) for t in link.encode(x, training=False))
     np.testing.assert_array_equal(z_eval, mu_eval)
-    np.testing.assert_array_equal(np.asarray(encoder(x, training=False)[0]), z_eval)
+    # asked to, it samples at inference too
+    z_sampled, mu_sampled, _ = (np.asarray(t) for t in link.encode(x, training=False,
+                                                                  sample=True))
+    assert np.mean(np.abs(z_sampled - mu_sampled)) > 0.01
     # training: the same mean (batch statistics of the same batch), a new sample
-    z2, mu2, _ = (np.asarray(t) for t in encoder(x, training=True))
+    z2, mu2, _ = (np.asarray(t) for t in link.encode(x, training=True))
     np.testing.assert_allclose(mu2, mu, rtol=1e-5, atol=1e-6)
     assert np.mean(np.abs(z2 - z)) > 0.1 * np.mean(np.abs(z - mu))
+    # z = mu + sigma * eps with eps standard normal: 8000 draws, 5 standard errors
     eps = (z - mu) / np.exp(0.5 * log_var)
-    assert abs(eps.mean()) < 0.05 and abs(eps.std() - 1) < 0.05
+    se = 1 / np.sqrt(eps.size)
+    assert abs(eps.mean()) < 5 * se and abs(eps.std() - 1) < 5 * se / np.sqrt(2)
 
 
 def test_channel_adaptive_module_depends_on_snr_and_noise():
@@ -109,7 +129,7 @@ def test_decoder_logits_shape():
 
 LAYERS = [
     lambda: ts.PowerNormalization(epsilon=1e-9),
-    lambda: ts.SemanticEncoder(6, width=3, stochastic=True, seed=2),
+    lambda: ts.SemanticEncoder(6, width=3, stochastic=True),
     lambda: ts.SemanticEncoder(6, width=3, separable=True),
     lambda: ts.ChannelAdaptiveModule(hidden_units=5, use_noise=True),
     lambda: ts.SemanticDecoder(4, hidden_units=(7,)),

@@ -164,30 +164,3 @@ def test_mixed_precision_numerics_with_extreme_input_power():
             np.testing.assert_allclose(2 * np.mean(sent**2, axis=-1), 1.0, rtol=2e-3)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-def test_rate_metric_in_fit_and_evaluate_and_rate_loss_only_in_training():
-    ts.set_seed(0)
-    link = ts.make_link(ts.AWGNChannel(), num_symbols=4, width=4, hidden_units=(16,),
-                        stochastic=True, rate_weight=0.5, seed=0)
-    x, y = images(32)
-    link.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
-    history = link.fit(x, y, batch_size=16, epochs=1, verbose=0).history
-    assert history["rate"][0] > 0
-    evaluated = link.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
-    # the encoder's deterministic output still carries (mu, log_var): the bound is reported
-    _, mu, log_var = link.encoder(x, training=False)
-    expected = float(ts.losses.gaussian_rate(mu, log_var))
-    assert evaluated["rate"] == pytest.approx(expected, rel=1e-4) and expected > 0
-    # beta * rate joins the loss in training only
-    link(x, snr_db=10.0, training=False)
-    assert not link.losses
-    link(x, snr_db=10.0, training=True)
-    _, mu, log_var = link.encoder(x, training=True)
-    assert len(link.losses) == 1
-    assert float(link.losses[0]) == pytest.approx(
-        0.5 * float(ts.losses.gaussian_rate(mu, log_var)), rel=1e-4)
-    # no loss with rate_weight = 0, but the metric still runs
-    free = ts.make_link(ts.AWGNChannel(), num_symbols=4, width=4, stochastic=True)
-    free(x, snr_db=10.0, training=True)
-    assert not free.losses and float(free.rate_metric.result()) > 0

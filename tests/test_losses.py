@@ -95,9 +95,16 @@ def test_gaussian_rate_is_scale_free_nonnegative_and_float32():
                                        rel=1e-5)
 
 
+def targets(labels, probs):
+    """The dict a TeacherCacheDataset yields: a negative label is unlabelled."""
+    labels = np.asarray(labels)
+    return {"label": labels.astype(np.int32), "labelled": (labels >= 0).astype(np.float32),
+            "teacher": np.asarray(probs, np.float32)}
+
+
 def test_ib_distillation_loss_combines_terms_and_serializes():
     p_t = softmax(TEACHER_LOGITS).astype(np.float32)
-    y_true = np.concatenate([LABELS[:, None].astype(np.float32), p_t], 1)
+    y_true = targets(LABELS, p_t)
     loss = ts.IBDistillationLoss(alpha=0.3, temperature=2.0)
     expected = np.mean(0.3 * np.asarray(losses.label_cross_entropy(LABELS, LOGITS))
                        + 0.7 * np.asarray(losses.distillation_kl(p_t, LOGITS, 2.0)))
@@ -109,17 +116,21 @@ def test_ib_distillation_loss_combines_terms_and_serializes():
         ts.IBDistillationLoss(alpha=1.5)
     with pytest.raises(ValueError, match="temperature"):
         ts.IBDistillationLoss(temperature=0.0)
-    with pytest.raises(ValueError, match=r"\[batch, 1 \+ C\]"):
-        loss(y_true[:, :5], LOGITS)
+    with pytest.raises(ValueError, match="5 classes but the student's logits 10"):
+        loss({**y_true, "teacher": p_t[:, :5]}, LOGITS)
+    # the 0.4 layout (label in column 0 of one float array) is refused, saying so
+    packed = np.concatenate([LABELS[:, None].astype(np.float32), p_t], 1)
+    with pytest.raises(ValueError, match="column 0"):
+        loss(packed, LOGITS)
 
 
 def few_labels(alpha=0.3, tau=2.0):
     """8 rows, only row 5 labelled; the loss and metrics by hand in NumPy."""
     logits = LOGITS[:8].astype(np.float64)
     p_t = softmax(TEACHER_LOGITS[:8])
-    labels = np.full(8, -1.0)
+    labels = np.full(8, -1)
     labels[5] = LABELS[5]
-    y_true = np.concatenate([labels[:, None], p_t], 1).astype(np.float32)
+    y_true = targets(labels, p_t)
     ce5 = -np_log_softmax(logits)[5, LABELS[5]]
     p_tau = p_t ** (1 / tau)
     p_tau /= p_tau.sum(-1, keepdims=True)
@@ -134,63 +145,55 @@ def test_label_term_is_averaged_over_labelled_rows_only():
     expected = 0.3 * ce5 + 0.7 * kd.mean()
     assert float(loss(y_true, LOGITS[:8])) == pytest.approx(expected, rel=1e-5)
     # no row labelled: only the distillation term, over all rows
-    y_none = y_true.copy()
-    y_none[:, 0] = -1
+    y_none = targets(np.full(8, -1), y_true["teacher"])
     assert float(loss(y_none, LOGITS[:8])) == pytest.approx(0.7 * kd.mean(), rel=1e-5)
-    # every row labelled: the plain mean, as before
-    y_all = y_true.copy()
-    y_all[:, 0] = LABELS[:8]
+    # every row labelled: the plain mean
+    y_all = targets(LABELS[:8], y_true["teacher"])
     ce = -np_log_softmax(LOGITS[:8].astype(np.float64))[np.arange(8), LABELS[:8]]
     assert float(loss(y_all, LOGITS[:8])) == pytest.approx(
         np.mean(0.3 * ce + 0.7 * kd), rel=1e-5)
 
 
-def test_labelled_metrics_ignore_unlabelled_rows():
-    y_true, ce5, _ = few_labels()
-    metrics = {m.name: m for m in losses.ib_metrics(ts.IBDistillationLoss(temperature=2.0))}
-    assert set(metrics) == {"ce", "kd", "accuracy"}
-    acc, ce = metrics["accuracy"], metrics["ce"]
-    logits = LOGITS[:8].copy()
-    logits[5] = 0.0
-    logits[5, LABELS[5]] = 5.0  # row 5 predicted right; the unlabelled rows do not count
-    acc.update_state(y_true, logits)
-    assert float(acc.result()) == 1.0
-    ce.update_state(y_true, LOGITS[:8])
-    assert float(ce.result()) == pytest.approx(ce5, rel=1e-5)
-    # a batch without labels leaves both unchanged
-    y_none = y_true.copy()
-    y_none[:, 0] = -1
-    acc.update_state(y_none, LOGITS[:8])
-    ce.update_state(y_none, LOGITS[:8])
-    assert float(acc.result()) == 1.0
-    assert float(ce.result()) == pytest.approx(ce5, rel=1e-5)
-    # accumulates across batches: 1 right of 1, then 0 right of 2 -> 1/3
-    wrong = np.stack([np.roll(np.eye(10)[LABELS[i]], 1) for i in range(2)]) * 5.0
-    y_two = np.concatenate([LABELS[:2, None], softmax(TEACHER_LOGITS[:2])], 1)
-    acc.update_state(y_two.astype(np.float32), wrong.astype(np.float32))
-    assert float(acc.result()) == pytest.approx(1 / 3)
-    acc.reset_state()
-    assert float(acc.result()) == 0.0
-    clone = keras.metrics.deserialize(keras.metrics.serialize(acc))
-    assert isinstance(clone, losses.LabelledMean) and clone.kind == "accuracy"
-    assert clone.name == "accuracy"
-    with pytest.raises(ValueError, match="kind"):
-        losses.LabelledMean("f1")
+def test_labelled_mean_ignores_unlabelled_rows_and_accumulates():
+    metric = losses.LabelledMean(name="accuracy")
+    metric.update_state([1.0, 0.0, 1.0], [1.0, 0.0, 0.0])  # one labelled row, right
+    assert float(metric.result()) == 1.0
+    metric.update_state([1.0, 1.0], [0.0, 0.0])  # a batch without labels: unchanged
+    assert float(metric.result()) == 1.0
+    metric.update_state([0.0, 0.0], [1.0, 1.0])  # 1 right of 1, then 0 of 2 -> 1/3
+    assert float(metric.result()) == pytest.approx(1 / 3)
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+    clone = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert isinstance(clone, losses.LabelledMean) and clone.name == "accuracy"
 
 
-def test_labelled_metrics_in_compiled_fit_and_evaluate():
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(10)(inputs))
-    loss = ts.IBDistillationLoss()
-    model.compile(optimizer="sgd", loss=loss, metrics=losses.ib_metrics(loss))
-    x = RNG.normal(size=(16, 4)).astype(np.float32)
-    y = np.concatenate([LABELS[:, None], softmax(TEACHER_LOGITS)], 1).astype(np.float32)
-    y[1:, 0] = -1  # one labelled row
-    logits = np.asarray(model(x))
-    result = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
-    right = float(np.argmax(logits[0]) == LABELS[0])
-    assert result["accuracy"] == pytest.approx(right)
-    ce0 = -np_log_softmax(logits[:1].astype(np.float64))[0, LABELS[0]]
-    assert result["ce"] == pytest.approx(ce0, rel=1e-4)
-    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history
-    assert np.isfinite(history["accuracy"]).all() and np.isfinite(history["ce"]).all()
+def test_distillation_kl_is_finite_for_float16_logits():
+    # the probability floor would round to 0 in float16: the loss works in float32
+    assert np.float16(losses.PROB_FLOOR) == 0.0
+    p_t = np.zeros((2, 10), np.float32)
+    p_t[:, 3] = 1.0  # a one-hot teacher: zeros to floor
+    got = np.asarray(losses.distillation_kl(p_t, LOGITS[:2].astype(np.float16), 4.0))
+    want = np.asarray(losses.distillation_kl(p_t, LOGITS[:2].astype(np.float16)
+                                             .astype(np.float32), 4.0))
+    assert got.dtype == np.float32 and np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_soft_label_distillation_is_a_keras_distillation_loss():
+    kd = ts.SoftLabelDistillation(temperature=2.0)
+    assert isinstance(kd, keras.distillation.DistillationLoss)
+    expected = np.mean(np.asarray(losses.distillation_kl(softmax(TEACHER_LOGITS), LOGITS, 2.0)))
+    assert float(kd.compute_loss(TEACHER_LOGITS.astype(np.float32), LOGITS)) == pytest.approx(
+        expected, rel=1e-5)
+    # the IB loss's distillation term is the same loss on cached probabilities
+    ib = ts.IBDistillationLoss(alpha=0.0, temperature=2.0)
+    p_t = softmax(TEACHER_LOGITS).astype(np.float32)
+    assert float(ib(targets(np.full(16, -1), p_t), LOGITS)) == pytest.approx(
+        float(ib.distillation.compute_loss(p_t, LOGITS)), rel=1e-6)
+    clone = ts.SoftLabelDistillation.from_config(kd.get_config())
+    assert (clone.temperature, clone.teacher) == (2.0, "logits")
+    with pytest.raises(ValueError, match="temperature"):
+        ts.SoftLabelDistillation(temperature=-1)
+    with pytest.raises(ValueError, match="teacher must be"):
+        ts.SoftLabelDistillation(teacher="soft")

@@ -59,10 +59,10 @@ def test_stored_views_give_the_cache_batch_for_batch(setup):
     for epoch_a, epoch_b in zip(batches(cached, 2), batches(live, 2), strict=True):
         for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b, strict=True):
             np.testing.assert_array_equal(xb, xa)  # the same views, order and rows
-            np.testing.assert_array_equal(yb[:, 0], ya[:, 0])  # labels, -1 where unlabelled
+            np.testing.assert_array_equal(yb["label"], ya["label"])  # -1 where unlabelled
             # the cache holds float16 logits: equal to that precision
-            np.testing.assert_allclose(yb[:, 1:], ya[:, 1:], rtol=0, atol=2e-3)
-            np.testing.assert_allclose(yb[:, 1:].sum(-1), 1, rtol=1e-5)
+            np.testing.assert_allclose(yb["teacher"], ya["teacher"], rtol=0, atol=2e-3)
+            np.testing.assert_allclose(yb["teacher"].sum(-1), 1, rtol=1e-5)
     assert set(cached.views[cached.rows]) == {0, 1, 2}  # augmented views among them
     assert 0 < cached.labelled[cached.rows].sum() < len(cached.rows)  # some unlabelled
     assert online.images == 2 * (ROWS - 8) and online.seconds > 0
@@ -84,9 +84,9 @@ def test_fresh_views_every_epoch_and_the_same_seed_gives_the_same_batches(setup)
         x = np.concatenate([x for x, _ in served])
         y = np.concatenate([y for _, y in served])
         order, views = cached.order, cached.views[cached.order]
-        np.testing.assert_array_equal(y[:, 0], cached.labels[order])  # the cache's order
+        np.testing.assert_array_equal(y["label"], cached.labels[order])  # the cache's order
         pixels = np.rint(x[..., 0] * 255).astype(np.uint8)
-        np.testing.assert_allclose(y[:, 1:], online(pixels), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(y["teacher"], online(pixels), rtol=0, atol=1e-6)
         clean = views == 0  # view 0 stays the unaugmented image
         np.testing.assert_array_equal(pixels[clean], cached.images[cached.index[order[clean]]])
         stored = cached.replay_views(order, views)

@@ -1,4 +1,4 @@
-"""benchmarks/student_frontier.py: its cache checks, its merging results file and a quick run."""
+"""benchmarks.student_frontier: its cache checks, its merging results file and a quick run."""
 
 import json
 import os
@@ -43,6 +43,7 @@ def test_bad_feature_or_teacher_caches_exit_2(tiny_cache, tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.benchmark
 def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeypatch):
     path = tmp_path / "student_frontier_quick.json"
     old = {"mode": "ce", "seed": 7, "epochs": 1, "steps_per_epoch": 30,
@@ -76,6 +77,7 @@ def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeyp
     assert entry["params"]["link"] == 15170 and entry["macs"]["link"] == 115368
     assert results["teachers"][shipped]["params"] == 3383818
     assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert results["provenance"]["command"] and results["provenance"]["versions"]["python"]
 
 
 def test_runs_are_keyed_by_how_the_cache_stores_the_teacher(tiny_cache, tmp_path):

@@ -2,7 +2,8 @@
 
 Keras layers for a student link (semantic encoder, channel-adaptive module,
 power normalization, semantic decoder) that sends analog complex symbols
-through Sionna channels, composed by :class:`TaskOrientedLink`.
+through Sionna channels, composed by :class:`TaskOrientedLink` (outputs only) and trained from a
+teacher cache by :class:`DistillationTrainer` (every loss term).
 """
 
 from .channels import (
@@ -17,16 +18,20 @@ from .channels import (
 )
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
 from .link import TaskOrientedLink, make_link
-from .losses import IBDistillationLoss
+from .losses import IBDistillationLoss, SoftLabelDistillation
+from .presets import DEFAULT_STUDENT, STUDENT_PRESETS, student_preset
 from .snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
+from .training import DistillationTrainer, make_trainer
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "AWGNChannel",
     "CHANNEL_MODELS",
     "ChannelAdaptiveModule",
     "ChannelLayer",
+    "DEFAULT_STUDENT",
+    "DistillationTrainer",
     "DigitalChannel",
     "IBDistillationLoss",
     "OFDMChannel",
@@ -34,11 +39,15 @@ __all__ = [
     "RayleighBlockFadingChannel",
     "SNR_DB_MAX",
     "SNR_DB_MIN",
+    "STUDENT_PRESETS",
     "SemanticDecoder",
     "SemanticEncoder",
+    "SoftLabelDistillation",
     "TaskOrientedLink",
     "check_snr_db",
     "make_link",
+    "make_trainer",
     "set_seed",
     "snr_db_to_noise_variance",
+    "student_preset",
 ]

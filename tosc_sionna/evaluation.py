@@ -47,13 +47,15 @@ def wilson_interval(accuracy: float, num_examples: int, z: float = _Z95) -> tupl
     return float(max(0.0, center - half)), float(min(1.0, center + half))
 
 
-def _set_encoder_sampling(link: Any, sample: bool) -> None:
-    encoder = getattr(link, "encoder", None)
-    if not getattr(encoder, "stochastic", False):
-        raise ValueError("sample_encoder=True needs a link with a stochastic encoder.")
-    encoder.sample_at_inference = bool(sample)
-    # the flag is read when predict is traced: rebuild the compiled function
-    link.make_predict_function(force=True)
+class _Sampling(keras.Model):
+    # the link with its encoder sampled at inference: a model of its own, so the
+    # link's compiled predict function stays as it is
+    def __init__(self, link: Any) -> None:
+        super().__init__(name="sampling_link")
+        self.link = link
+
+    def call(self, x: Any) -> Any:
+        return self.link(x, sample=True)
 
 
 class _InputBatches(keras.utils.PyDataset):
@@ -92,7 +94,8 @@ def accuracy_vs_snr(
     (``z = mu``), as deployed. The information-bottleneck trade-off it was
     trained for describes the *sampling* encoder
     ``z = mu + sigma * eps``; ``sample_encoder=True`` evaluates that one
-    (each draw then also draws fresh encoder noise).
+    (each draw then also draws fresh encoder noise) through the link's own
+    ``call(x, sample=True)``.
 
     Two error bars are reported, for two different sources of spread:
 
@@ -125,14 +128,12 @@ def accuracy_vs_snr(
     batch_size : int, (default 500)
         Images per batch read, converted and predicted (>= 1).
     sample_encoder : bool, (default False)
-        Sample the stochastic encoder at evaluation (needs ``link.encoder``
-        with ``stochastic=True``); its ``sample_at_inference`` is restored
-        afterwards. (An encoder built with ``sample_at_inference=True``
-        samples whatever this flag says.)
+        Sample the stochastic encoder at evaluation (needs a link with a
+        stochastic encoder, ``link.stochastic``).
     seed : int or None, (default None)
-        With ``sample_encoder``: seed of the encoder noise. ``None`` draws
-        one from NumPy's global generator, so :func:`tosc_sionna.set_seed`
-        beforehand makes the sweep reproducible.
+        With ``sample_encoder``: seed of the encoder noise (``link.reseed``).
+        ``None`` draws one from NumPy's global generator, so
+        :func:`tosc_sionna.set_seed` beforehand makes the sweep reproducible.
 
     Returns
     -------
@@ -155,20 +156,18 @@ def accuracy_vs_snr(
         raise ValueError(f"{len(images)} images but {len(labels)} labels.")
     if len(labels) < 1:
         raise ValueError("no images to evaluate.")
-    previous = bool(getattr(getattr(link, "encoder", None), "sample_at_inference", False))
+    model = link
     if sample_encoder:
-        _set_encoder_sampling(link, True)
-        link.encoder.reseed(int(np.random.randint(2**31 - 1)) if seed is None else int(seed))
-    try:
-        per_snr = []
-        for snr in snrs:
-            link.set_eval_snr(snr)
-            per_snr.append([float(np.mean(np.argmax(
-                link.predict(_InputBatches(images, batch_size), verbose=0), -1) == labels))
-                for _ in range(draws)])
-    finally:
-        if sample_encoder and not previous:
-            _set_encoder_sampling(link, False)
+        if not getattr(link, "stochastic", False):
+            raise ValueError("sample_encoder=True needs a link with a stochastic encoder.")
+        link.reseed(int(np.random.randint(2**31 - 1)) if seed is None else int(seed))
+        model = _Sampling(link)
+    per_snr = []
+    for snr in snrs:
+        link.set_eval_snr(snr)
+        per_snr.append([float(np.mean(np.argmax(
+            model.predict(_InputBatches(images, batch_size), verbose=0), -1) == labels))
+            for _ in range(draws)])
     n = int(len(labels))
     accuracy = [float(np.mean(a)) for a in per_snr]
     return {
@@ -180,7 +179,7 @@ def accuracy_vs_snr(
         "accuracy_draws": per_snr,
         "draws": int(draws),
         "num_examples": n,
-        "sample_encoder": bool(sample_encoder or previous),
+        "sample_encoder": bool(sample_encoder),
         "error_bars": {
             "accuracy_std": "channel-draw spread: std over draws (ddof=1), None for 1 draw",
             "accuracy_se": "binomial standard error over the test images, sqrt(p(1-p)/N)",

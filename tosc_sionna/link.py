@@ -1,20 +1,29 @@
-"""The end-to-end task-oriented link: encoder -> channel -> decoder."""
+"""The end-to-end task-oriented link: encoder -> channel -> decoder (outputs only)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
 from keras import ops
 
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
-from .losses import feature_distance, gaussian_rate
+from .presets import DEFAULT_NUM_SYMBOLS, DEFAULT_SNR_TRAIN_DB, DEFAULT_STUDENT, student_preset
 from .snr import check_snr_db, check_snr_range
+
+#: Constructor arguments of a 0.4 link that moved to the trainer (training only).
+_TRAINING_ONLY_0_4 = ("rate_weight", "feature_dim", "feature_weight")
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
 class TaskOrientedLink(keras.Model):
     r"""Semantic encoder -> CAM -> power normalization -> channel -> CAM -> decoder.
+
+    A pure model: it computes outputs and registers no loss and no metric.
+    Training terms (label, distillation, rate, features) belong to the
+    trainer, :class:`~tosc_sionna.training.DistillationTrainer`, which reads
+    what it needs from :meth:`propagate`.
 
     In training (``training=True`` and no ``snr_db`` given) an SNR is drawn
     per example, uniformly in ``snr_train_db``; otherwise the link runs at
@@ -24,56 +33,44 @@ class TaskOrientedLink(keras.Model):
     receiver's also sees the equalizer's effective noise when the channel
     layer was built with ``return_noise=True``.
 
+    A stochastic encoder (``SemanticEncoder(stochastic=True)``) is sampled,
+    ``z = mu + exp(log_var / 2) * eps``, where ``sample`` says: by default in
+    training only, so inference sends the mean.
+
     Parameters
     ----------
     encoder : SemanticEncoder (or any layer mapping inputs to [batch, 2n])
+        A layer returning ``(mu, log_var)`` (``log_var`` None when
+        deterministic) or a plain ``[batch, 2n]`` tensor.
     channel : a channel layer (:class:`~tosc_sionna.AWGNChannel`, ...)
     decoder : SemanticDecoder (or any layer mapping [batch, 2n] to logits)
     tx_cam, rx_cam : ChannelAdaptiveModule or None
         Default: new modules (the receiver's with ``use_noise`` equal to the
         channel's ``return_noise``).
-    snr_train_db : (float, float), (default (-5.0, 20.0))
+    snr_train_db : (float, float), (default (-10.0, 20.0))
         Range of the per-example training SNR, dB.
     snr_eval_db : float, (default 10.0)
         SNR used at inference when none is passed, dB.
     seed : int or None, (default None)
-        Seed of the training-SNR draws.
-    rate_weight : float, (default 0.0)
-        beta of the information-bottleneck loss: with a stochastic encoder,
-        ``beta * rate`` is added to the training loss, where ``rate`` is
-        :func:`~tosc_sionna.losses.gaussian_rate`, the scale-free upper bound
-        on I(X;U) of the encoder's latent U (before the channel-adaptive
-        module and power normalization), in nats per example over its 2n
-        real dimensions. ``rate`` is reported as a metric in ``fit`` and
-        ``evaluate`` (each time the stochastic encoder runs); the loss is
-        added only in training and only for ``rate_weight > 0``.
-    feature_dim : int, (default 0)
-        D > 0 adds feature distillation: a training-only projection
-        ``feature_head`` (Dense, ``decoder.embedding_dim -> D``) of the
-        decoder's last hidden layer is matched to the teacher's pooled
-        features of the same view, fed as ``x = (images, features)``
-        (:class:`~tosc_sionna.data.TeacherCacheDataset` with
-        ``features=True``). The head is not part of the transmitter or the
-        receiver: it never runs at inference.
-    feature_weight : float, (default 1.0)
-        gamma: ``gamma * mean(1 - cos(feature_head(h), f_T))``
-        (:func:`~tosc_sionna.losses.feature_distance`) is added to the
-        training loss when features are given. The mean distance is the
-        ``feature`` metric, measured whenever features are given (``fit``,
-        and ``evaluate`` on ``(x, features)``; it reads 0 where none were).
+        Seed of the training-SNR draws and of the encoder's sampling noise.
 
     Input
     -----
-    x : [batch, ...], float, or (x, teacher_features [batch, D])
-        Encoder inputs (images in [0, 1]); with ``feature_dim`` > 0 also
-        the teacher's features of these inputs (the feature term in
-        training, the ``feature`` metric in evaluation; not needed to infer).
+    x : [batch, H, W, C], float
+        Encoder inputs (images in [0, 1]).
     snr_db : None, scalar or [batch], float
         Optional SNR in dB.
+    sample : bool or None, (default None: ``training``)
+        Sample a stochastic encoder.
 
     Output
     ------
     logits : [batch, num_classes], float
+
+    Example
+    -------
+    >>> link = make_link(AWGNChannel())          # the default student
+    >>> logits = link(images, snr_db=10.0)       # [batch, 10]
     """
 
     def __init__(
@@ -83,14 +80,17 @@ class TaskOrientedLink(keras.Model):
         decoder: keras.layers.Layer,
         tx_cam: ChannelAdaptiveModule | None = None,
         rx_cam: ChannelAdaptiveModule | None = None,
-        snr_train_db: tuple[float, float] = (-5.0, 20.0),
+        snr_train_db: tuple[float, float] = DEFAULT_SNR_TRAIN_DB,
         snr_eval_db: float = 10.0,
         seed: int | None = None,
-        rate_weight: float = 0.0,
-        feature_dim: int = 0,
-        feature_weight: float = 1.0,
         **kwargs: Any,
     ) -> None:
+        moved = sorted(set(kwargs) & set(_TRAINING_ONLY_0_4))
+        if moved:
+            raise TypeError(
+                f"TaskOrientedLink no longer takes {', '.join(moved)} (since 0.5 the link "
+                "only computes outputs): pass them to tosc_sionna.training."
+                "DistillationTrainer (rate_weight -> beta).")
         super().__init__(**kwargs)
         channel_noise = bool(getattr(channel, "return_noise", False))
         self.encoder = encoder
@@ -110,27 +110,10 @@ class TaskOrientedLink(keras.Model):
         check_snr_db(snr_eval_db)
         self._snr_eval_db_init = float(snr_eval_db)
         self.seed = seed
-        if float(rate_weight) < 0:
-            raise ValueError(f"rate_weight must be >= 0; got {rate_weight}.")
-        self.rate_weight = float(rate_weight)
-        # I(X;U) bound of a stochastic encoder (nats per example), the "rate" metric
-        self.stochastic = bool(getattr(encoder, "stochastic", False))
-        if self.stochastic:
-            self.rate_metric = keras.metrics.Mean(name="rate")
-        if int(feature_dim) < 0 or not float(feature_weight) >= 0:
-            raise ValueError(f"feature_dim and feature_weight must be >= 0; got {feature_dim} "
-                             f"and {feature_weight}.")
-        self.feature_dim = int(feature_dim)
-        self.feature_weight = float(feature_weight)
-        self.feature_head = None
-        if self.feature_dim:
-            if not all(hasattr(decoder, a) for a in ("embed", "logits", "embedding_dim")):
-                raise ValueError("feature distillation needs a decoder with embed(), logits "
-                                 "and embedding_dim (a SemanticDecoder); got "
-                                 f"{type(decoder).__name__}.")
-            self.feature_head = keras.layers.Dense(self.feature_dim, name="feature_head")
-            self.feature_metric = keras.metrics.Mean(name="feature")
         self.snr_seed_generator = keras.random.SeedGenerator(seed)
+        # a stream of its own, so sampling does not shift the SNR draws
+        self.sample_seed_generator = keras.random.SeedGenerator(
+            None if seed is None else int(seed) + 1)
         self.snr_eval_db = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(float(snr_eval_db)),
@@ -138,12 +121,34 @@ class TaskOrientedLink(keras.Model):
             name="snr_eval_db",
         )
 
+    def build(self, input_shape: Any) -> None:
+        """Build every sub-layer by running one inference example of ``input_shape[1:]``
+        (the layers take their sizes from their inputs; the channel layers build on use)."""
+        shape = tuple(input_shape)
+        self.propagate(ops.zeros((1, *shape[1:]), dtype=self.compute_dtype), snr_db=10.0,
+                       training=False, sample=False,
+                       return_embedding=hasattr(self.decoder, "embedding_dim"))
+        self.built = True
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether the encoder is stochastic (has a log-variance head)."""
+        return bool(getattr(self.encoder, "stochastic", False))
+
     def set_eval_snr(self, snr_db: float) -> None:
         """Set the SNR (dB) used at inference when ``snr_db`` is not passed."""
+        if isinstance(snr_db, (str, bytes)):
+            raise TypeError(f"set_eval_snr takes a number of dB; got {snr_db!r}.")
         check_snr_db(snr_db)
         if ops.ndim(snr_db) != 0:
             raise ValueError("set_eval_snr takes one SNR (a scalar).")
         self.snr_eval_db.assign(float(snr_db))
+
+    def reseed(self, seed: int) -> None:
+        """Restart the encoder's sampling noise from ``seed``: two links with the same
+        weights, reseeded alike, draw the same noise (a sampled evaluation reproduces)."""
+        state = self.sample_seed_generator.state
+        state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
 
     def _snr(self, x: Any, snr_db: Any, training: bool | None) -> Any:
         batch = ops.shape(x)[0]
@@ -158,56 +163,74 @@ class TaskOrientedLink(keras.Model):
             )
         return ops.broadcast_to(ops.cast(self.snr_eval_db, "float32"), (batch,))
 
-    def transmit(self, x: Any, snr_db: Any, training: bool | None = None) -> Any:
-        """Transmitter only: inputs -> power-normalized real symbols ``[batch, 2n]``."""
-        z = self.encoder(x, training=training)
-        if isinstance(z, (tuple, list)):  # stochastic encoder: (sample, mu, log_var)
-            z, mu, log_var = z
-            rate = gaussian_rate(mu, log_var)  # nats per example, float32
-            self.rate_metric.update_state(rate)
-            if training and self.rate_weight > 0:
-                self.add_loss(self.rate_weight * rate)
-        return self.power_normalization(self.tx_cam(z, snr_db))
+    def encode(self, x: Any, training: bool | None = None,
+               sample: bool | None = None) -> tuple[Any, Any, Any]:
+        """``(z, mu, log_var)``: the encoder's latent, sampled where ``sample`` (default
+        ``training``) says, with its mean and log-variance (None if deterministic)."""
+        out = self.encoder(x, training=training)
+        mu, log_var = out if isinstance(out, (tuple, list)) else (out, None)
+        if log_var is None or not (training if sample is None else sample):
+            return mu, mu, log_var
+        eps = keras.random.normal(ops.shape(mu), seed=self.sample_seed_generator,
+                                  dtype=mu.dtype)
+        return mu + ops.exp(0.5 * log_var) * eps, mu, log_var
 
-    def receive(self, y: Any, snr_db: Any, noise: Any = None,
-                teacher_features: Any = None, training: bool | None = None) -> Any:
-        """Receiver only: channel output (and its noise) -> logits.
-
-        With ``teacher_features`` (feature distillation) the feature distance
-        of the decoder's last hidden layer is measured (the ``feature``
-        metric) and, in training, added to the loss.
-        """
-        h = self.rx_cam(y, snr_db, noise) if self.rx_cam.use_noise else self.rx_cam(y, snr_db)
-        if self.feature_head is None:
-            return self.decoder(h)
-        if not self.decoder.built:  # embed() and logits bypass the decoder's __call__
-            self.decoder.build(tuple(h.shape))
-        h = self.decoder.embed(h)
-        if not self.feature_head.built:  # also at inference, so saved weights load
-            self.feature_head.build((None, self.decoder.embedding_dim))
-        if teacher_features is not None:
-            distance = ops.mean(feature_distance(self.feature_head(h), teacher_features))
-            self.feature_metric.update_state(distance)
-            if training:
-                self.add_loss(self.feature_weight * distance)
-        return self.decoder.logits(h)
-
-    def call(self, x: Any, snr_db: Any = None, training: bool | None = None) -> Any:
-        teacher_features = None
-        if isinstance(x, (tuple, list)):
-            x, teacher_features = x
-            if self.feature_head is None:
-                raise ValueError("the link got (inputs, teacher features) but was built "
-                                 "without feature distillation: pass feature_dim (the "
-                                 "features' width) to the link.")
-            if teacher_features.shape[-1] != self.feature_dim:
-                raise ValueError(f"teacher features are {teacher_features.shape[-1]} wide; "
-                                 f"the link was built with feature_dim={self.feature_dim}.")
+    def transmit(self, x: Any, snr_db: Any = None, training: bool | None = None,
+                 sample: bool | None = None) -> Any:
+        """Transmitter only: inputs -> power-normalized real symbols ``[batch, 2n]``
+        (``snr_db`` as in ``call``: None is the training draw or the evaluation SNR)."""
         snr = self._snr(x, snr_db, training)
-        s = self.transmit(x, snr, training=training)
-        out = self.channel(s, snr)
+        z, _, _ = self.encode(x, training=training, sample=sample)
+        return self.power_normalization(self.tx_cam(z, snr))
+
+    def receive(self, y: Any, snr_db: Any, noise: Any = None, training: bool | None = None,
+                return_embedding: bool = False) -> Any:
+        """Receiver only: channel output ``[batch, 2n]`` (and, when ``rx_cam.use_noise``,
+        the equalizer's effective noise ``[batch, n]``) -> logits ``[batch, classes]``;
+        with ``return_embedding`` the pair ``(logits, decoder embedding)``."""
+        snr = self._snr(y, snr_db, training)
+        h = self.rx_cam(y, snr, noise) if self.rx_cam.use_noise else self.rx_cam(y, snr)
+        if return_embedding:
+            return self.decoder(h, return_embedding=True)
+        return self.decoder(h)
+
+    def propagate(self, x: Any, snr_db: Any = None, training: bool | None = None,
+                sample: bool | None = None, return_embedding: bool = False) -> dict[str, Any]:
+        """The whole link, returning what a trainer needs besides the logits.
+
+        (Not ``forward``: on Keras' torch backend that name is ``torch.nn.Module``'s.)
+
+        Output
+        ------
+        dict
+            ``logits`` ``[batch, classes]``; ``mu`` and ``log_var`` ``[batch, 2n]``,
+            the encoder's latent (``log_var`` None if deterministic); ``snr_db``
+            ``[batch]``, the SNR each example ran at; with ``return_embedding``,
+            ``embedding``, the decoder's last hidden layer ``[batch, D]`` (needs a
+            decoder with ``return_embedding``, e.g. :class:`SemanticDecoder`).
+        """
+        snr = self._snr(x, snr_db, training)
+        z, mu, log_var = self.encode(x, training=training, sample=sample)
+        symbols = self.power_normalization(self.tx_cam(z, snr))
+        out = self.channel(symbols, snr)
         y, noise = out if isinstance(out, (tuple, list)) else (out, None)
-        return self.receive(y, snr, noise, teacher_features, training=training)
+        logits = self.receive(y, snr, noise, training=training,
+                              return_embedding=return_embedding)
+        result = {"mu": mu, "log_var": log_var, "snr_db": snr}
+        if return_embedding:
+            result["logits"], result["embedding"] = logits
+        else:
+            result["logits"] = logits
+        return result
+
+    def call(self, x: Any, snr_db: Any = None, training: bool | None = None,
+             sample: bool | None = None) -> Any:
+        if isinstance(x, (tuple, list)):
+            raise ValueError(
+                "TaskOrientedLink takes images only: teacher features are training targets "
+                "now (TeacherCacheDataset yields them in y['features'] for "
+                "tosc_sionna.training.DistillationTrainer).")
+        return self.propagate(x, snr_db, training=training, sample=sample)["logits"]
 
     def get_config(self) -> dict[str, Any]:
         serialize = keras.saving.serialize_keras_object
@@ -221,9 +244,6 @@ class TaskOrientedLink(keras.Model):
             "snr_train_db": list(self.snr_train_db),
             "snr_eval_db": self._snr_eval_db_init,
             "seed": self.seed,
-            "rate_weight": self.rate_weight,
-            "feature_dim": self.feature_dim,
-            "feature_weight": self.feature_weight,
         }
 
     @classmethod
@@ -231,36 +251,52 @@ class TaskOrientedLink(keras.Model):
         config = dict(config)
         for key in ("encoder", "channel", "decoder", "tx_cam", "rx_cam"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
+        moved = {key: config.pop(key) for key in _TRAINING_ONLY_0_4 if key in config}
+        if moved.get("feature_dim"):
+            raise ValueError(
+                "This .keras file was written by tosc-sionna 0.4 with a training-only feature "
+                f"head (feature_dim={moved['feature_dim']}), which 0.5 keeps in the trainer: "
+                "load it with tosc-sionna 0.4 (pip install 'tosc-sionna==0.4.*'), then save "
+                "a link without feature_dim, or retrain with "
+                "tosc_sionna.training.DistillationTrainer(feature_dim=...).")
+        if moved:
+            warnings.warn(
+                "Loading a tosc-sionna 0.4 link: its training settings "
+                f"({', '.join(f'{k}={v}' for k, v in moved.items())}) belong to "
+                "tosc_sionna.training.DistillationTrainer since 0.5 and were dropped; the "
+                "link's weights and outputs are unchanged.", stacklevel=2)
         return cls(**config)
 
 
 def make_link(
     channel: keras.layers.Layer,
-    num_symbols: int = 16,
+    student: str = DEFAULT_STUDENT,
+    num_symbols: int = DEFAULT_NUM_SYMBOLS,
     num_classes: int = 10,
-    width: int = 32,
-    hidden_units: tuple[int, ...] = (256,),
-    stochastic: bool = False,
+    stochastic: bool = True,
     downsample: int = 1,
-    separable: bool = False,
     **kwargs: Any,
 ) -> TaskOrientedLink:
-    """A :class:`TaskOrientedLink` with :class:`SemanticEncoder` and :class:`SemanticDecoder`.
+    """A :class:`TaskOrientedLink` built from a named student (:mod:`tosc_sionna.presets`).
 
-    The defaults are the plain 1/20 student (width 32, 256 hidden units);
-    ``examples/kd_awgn.py`` defaults to ``width=48, separable=True,
-    hidden_units=(128,)``, the accuracy-size frontier's point at 1/50 of its
-    teacher.
+    The default is the default student everywhere (``examples/kd_awgn.py``,
+    every benchmark): ``"sep-w48-h128"``, a stochastic depthwise-separable
+    encoder of width 48 and one hidden layer of 128 (65,882 parameters for 16
+    symbols and 10 classes, 1/51 of the shipped teacher), trained over SNRs in
+    [-10, 20] dB.
 
-    The input size is taken from the first batch (any ``[H, W, C]``);
-    ``downsample`` pools large images first and ``separable`` makes the
-    encoder's convolutions depthwise-separable (see :class:`SemanticEncoder`).
-    ``kwargs`` go to :class:`TaskOrientedLink` (``snr_train_db``, ``seed``, ...).
+    ``width``, ``separable`` and ``hidden_units`` in ``kwargs`` override the
+    preset's (a custom student); the input size is taken from the first batch
+    (any ``[H, W, C]``), ``downsample`` pools large images first (see
+    :class:`SemanticEncoder`). Other ``kwargs`` go to :class:`TaskOrientedLink`
+    (``snr_train_db``, ``snr_eval_db``, ``seed``, ``tx_cam``, ``rx_cam``).
     """
+    arch = {**student_preset(student).as_dict(),
+            **{k: kwargs.pop(k) for k in ("width", "separable", "hidden_units") if k in kwargs}}
     return TaskOrientedLink(
-        encoder=SemanticEncoder(num_symbols, width=width, stochastic=stochastic,
-                                downsample=downsample, separable=separable),
+        encoder=SemanticEncoder(num_symbols, width=arch["width"], stochastic=stochastic,
+                                downsample=downsample, separable=arch["separable"]),
         channel=channel,
-        decoder=SemanticDecoder(num_classes, hidden_units=hidden_units),
+        decoder=SemanticDecoder(num_classes, hidden_units=tuple(arch["hidden_units"])),
         **kwargs,
     )

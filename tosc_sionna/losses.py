@@ -3,13 +3,15 @@
     alpha * mean_labelled CE(y, q) + (1 - alpha) * mean_all tau^2 * KL(p_T^tau || q^tau)
     + beta * rate [+ gamma * mean_all (1 - cos(W h, f_T))]
 
-The first two terms are :class:`IBDistillationLoss`; the rate term
-:func:`gaussian_rate` (a scale-free upper bound on the encoder latent's
-I(X;U), nats per example) needs the stochastic encoder's ``(mu, log_var)``;
-the optional feature term :func:`feature_distance` matches a projection of
-the receiver's last hidden layer to the teacher's pooled features. The
-link adds the last two (:class:`~tosc_sionna.TaskOrientedLink`). The
-derivation is in ``docs/theory.md``.
+The first two terms are :class:`IBDistillationLoss` (its distillation term
+alone is :class:`SoftLabelDistillation`, a ``keras.distillation.DistillationLoss``
+for Keras' own ``Distiller``); the rate term :func:`gaussian_rate` (a
+scale-free upper bound on the encoder latent's I(X;U), nats per example)
+needs the stochastic encoder's ``(mu, log_var)``; the optional feature term
+:func:`feature_distance` matches a projection of the receiver's last hidden
+layer to the teacher's pooled features. The trainer adds all of them
+(:class:`~tosc_sionna.training.DistillationTrainer`); the link computes
+outputs only. The derivation is in ``docs/theory.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from keras import ops
 
 # Floor on probabilities before a log: cached top-k reconstructions are
 # strictly positive, but a label-smoothed or clipped one may hold zeros.
-_PROB_FLOOR = 1e-12
+# The logs are taken in float32 whatever the inputs' dtype: in float16 this
+# floor would round to 0 and the log to -inf.
+PROB_FLOOR = 1e-12
 # Floor on the prior variance before a log (float32's smallest normal is 1.2e-38).
 _VAR_FLOOR = 1e-30
 # Floor on a squared vector norm before normalizing (an all-zero vector reads cos = 0).
@@ -34,30 +38,27 @@ def temper(probs: Any, temperature: float) -> Any:
     For ``p = softmax(z)``, ``softmax(z / tau) = p^(1/tau) / sum p^(1/tau)``, so
     the cached (reconstructed) teacher probabilities suffice: no logits needed.
     """
-    log_p = ops.log(ops.maximum(probs, _PROB_FLOOR)) / temperature
+    log_p = ops.log(ops.maximum(ops.cast(probs, "float32"), PROB_FLOOR)) / temperature
     return ops.softmax(log_p, axis=-1)
 
 
-def is_labelled(labels: Any) -> Any:
-    """Boolean ``[batch]``: which rows carry a label (unlabelled rows hold a negative one)."""
-    return ops.cast(labels, "int32") >= 0
-
-
-def label_cross_entropy(labels: Any, logits: Any) -> Any:
-    """Per-example ``CE(y, softmax(logits))``; 0 where the label is negative (unlabelled)."""
+def label_cross_entropy(labels: Any, logits: Any, labelled: Any = None) -> Any:
+    """Per-example ``CE(y, softmax(logits))``, 0 where ``labelled`` is 0 (default: where
+    the label is negative)."""
     labels = ops.cast(labels, "int32")
-    known = is_labelled(labels)
-    safe = ops.where(known, labels, ops.zeros_like(labels))
-    ce = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
+    known = labels >= 0 if labelled is None else ops.cast(labelled, "bool")
+    safe = ops.where(known, ops.maximum(labels, 0), ops.zeros_like(labels))
+    ce = keras.losses.sparse_categorical_crossentropy(
+        safe, ops.cast(logits, "float32"), from_logits=True)
     return ops.where(known, ce, ops.zeros_like(ce))
 
 
 def distillation_kl(teacher_probs: Any, logits: Any, temperature: float) -> Any:
-    """Per-example ``tau^2 * KL(p_T^tau || softmax(logits / tau))``."""
-    logits = ops.convert_to_tensor(logits)
-    p = temper(ops.cast(teacher_probs, logits.dtype), temperature)
+    """Per-example ``tau^2 * KL(p_T^tau || softmax(logits / tau))``, float32."""
+    logits = ops.cast(logits, "float32")
+    p = temper(ops.cast(teacher_probs, "float32"), temperature)
     log_q = ops.log_softmax(logits / temperature, axis=-1)
-    log_p = ops.log(ops.maximum(p, _PROB_FLOOR))
+    log_p = ops.log(ops.maximum(p, PROB_FLOOR))
     return temperature**2 * ops.sum(p * (log_p - log_q), axis=-1)
 
 
@@ -139,6 +140,27 @@ def standard_normal_kl(mu: Any, log_var: Any) -> Any:
     return 0.5 * ops.sum(ops.square(mu) + ops.exp(log_var) - 1.0 - log_var, axis=-1)
 
 
+def _check_temperature(temperature: Any) -> float:
+    if isinstance(temperature, bool) or not float(temperature) > 0.0 or \
+            not float(temperature) < float("inf"):
+        raise ValueError(f"temperature must be a finite number > 0; got {temperature}.")
+    return float(temperature)
+
+
+#: The keys of a batch's targets (``TeacherCacheDataset(targets="kd")``).
+TARGET_KEYS = ("label", "labelled", "teacher")
+
+
+def check_targets(y_true: Any) -> None:
+    """Raise a ``ValueError`` unless ``y_true`` is a dict with the target keys."""
+    if not isinstance(y_true, dict) or not set(TARGET_KEYS) <= set(y_true):
+        got = sorted(y_true) if isinstance(y_true, dict) else type(y_true).__name__
+        raise ValueError(
+            f"distillation targets must be a dict with keys {list(TARGET_KEYS)} (as "
+            f"tosc_sionna.data.TeacherCacheDataset yields them); got {got}. (0.4 packed the "
+            "label into column 0 of a float array: build the dict instead.)")
+
+
 @keras.saving.register_keras_serializable(package="tosc_sionna")
 class IBDistillationLoss(keras.losses.Loss):
     r"""``alpha * CE(y, q) + (1 - alpha) * tau^2 * KL(p_T^tau || q^tau)``, CE over labelled rows.
@@ -157,6 +179,8 @@ class IBDistillationLoss(keras.losses.Loss):
     :meth:`call` scales each labelled row's CE by ``B / max(L, 1)``; its
     per-example values (``reduction=None``) are therefore not per-example
     losses on their own, and a ``sample_weight`` reweights them as given.
+    The distillation term alone is :attr:`distillation`, a
+    :class:`SoftLabelDistillation` (usable in ``keras.distillation.Distiller``).
 
     Parameters
     ----------
@@ -168,96 +192,141 @@ class IBDistillationLoss(keras.losses.Loss):
 
     Input
     -----
-    y_true : [batch, 1 + C], float
-        Column 0 the label (negative: unlabelled, only distillation counts),
-        columns 1..C the teacher distribution, as
-        :class:`~tosc_sionna.data.TeacherCacheDataset` yields them.
+    y_true : dict
+        ``"label"`` int ``[batch]``; ``"labelled"`` ``[batch]``, 1 where the
+        label may be used, else 0; ``"teacher"`` ``[batch, C]``, the teacher
+        distribution (as :class:`~tosc_sionna.data.TeacherCacheDataset` yields them).
     y_pred : [batch, C], float
         Student logits.
 
     Output
     ------
     : scalar (mean over the batch, Keras' default reduction), nats
+
+    Example
+    -------
+    >>> loss = IBDistillationLoss(alpha=0.5, temperature=4.0)
+    >>> loss({"label": [3], "labelled": [1.0], "teacher": p_teacher}, logits)
     """
 
     def __init__(self, alpha: float = 0.5, temperature: float = 4.0,
                  name: str = "ib_distillation", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        if not 0.0 <= float(alpha) <= 1.0:
+        if isinstance(alpha, bool) or not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1]; got {alpha}.")
-        if not float(temperature) > 0.0:
-            raise ValueError(f"temperature must be > 0; got {temperature}.")
         self.alpha = float(alpha)
-        self.temperature = float(temperature)
+        self.temperature = _check_temperature(temperature)
+        self.distillation = SoftLabelDistillation(self.temperature, teacher="probabilities")
+
+    def terms(self, y_true: dict, y_pred: Any) -> dict[str, Any]:
+        """Per-example ``ce`` (0 where unlabelled) and ``kd``, and the ``labelled`` mask."""
+        check_targets(y_true)
+        if y_true["teacher"].shape[-1] is not None and y_pred.shape[-1] is not None and (
+                y_true["teacher"].shape[-1] != y_pred.shape[-1]):
+            raise ValueError(
+                f"the teacher distribution has {y_true['teacher'].shape[-1]} classes but the "
+                f"student's logits {y_pred.shape[-1]}.")
+        labelled = ops.cast(y_true["labelled"], "float32")
+        return {"ce": label_cross_entropy(y_true["label"], y_pred, labelled),
+                "kd": distillation_kl(y_true["teacher"], y_pred, self.temperature),
+                "labelled": labelled}
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        if y_true.shape[-1] is not None and y_pred.shape[-1] is not None and (
-            y_true.shape[-1] != y_pred.shape[-1] + 1
-        ):
-            raise ValueError(
-                f"y_true must be [batch, 1 + C] (label, teacher distribution) for logits "
-                f"[batch, C]; got {tuple(y_true.shape)} and {tuple(y_pred.shape)}."
-            )
-        ce = label_cross_entropy(y_true[:, 0], y_pred)
-        kd = distillation_kl(y_true[:, 1:], y_pred, self.temperature)
-        labelled = ops.cast(is_labelled(y_true[:, 0]), ce.dtype)
-        batch = ops.cast(ops.shape(ce)[0], ce.dtype)
-        scale = batch / ops.maximum(ops.sum(labelled), 1.0)
-        return self.alpha * scale * ce + (1.0 - self.alpha) * kd
+        terms = self.terms(y_true, y_pred)
+        batch = ops.cast(ops.shape(terms["ce"])[0], "float32")
+        scale = batch / ops.maximum(ops.sum(terms["labelled"]), 1.0)
+        return self.alpha * scale * terms["ce"] + (1.0 - self.alpha) * terms["kd"]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "alpha": self.alpha, "temperature": self.temperature}
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
-def label_accuracy(y_true: Any, y_pred: Any) -> Any:
-    """Per-example top-1 correctness against column 0 of ``[label, teacher...]`` targets.
+class SoftLabelDistillation(keras.distillation.DistillationLoss):
+    r"""``mean_batch tau^2 * KL(p_T^tau || softmax(z_S / tau))``: our distillation term as a
+    ``keras.distillation.DistillationLoss``.
 
-    Unlabelled rows (negative label) read 0 here; :class:`LabelledMean`
-    leaves them out of the average.
+    With Keras' own ``keras.distillation.Distiller`` and an online Keras
+    teacher, this is the distillation term of :class:`IBDistillationLoss`
+    (which uses it with the cached ``teacher="probabilities"``); give the
+    ``Distiller`` ``student_loss_weight=alpha`` for the label term. Unlike
+    Keras' ``LogitsDistillation`` it takes cached probabilities as well as
+    logits, and computes in float32 with a probability floor, so float16
+    logits give a finite loss.
+
+    Parameters
+    ----------
+    temperature : float, (default 4.0)
+        tau (> 0).
+    teacher : "logits" (default) | "probabilities"
+        What the teacher outputs are.
+
+    Input
+    -----
+    teacher_outputs : [batch, C], float
+    student_outputs : [batch, C], float
+        Student logits.
+
+    Output
+    ------
+    : scalar, float32, nats
+
+    Example
+    -------
+    >>> distiller = keras.distillation.Distiller(
+    ...     teacher=teacher, student=student,
+    ...     distillation_losses=SoftLabelDistillation(temperature=4.0),
+    ...     student_loss_weight=0.5)
+    >>> distiller.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     """
-    labels = ops.cast(y_true[:, 0], "int32")
-    return ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels), "float32")
 
+    def __init__(self, temperature: float = 4.0, teacher: str = "logits") -> None:
+        if teacher not in ("logits", "probabilities"):
+            raise ValueError(f"teacher must be 'logits' or 'probabilities'; got {teacher!r}.")
+        self.temperature = _check_temperature(temperature)
+        self.teacher = teacher
 
-@keras.saving.register_keras_serializable(package="tosc_sionna")
-def ce_term(y_true: Any, y_pred: Any) -> Any:
-    """Per-example ``CE(y, q)`` against column 0 of the targets (0 if unlabelled)."""
-    return label_cross_entropy(y_true[:, 0], y_pred)
+    def per_example(self, teacher_outputs: Any, student_outputs: Any) -> Any:
+        """``tau^2 * KL`` per example, ``[batch]`` float32."""
+        probs = (ops.softmax(ops.cast(teacher_outputs, "float32"), axis=-1)
+                 if self.teacher == "logits" else teacher_outputs)
+        return distillation_kl(probs, student_outputs, self.temperature)
 
+    def compute_loss(self, teacher_outputs: Any, student_outputs: Any, **kwargs: Any) -> Any:
+        return ops.mean(self.per_example(teacher_outputs, student_outputs))
 
-@keras.saving.register_keras_serializable(package="tosc_sionna")
-def kd_term(y_true: Any, y_pred: Any, temperature: float = 4.0) -> Any:
-    """The distillation term of :class:`IBDistillationLoss`, per example."""
-    return distillation_kl(y_true[:, 1:], y_pred, temperature)
+    def validate_outputs(self, teacher_outputs: Any, student_outputs: Any) -> None:
+        if teacher_outputs.shape[-1] != student_outputs.shape[-1]:
+            raise ValueError(f"teacher outputs have {teacher_outputs.shape[-1]} classes, the "
+                             f"student's {student_outputs.shape[-1]}.")
 
+    def get_config(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "teacher": self.teacher}
 
-_LABELLED_FNS = {"accuracy": label_accuracy, "ce": ce_term}
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SoftLabelDistillation:
+        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
 class LabelledMean(keras.metrics.Metric):
     r"""Mean of a per-example quantity over the labelled rows only.
 
-    Accumulates the sum over labelled rows (label ``>= 0`` in column 0 of
-    ``y_true``) and their count, across batches; a batch without labels
-    leaves the result unchanged. Reads 0 before any labelled row is seen.
+    Accumulates the sum over labelled rows and their count across batches;
+    a batch without labels leaves the result unchanged. Reads 0 before any
+    labelled row is seen.
 
     Parameters
     ----------
-    kind : "accuracy" | "ce"
-        Top-1 accuracy, or the cross-entropy ``CE(y, q)`` (nats).
-    name : str or None, (default None)
-        Metric name; default ``kind``.
+    name : str
+        Metric name.
 
     Input
     -----
-    y_true : [batch, 1 + C], float
-        Column 0 the label (negative: unlabelled), then the teacher distribution.
-    y_pred : [batch, C], float
-        Student logits.
-    sample_weight : None
-        Not supported (the labelled rows are the weights).
+    values : [batch], float
+        The per-example quantity (e.g. top-1 correctness, or ``CE``).
+    labelled : [batch], float
+        1 where the row counts, else 0.
 
     Output
     ------
@@ -265,24 +334,16 @@ class LabelledMean(keras.metrics.Metric):
         ``result()``: the mean over the labelled rows seen since the last reset.
     """
 
-    def __init__(self, kind: str = "accuracy", name: str | None = None, **kwargs: Any) -> None:
-        if kind not in _LABELLED_FNS:
-            raise ValueError(f"kind must be one of {sorted(_LABELLED_FNS)}; got {kind!r}.")
-        super().__init__(name=name or kind, **kwargs)
-        self.kind = kind
+    def __init__(self, name: str = "labelled_mean", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
         self.total = self.add_variable(shape=(), initializer="zeros", dtype="float32",
                                        name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", dtype="float32",
                                        name="count")
 
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        if sample_weight is not None:
-            raise ValueError("LabelledMean does not take sample_weight.")
-        y_true = ops.convert_to_tensor(y_true)
-        y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
-        labelled = ops.cast(is_labelled(y_true[:, 0]), "float32")
-        values = ops.cast(_LABELLED_FNS[self.kind](y_true, y_pred), "float32")
-        self.total.assign_add(ops.sum(values * labelled))
+    def update_state(self, values: Any, labelled: Any) -> None:
+        labelled = ops.cast(labelled, "float32")
+        self.total.assign_add(ops.sum(ops.cast(values, "float32") * labelled))
         self.count.assign_add(ops.sum(labelled))
 
     def result(self) -> Any:
@@ -291,21 +352,3 @@ class LabelledMean(keras.metrics.Metric):
     def reset_state(self) -> None:
         self.total.assign(0.0)
         self.count.assign(0.0)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "kind": self.kind}
-
-
-def ib_metrics(loss: IBDistillationLoss) -> list[Any]:
-    """Metrics reporting each term of ``loss`` during ``fit``/``evaluate``.
-
-    ``ce`` (nats) and ``accuracy`` are means over the labelled rows only
-    (:class:`LabelledMean`); ``kd`` (nats, ``tau^2``-scaled) is the mean over
-    all rows. Pass them to ``compile(metrics=...)``. (The ``rate`` term is
-    reported by :class:`~tosc_sionna.TaskOrientedLink` itself.)
-    """
-    return [
-        LabelledMean("ce"),
-        keras.metrics.MeanMetricWrapper(kd_term, name="kd", temperature=loss.temperature),
-        LabelledMean("accuracy"),
-    ]

@@ -1,9 +1,9 @@
 """The transmitter and the receiver as they run on a device: deterministic, traced, exportable.
 
 A trained :class:`~tosc_sionna.link.TaskOrientedLink` splits into its two
-ends. :func:`transmitter` and :func:`receiver` give plain Keras callables
-(inference only: the stochastic encoder sends its mean, no metric or loss
-is touched); :func:`traced` compiles one for a fixed input signature, so a
+ends. :func:`transmitter` and :func:`receiver` give plain callables over
+the link's own ``transmit`` and ``receive`` (inference: a stochastic
+encoder sends its mean); :func:`traced` compiles one for a fixed input signature, so a
 call costs one graph execution instead of a Python walk over the layers
 (at batch 1 the difference is most of the latency); :func:`export_link`
 writes both ends as endpoints of one SavedModel (Keras ``ExportArchive``)
@@ -31,10 +31,7 @@ def transmitter(link: TaskOrientedLink) -> Callable[[Any, Any], Any]:
     """``(images [B, H, W, C], snr_db [B]) -> symbols [B, 2n]`` (power-normalized)."""
 
     def transmit(images: Any, snr_db: Any) -> Any:
-        z = link.encoder(images, training=False)
-        if isinstance(z, (tuple, list)):  # stochastic encoder: send its mean
-            z = z[1]
-        return link.power_normalization(link.tx_cam(z, snr_db))
+        return link.transmit(images, snr_db, training=False, sample=False)
 
     return transmit
 
@@ -45,7 +42,7 @@ def receiver(link: TaskOrientedLink) -> Callable[..., Any]:
     uses it (``link.rx_cam.use_noise``)."""
 
     def receive(y: Any, snr_db: Any, noise: Any = None) -> Any:
-        return link.receive(y, snr_db, noise)
+        return link.receive(y, snr_db, noise, training=False)
 
     return receive
 

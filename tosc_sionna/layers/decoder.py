@@ -24,9 +24,15 @@ class SemanticDecoder(keras.layers.Layer):
     features : [batch, d], float
         Received (equalized, channel-adapted) symbols.
 
+    return_embedding : bool, (default False)
+        Call argument: also return the last hidden layer's output (what
+        feature distillation matches to the teacher's features).
+
     Output
     ------
     logits : [batch, num_classes], float
+        Or, with ``return_embedding=True``, the pair ``(logits, embedding)``,
+        ``embedding`` ``[batch, embedding_dim]``.
     """
 
     def __init__(
@@ -66,11 +72,17 @@ class SemanticDecoder(keras.layers.Layer):
             features = layer(features)
         return features
 
-    def call(self, features: Any) -> Any:
-        return self.logits(self.embed(features))
+    def call(self, features: Any, return_embedding: bool = False) -> Any:
+        embedding = self.embed(features)
+        logits = self.logits(embedding)
+        return (logits, embedding) if return_embedding else logits
 
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return (tuple(input_shape)[0], self.num_classes)
+    def compute_output_shape(self, input_shape: Any, return_embedding: bool = False) -> Any:
+        logits = (tuple(input_shape)[0], self.num_classes)
+        if not return_embedding:
+            return logits
+        width = self.hidden_units[-1] if self.hidden_units else tuple(input_shape)[-1]
+        return logits, (tuple(input_shape)[0], width)
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -33,13 +33,11 @@ class SemanticEncoder(keras.layers.Layer):
     of ``9 c_in c_out``, the MobileNet trade for a student several times smaller.
 
     With ``stochastic=True`` it is the variational encoder of the information
-    bottleneck: it outputs a mean ``mu`` and a log-variance ``log_var`` and, in
-    training, the sample ``z = mu + exp(log_var / 2) * eps``
-    (``eps ~ N(0, I)``). At inference it is deterministic, ``z = mu``, unless
-    ``sample_at_inference`` is set: the information-bottleneck trade-off
-    (``docs/theory.md``) describes the sampling encoder, so evaluate with
-    sampling to measure the encoder the bound is about (see
-    :func:`~tosc_sionna.evaluation.accuracy_vs_snr`'s ``sample_encoder``).
+    bottleneck: a second dense head gives the log-variance of a Gaussian
+    latent around the mean. The encoder never samples: it returns the
+    distribution's parameters, and the link draws
+    ``z = mu + exp(log_var / 2) * eps`` where it should (in training, or when
+    asked to at evaluation; see :meth:`~tosc_sionna.TaskOrientedLink.transmit`).
 
     Parameters
     ----------
@@ -50,18 +48,11 @@ class SemanticEncoder(keras.layers.Layer):
         stochastic).
     stochastic : bool, (default False)
         Variational output (see above).
-    seed : int or None, (default None)
-        Seed of the sampling noise (stochastic only); see also :meth:`reseed`.
     downsample : int, (default 1)
         Average-pool the input by this factor before the convolutions (large
         images).
     separable : bool, (default False)
         Depthwise-separable convolutions after the first (see above).
-    sample_at_inference : bool, (default False)
-        Stochastic only: also sample ``z`` at inference (``training=False``).
-        Read when a call is traced: after changing it on a compiled model,
-        rebuild its ``predict``/``evaluate`` functions (``accuracy_vs_snr``
-        does).
 
     Input
     -----
@@ -70,9 +61,17 @@ class SemanticEncoder(keras.layers.Layer):
 
     Output
     ------
-    z : [batch, 2n], float
-        Channel symbols before power normalization. With ``stochastic=True``
-        the output is the tuple ``(z, mu, log_var)``, each ``[batch, 2n]``.
+    (mu, log_var) : ([batch, 2n], [batch, 2n] or None), float
+        Always this pair: the latent's mean (the channel symbols before power
+        normalization, when not sampled) and its log-variance, ``None`` for a
+        deterministic encoder (``stochastic=False``).
+
+    Example
+    -------
+    >>> encoder = SemanticEncoder(num_symbols=16, stochastic=True)
+    >>> mu, log_var = encoder(np.zeros((2, 28, 28, 1), "float32"))
+    >>> tuple(mu.shape), tuple(log_var.shape)
+    ((2, 32), (2, 32))
     """
 
     def __init__(
@@ -80,8 +79,6 @@ class SemanticEncoder(keras.layers.Layer):
         num_symbols: int,
         width: int = 32,
         stochastic: bool = False,
-        seed: int | None = None,
-        sample_at_inference: bool = False,
         downsample: int = 1,
         separable: bool = False,
         **kwargs: Any,
@@ -92,8 +89,6 @@ class SemanticEncoder(keras.layers.Layer):
         self.downsample = int(downsample)
         self.pre_pool = (layers.AveragePooling2D(self.downsample)
                          if self.downsample > 1 else None)
-        if sample_at_inference and not stochastic:
-            raise ValueError("sample_at_inference needs stochastic=True.")
         if int(num_symbols) < 1 or int(width) < 1:
             raise ValueError(
                 f"num_symbols and width must be >= 1; got {num_symbols} and {width}."
@@ -101,8 +96,6 @@ class SemanticEncoder(keras.layers.Layer):
         self.num_symbols = int(num_symbols)
         self.width = int(width)
         self.stochastic = bool(stochastic)
-        self.seed = seed
-        self.sample_at_inference = bool(sample_at_inference)
         self.separable = bool(separable)
         self.convs = [
             (layers.SeparableConv2D if self.separable and i > 0 else layers.Conv2D)(
@@ -116,9 +109,7 @@ class SemanticEncoder(keras.layers.Layer):
         self.norms = [layers.BatchNormalization(momentum=0.9) for _ in _STAGES]
         self.pool = layers.GlobalAveragePooling2D()
         self.mean = layers.Dense(2 * self.num_symbols)
-        if self.stochastic:
-            self.log_var = layers.Dense(2 * self.num_symbols)
-            self.seed_generator = keras.random.SeedGenerator(seed)
+        self.log_var = layers.Dense(2 * self.num_symbols) if self.stochastic else None
 
     @staticmethod
     def _image_shape(shape: Any) -> tuple:
@@ -154,31 +145,13 @@ class SemanticEncoder(keras.layers.Layer):
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = ops.relu(norm(conv(h), training=training))
         h = self.pool(h)
-        mu = self.mean(h)
-        if not self.stochastic:
-            return mu
-        log_var = self.log_var(h)
-        if training or self.sample_at_inference:
-            eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator, dtype=mu.dtype)
-            z = mu + ops.exp(0.5 * log_var) * eps
-        else:
-            z = mu
-        return z, mu, log_var
+        return self.mean(h), (self.log_var(h) if self.stochastic else None)
 
-    def reseed(self, seed: int) -> None:
-        """Restart the sampling noise from ``seed`` (stochastic only).
-
-        Two encoders with the same weights, reseeded alike, draw the same
-        noise, so a sampled evaluation can be reproduced.
-        """
-        if not self.stochastic:
-            raise ValueError("reseed needs a stochastic encoder.")
-        state = self.seed_generator.state
-        state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        shape = (self._image_shape(input_shape)[0], 2 * self.num_symbols)
-        return (shape, shape, shape) if self.stochastic else shape
+    def compute_output_spec(self, images: Any, training: bool | None = None) -> Any:
+        shape = (self._image_shape(images.shape)[0], 2 * self.num_symbols)
+        spec = keras.KerasTensor(shape, dtype=self.compute_dtype)
+        return spec, (keras.KerasTensor(shape, dtype=self.compute_dtype)
+                      if self.stochastic else None)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -186,8 +159,13 @@ class SemanticEncoder(keras.layers.Layer):
             "num_symbols": self.num_symbols,
             "width": self.width,
             "stochastic": self.stochastic,
-            "seed": self.seed,
-            "sample_at_inference": self.sample_at_inference,
             "downsample": self.downsample,
             "separable": self.separable,
         }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SemanticEncoder:
+        # 0.4 encoders sampled by themselves: their noise seed and inference flag now
+        # belong to the link (TaskOrientedLink.transmit's ``sample``)
+        config = {k: v for k, v in config.items() if k not in ("seed", "sample_at_inference")}
+        return cls(**config)

@@ -1,0 +1,84 @@
+"""Writing a results file: with its provenance, atomically, under a lock, merged with what
+other processes wrote since it was read."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .runinfo import provenance
+
+
+def merge_runs(mine: list[dict], theirs: list[dict], written: set,
+               key: Callable[[dict], Any]) -> list[dict]:
+    """One entry's runs after a merge: those on disk (``theirs``) that this process did not
+    measure again, then the ones it measured (their ``key`` is in ``written``); one run per
+    key, the last (a file may hold a run twice under keys a later parameter made equal)."""
+    runs = ([r for r in theirs if key(r) not in written]
+            + [r for r in mine if key(r) in written])
+    return list({key(r): r for r in runs}.values())
+
+
+def save_merged(path: str | Path, results: dict, merge: Callable[[dict], None] | None = None,
+                record: dict | None = None) -> None:
+    """Write ``results`` as JSON to ``path``, atomically and under an exclusive lock
+    (``path.lock``), after ``merge(on_disk)`` has folded into ``results`` what other
+    processes wrote since it was read: benchmarks that accumulate runs can run side by
+    side and be interrupted without losing or clobbering a measurement.
+
+    ``results["provenance"]`` becomes ``record`` (default: :func:`provenance` of this
+    process); the provenance of earlier writers with another commit or command is kept in
+    ``results["earlier_provenance"]``, so a file that accumulated runs over several commits
+    says so."""
+    path = Path(path)
+    record = provenance() if record is None else record
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        on_disk = json.loads(path.read_text()) if path.exists() else {}
+        if merge is not None:
+            merge(on_disk)
+        earlier = [*on_disk.get("earlier_provenance", []), *results.get("earlier_provenance", [])]
+        if on_disk.get("provenance"):
+            earlier.append(on_disk["provenance"])
+        seen = {(record["commit"], record["command"])}
+        kept = []
+        for p in earlier:
+            if (p.get("commit"), p.get("command")) not in seen:
+                seen.add((p.get("commit"), p.get("command")))
+                kept.append(p)
+        results["provenance"] = record
+        if kept:
+            results["earlier_provenance"] = kept
+        staged = path.with_suffix(".json.tmp")
+        staged.write_text(json.dumps(results, indent=2, default=_plain) + "\n")
+        os.replace(staged, path)
+
+
+def write_results(path: str | Path, results: dict, argv: Sequence[str] | None = None,
+                  script: str | None = None) -> Path:
+    """Write a results file that one run measures whole (no runs to merge): ``results`` with
+    the provenance of this command (``argv`` and ``script`` as in
+    :func:`~.runinfo.command`), replacing what was there, under the same lock as
+    :func:`save_merged`. Returns the path."""
+    path = Path(path)
+    record = provenance(argv, script)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        staged = path.with_suffix(".json.tmp")
+        staged.write_text(json.dumps({**results, "provenance": record}, indent=2,
+                                     default=_plain) + "\n")
+        os.replace(staged, path)
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as JSON numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
