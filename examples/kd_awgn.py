@@ -370,13 +370,15 @@ def combine(paths: list[str]) -> dict:
     Raises ``ValueError`` if a seed repeats, fewer than two seeds are given, or the runs'
     settings differ (the cache may sit at another path, not under another name).
     """
-    runs = []
+    runs, sources = [], []
     for path in paths:
         results = json.loads(Path(path).read_text())
         found = results.get("per_seed") or [results] if isinstance(results, dict) else []
         if not found or not all({"accuracy", "seed", "cache"} <= set(r) for r in found):
             raise ValueError(f"{path}: not a results.json written by kd_awgn.py")
-        runs.extend(_added(r) for r in found)
+        # where each file came from goes to the joined file's "combined_from"
+        sources.append({"path": str(path), "provenance": results.get("provenance")})
+        runs.extend(_added({k: v for k, v in r.items() if k != "provenance"}) for r in found)
     seeds = [r["seed"] for r in runs]
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise ValueError(f"--combine needs two or more different seeds; got {seeds}")
@@ -389,7 +391,7 @@ def combine(paths: list[str]) -> dict:
         if differ:
             raise ValueError(f"seeds {first['seed']} and {run['seed']} are different "
                              f"configurations (these differ: {', '.join(differ)})")
-    return across_seeds(sorted(runs, key=lambda r: r["seed"]))
+    return {**across_seeds(sorted(runs, key=lambda r: r["seed"])), "combined_from": sources}
 
 
 def provenance(argv: list[str] | None) -> dict:

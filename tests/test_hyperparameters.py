@@ -38,8 +38,8 @@ def test_summary_means_over_seeds_and_picks_the_best_value():
 def test_training_uses_the_setting(monkeypatch):
     seen = {}
 
-    def fit(link, data, epochs, steps, alpha=0.5, callbacks=None, temperature=4.0):
-        seen.update(alpha=alpha, temperature=temperature, beta=link.rate_weight,
+    def fit(link, data, epochs, steps, callbacks=None, alpha=0.5, temperature=4.0, beta=None):
+        seen.update(alpha=alpha, temperature=temperature, beta=beta,
                     separable=link.encoder.separable)
         return 0.0
 

@@ -63,6 +63,7 @@ def test_same_seed_same_results_and_seeds_are_summarized(quick):
     a.pop("train_seconds"), b.pop("train_seconds")
     assert a["accuracy"] == b["accuracy"]
     a.pop("cache"), b.pop("cache")
+    assert a.pop("provenance")["command"].endswith("--seed 3")  # the file's, not a seed's
     assert a == b
     per_seed = np.array([r["accuracy"] for r in both["per_seed"]])
     assert both["per_seed"][1]["seed"] == 4 and not np.array_equal(per_seed[0], per_seed[1])
@@ -88,7 +89,10 @@ def test_combine_joins_seeds_run_apart_as_seeds_would(quick, tmp_path, capsys):
     for results in (joined, both):  # seeds 3 and 4 trained in one process or apart
         for run in results["per_seed"]:
             run.pop("train_seconds"), run.pop("cache")
-        results.pop("train_seconds"), results.pop("cache")
+        results.pop("train_seconds"), results.pop("cache"), results.pop("provenance")
+    sources = joined.pop("combined_from")  # where each joined file came from
+    assert [Path(s["path"]).name for s in sources] == ["seed4.json", "results.json"]
+    assert sources[1]["provenance"]["command"].endswith("--seed 3")
     assert joined == both
 
     seed4.write_text(json.dumps(different))
@@ -136,7 +140,12 @@ def test_bad_arguments_are_one_line_errors(capsys):
 def test_split_rows_and_a_reader_serving_some_rows():
     import numpy as np
 
-    from tosc_sionna.data import TeacherCacheDataset, default_teacher_cache, split_rows
+    from tosc_sionna.data import (
+        LabelPolicy,
+        TeacherCacheDataset,
+        default_teacher_cache,
+        split_rows,
+    )
 
     train, held = split_rows(1000, 100, seed=4)
     assert len(train) == 900 and len(held) == 100 and not set(train) & set(held)
@@ -145,7 +154,7 @@ def test_split_rows_and_a_reader_serving_some_rows():
     assert len(split_rows(1000, 0.25)[1]) == 250
     assert not np.array_equal(split_rows(1000, 100, seed=5)[1], held)
     data = TeacherCacheDataset(default_teacher_cache(), batch_size=256, rows=held,
-                               labelled_fraction=0.5)
+                               labelling=LabelPolicy(0.5))
     assert len(data) == 1 and set(data.order) == set(held)
     assert data.labelled.sum() == 50 and set(np.flatnonzero(data.labelled)) <= set(held)
     x, y = data[0]
@@ -173,7 +182,9 @@ def test_the_previous_default_student_stays_reachable_by_flags():
             (["--no-separable", "--width", "32", "--hidden-units", "256"], (False, 32, [256]),
              167594)):
         args = job.parse(argv)
+        job.resolve_student(args)
         assert (args.separable, args.width, args.hidden_units) == expected
+        assert args.student == ("sep-w48-h128" if not argv else "conv-w32-h256")
         link = ts.make_link(ts.AWGNChannel(), width=args.width, separable=args.separable,
                             hidden_units=tuple(args.hidden_units), stochastic=True)
         link(np.zeros((1, 28, 28, 1), np.float32), snr_db=10.0)
@@ -184,20 +195,20 @@ def test_the_previous_default_student_stays_reachable_by_flags():
 def test_deterministic_encoder_flag_builds_and_records_it(monkeypatch, tmp_path):
     job = load_script(JOB)
     built = []
-    make_link = job.ts.make_link
+    make_trainer = job.ts.make_trainer
 
-    def record(*args, **kwargs):
-        built.append(kwargs)
-        raise KeyboardInterrupt  # stop before training: the link's settings are what we test
+    def record(link, **kwargs):
+        built.append((link, kwargs))
+        raise KeyboardInterrupt  # stop before training: the settings are what we test
 
-    monkeypatch.setattr(job.ts, "make_link", record)
+    monkeypatch.setattr(job.ts, "make_trainer", record)
     for argv, stochastic, beta in ((["--deterministic-encoder"], False, 0.0), ([], True, 1e-4),
                                    (["--beta", "1e-3"], True, 1e-3)):
         with pytest.raises(KeyboardInterrupt):
             job.main(["--quick", "--out", str(tmp_path), *argv])
-        assert (built[-1]["stochastic"], built[-1]["rate_weight"]) == (stochastic, beta), argv
-    link = make_link(ts.AWGNChannel(), **{k: v for k, v in built[0].items()
-                                          if k not in ("feature_dim", "feature_weight")})
-    assert not link.encoder.stochastic and link.rate_weight == 0.0
+        link, kwargs = built[-1]
+        assert (link.stochastic, kwargs["beta"]) == (stochastic, beta), argv
+    assert not built[0][0].encoder.stochastic
+    assert make_trainer(built[0][0], **{**built[0][1], "steps_per_epoch": 1}).beta == 0.0
     # runs written before the flag existed combine with new ones as stochastic runs
     assert job.ADDED == {"stochastic": True}

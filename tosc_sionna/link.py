@@ -223,13 +223,17 @@ class TaskOrientedLink(keras.Model):
             result["logits"] = logits
         return result
 
-    def call(self, x: Any, snr_db: Any = None, training: bool | None = None,
-             sample: bool | None = None) -> Any:
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        # before Keras converts the inputs: a (images, features) pair is a 0.4 habit
         if isinstance(x, (tuple, list)):
             raise ValueError(
                 "TaskOrientedLink takes images only: teacher features are training targets "
-                "now (TeacherCacheDataset yields them in y['features'] for "
+                "(TeacherCacheDataset(features=True) yields them in y['features'] for "
                 "tosc_sionna.training.DistillationTrainer).")
+        return super().__call__(x, *args, **kwargs)
+
+    def call(self, x: Any, snr_db: Any = None, training: bool | None = None,
+             sample: bool | None = None) -> Any:
         return self.propagate(x, snr_db, training=training, sample=sample)["logits"]
 
     def get_config(self) -> dict[str, Any]:
