@@ -18,6 +18,7 @@ def test_no_adaptation_passes_features_unchanged_and_has_no_weights():
     assert module.count_params() == 0
 
 
+@pytest.mark.benchmark
 def test_variants_build_what_they_say():
     from tosc_sionna.data import TeacherCacheDataset, default_teacher_cache
 

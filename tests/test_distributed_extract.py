@@ -25,6 +25,8 @@ from cache_tools import extract as extract_module
 from cache_tools.extract import ExtractionOptions, extract
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local directories
+#: torchrun and real SIGKILLs: CI's second tier (`pytest -m "slow or distributed or benchmark"`)
+pytestmark = pytest.mark.distributed
 
 KILLER = Path(__file__).with_name("extract_and_kill.py")
 ROWS, VIEWS, BATCH = 40, 2, 8  # 4 rows per batch: 10 batches, 5 per process

@@ -100,6 +100,7 @@ def test_new_head_is_initialized_and_backbone_kept(converted):
     assert logits.shape == (2, 10) and torch.isfinite(logits).all()
 
 
+@pytest.mark.slow
 def test_finetune_writes_a_loadable_fp16_teacher_and_its_record(converted, tmp_path):
     import json
 

@@ -238,6 +238,7 @@ def test_progress_lines_when_piped(models, tmp_path):
     assert quiet.stderr == "" and quiet.stdout == ""
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_cache(models, tmp_path):
     args = ["--model", str(models["resnet"]), "--limit", "1200", "--views", "2",
             "--batch-size", "16", "--features", "int8", "-q"]

@@ -204,6 +204,7 @@ def test_kd_job_feature_flag_errors_are_one_line(caches, tmp_path, capsys):
     assert not (tmp_path / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_kd_job_quick_run_with_features(caches, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(

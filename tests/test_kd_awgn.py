@@ -30,6 +30,7 @@ def quick(tmp_path_factory):
     return out, first, second
 
 
+@pytest.mark.slow
 def test_quick_run_writes_results_and_beats_chance(quick):
     out, first, _ = quick
     results = json.loads((out / "a" / "results.json").read_text())
@@ -54,6 +55,7 @@ def test_quick_run_writes_results_and_beats_chance(quick):
     assert "validation (held-out training images)" in first.stdout
 
 
+@pytest.mark.slow
 def test_same_seed_same_results_and_seeds_are_summarized(quick):
     out, _, _ = quick
     a = json.loads((out / "a" / "results.json").read_text())
@@ -74,6 +76,7 @@ def test_same_seed_same_results_and_seeds_are_summarized(quick):
     assert "accuracy_ci95" not in both  # per test set: in each seed's entry
 
 
+@pytest.mark.slow
 def test_combine_joins_seeds_run_apart_as_seeds_would(quick, tmp_path, capsys):
     out, _, _ = quick
     both = json.loads((out / "b" / "results.json").read_text())
@@ -168,11 +171,13 @@ def test_split_rows_and_a_reader_serving_some_rows():
     np.testing.assert_array_equal(whole.labelled, again.labelled)
 
 
-def test_missing_cache_or_data_is_a_clear_error(tmp_path):
-    result = run("--quick", "--cache", tmp_path / "none.h5", "--out", tmp_path, check=False)
-    assert result.returncode == 2 and "No teacher cache" in result.stderr
-    result = run("--quick", "--data-dir", tmp_path, "--out", tmp_path, check=False)
-    assert result.returncode == 2 and "dataset-fashion-mnist" in result.stderr
+def test_missing_cache_or_data_is_a_clear_error(tmp_path, capsys):
+    job = load_script(JOB)
+    assert job.main(["--quick", "--cache", str(tmp_path / "none.h5"), "--out",
+                     str(tmp_path)]) == 2
+    assert "No teacher cache" in capsys.readouterr().err
+    assert job.main(["--quick", "--data-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
 
 
 def test_the_previous_default_student_stays_reachable_by_flags():
@@ -192,6 +197,7 @@ def test_the_previous_default_student_stays_reachable_by_flags():
                                               link.decoder)) == params
 
 
+@pytest.mark.slow
 def test_deterministic_encoder_flag_builds_and_records_it(monkeypatch, tmp_path):
     job = load_script(JOB)
     built = []

@@ -45,6 +45,7 @@ def test_gradients_reach_the_encoder(name):
         assert np.max(np.abs(g)) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CHANNELS))
 def test_jit_compile_fit_and_evaluate(name):
     link = make(name)
@@ -57,7 +58,10 @@ def test_jit_compile_fit_and_evaluate(name):
     history = link.fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert np.isfinite(link.evaluate(x, y, verbose=0))
-    # and a bare channel layer under XLA
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
+def test_channel_layer_under_xla(name):
     channel = CHANNELS[name]()
     out = tf.function(lambda s, snr: channel(s, snr), jit_compile=True)(
         tf.random.normal([16, 24]), tf.fill([16], 5.0)
@@ -66,7 +70,12 @@ def test_jit_compile_fit_and_evaluate(name):
     assert y_ch.shape == (16, 24) and np.all(np.isfinite(y_ch))
 
 
-@pytest.mark.parametrize("name", list(CHANNELS))
+#: the default tier keeps AWGN and the default OFDM; the others reload in the slow tier
+ROUND_TRIP = [name if name in ("awgn", "ofdm-tdl-a-ls-lmmse") else
+              pytest.param(name, marks=pytest.mark.slow) for name in CHANNELS]
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
 def test_save_load_round_trip_gives_identical_outputs(name, tmp_path):
     link = make(name, seed=5)
     x, y = images(16)
@@ -88,6 +97,7 @@ def test_save_load_round_trip_gives_identical_outputs(name, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow
 def test_same_seed_same_training():
     results = []
     for _ in range(2):

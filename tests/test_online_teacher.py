@@ -135,6 +135,7 @@ def test_kd_job_bad_online_teacher_is_a_one_line_error(setup, tmp_path, capsys):
     assert not (tmp_path / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_kd_job_quick_online_run(setup, tmp_path):
     cache, models = setup
     out = tmp_path / "run"

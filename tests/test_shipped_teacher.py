@@ -78,6 +78,7 @@ def test_shipped_teacher_carries_the_one_model_definition():
     }
 
 
+@pytest.mark.slow
 def test_shipped_teacher_loads_with_remote_code_without_cache_tools(tmp_path):
     # Pixels of real Fashion-MNIST test images, preprocessed as the teacher's pipeline does.
     teacher = load_teacher(TEACHER)

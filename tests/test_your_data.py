@@ -84,6 +84,7 @@ def models(tmp_path_factory):
             "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij"))}
 
 
+@pytest.mark.slow
 def test_saved_hf_dataset_extract_verify_and_train(saved_fashion, models, tmp_path, capsys):
 
     import tosc_sionna as ts
@@ -232,6 +233,7 @@ def test_no_flip_and_pad_are_recorded_and_replayed(saved_fashion, models, tmp_pa
     assert default_pad((224, 224)) == 16
 
 
+@pytest.mark.slow
 def test_kd_job_quick_on_a_saved_hf_dataset(saved_fashion, models, tmp_path):
     cache = tmp_path / "c.h5"
     assert run_cli("extract", "--model", models["vit"], "--dataset", saved_fashion,
