@@ -43,3 +43,13 @@ class SliceRecorder:
             raise TypeError("read in slices only")
         self.reads.append(len(self.pixels[index]))
         return self.pixels[index]
+
+
+def assert_batches_equal(a, b) -> None:
+    """Two reader batches' targets (dicts of arrays, or label arrays) are equal."""
+    if isinstance(a, dict):
+        assert set(a) == set(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    else:
+        np.testing.assert_array_equal(a, b)

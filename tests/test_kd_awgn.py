@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from script_modules import load_script
+from test_presets import closed_form_params
 
 import tosc_sionna as ts
 
@@ -43,7 +44,8 @@ def test_quick_run_writes_results_and_beats_chance(quick):
     assert results["accuracy"][-1] >= results["accuracy"][0]
     assert 0.9 < results["teacher_accuracy"] <= 1.0
     # the default student is the frontier's 1/50 point: separable, width 48, 128 hidden
-    assert results["student_params"] == 65882 and results["student_params"] * 50 <= \
+    assert results["student_params"] == closed_form_params(48, True, (128,)) and \
+        results["student_params"] * 50 <= \
         results["teacher_params"]
     assert (results["separable"], results["width"], results["hidden_units"]) == (True, 48, [128])
     assert (out / "a" / "accuracy_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
@@ -183,9 +185,9 @@ def test_missing_cache_or_data_is_a_clear_error(tmp_path, capsys):
 def test_the_previous_default_student_stays_reachable_by_flags():
     job = load_script(JOB)
     for argv, expected, params in (
-            ([], (True, 48, [128]), 65882),
+            ([], (True, 48, [128]), closed_form_params(48, True, (128,))),
             (["--no-separable", "--width", "32", "--hidden-units", "256"], (False, 32, [256]),
-             167594)):
+             closed_form_params(32, False, (256,)))):
         args = job.parse(argv)
         job.resolve_student(args)
         assert (args.separable, args.width, args.hidden_units) == expected

@@ -3,12 +3,16 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import tiny_teachers as tt
 from script_modules import load_benchmark
+from test_presets import closed_form_params
 
+import tosc_sionna as ts
 from cache_tools.extract import ExtractionOptions, extract
 from tosc_cache import TeacherCache
+from tosc_sionna import serving
 from tosc_sionna.data import default_teacher_cache
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -74,8 +78,12 @@ def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeyp
     assert ours["seed"] == 0 and ours["feature_weight"] is None
     assert all(0.0 <= a <= 1.0 for a in ours["val_accuracy"])
     entry = results["students"]["sep-w8-h64"]
-    assert entry["params"]["link"] == 15170 and entry["macs"]["link"] == 115368
-    assert results["teachers"][shipped]["params"] == 3383818
+    assert entry["params"]["link"] == closed_form_params(8, True, (64,))
+    small = ts.make_link(ts.AWGNChannel(), student="sep-w8-h64")
+    small(np.zeros((1, 28, 28, 1), np.float32), snr_db=10.0)
+    assert entry["macs"] == serving.multiply_accumulates(small, (28, 28, 1))
+    assert results["teachers"][shipped]["params"] == \
+        TeacherCache(default_teacher_cache()).spec.teacher_params
     assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert results["provenance"]["command"] and results["provenance"]["versions"]["python"]
 

@@ -32,13 +32,19 @@ _VAR_FLOOR = 1e-30
 _NORM_FLOOR = 1e-12
 
 
+def _at_least_float32(x: Any) -> Any:
+    x = ops.convert_to_tensor(x)
+    return ops.cast(x, "float32") if x.dtype in ("float16", "bfloat16") else x
+
+
 def temper(probs: Any, temperature: float) -> Any:
     """``p^tau``: the distribution at temperature tau, from probabilities.
 
     For ``p = softmax(z)``, ``softmax(z / tau) = p^(1/tau) / sum p^(1/tau)``, so
     the cached (reconstructed) teacher probabilities suffice: no logits needed.
+    Computed in the inputs' precision, float32 at least.
     """
-    log_p = ops.log(ops.maximum(ops.cast(probs, "float32"), PROB_FLOOR)) / temperature
+    log_p = ops.log(ops.maximum(_at_least_float32(probs), PROB_FLOOR)) / temperature
     return ops.softmax(log_p, axis=-1)
 
 
