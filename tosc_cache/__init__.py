@@ -13,7 +13,7 @@ data), :mod:`.augment` (augmentation, view seeds), :mod:`.datasets` and
 :mod:`.hf_images` (dataset readers).
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 from .errors import (  # noqa: E402
     CacheCorruptError,
