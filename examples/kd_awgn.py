@@ -394,15 +394,24 @@ def combine(paths: list[str]) -> dict:
     return {**across_seeds(sorted(runs, key=lambda r: r["seed"])), "combined_from": sources}
 
 
-def provenance(argv: list[str] | None) -> dict:
-    """Commit, command, versions, machine and date of this run, as every benchmark records them
-    (``benchmarks/common/runinfo.py``, loaded from its file: run as a script, this job cannot
-    import the repository's ``benchmarks`` package)."""
+def _runinfo() -> Any:
+    # benchmarks/common/runinfo.py, loaded from its file (run as a script, this job cannot
+    # import the repository's ``benchmarks`` package); loaded when the job starts, so the
+    # commit it records is the one the run started from
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "common" / "runinfo.py"
     spec = importlib.util.spec_from_file_location("benchmarks_runinfo", path)
     runinfo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(runinfo)
-    return runinfo.provenance(argv, "examples/kd_awgn.py")
+    return runinfo
+
+
+RUNINFO = _runinfo()
+
+
+def provenance(argv: list[str] | None) -> dict:
+    """Commit, command, versions, machine and date of this run, as every benchmark records
+    them."""
+    return RUNINFO.provenance(argv, "examples/kd_awgn.py")
 
 
 def write_results(results: dict, sweeps: dict, out: Path, argv: list[str] | None = None) -> None:

@@ -49,6 +49,14 @@ def test_commit_is_head_dirty_only_with_changed_tracked_files_and_unknown_outsid
     assert out.stdout.strip() == "unknown"
 
 
+def test_provenance_records_the_commit_the_run_started_from(tmp_path, monkeypatch):
+    # a commit made while a long run trains is not the code that produced its numbers
+    assert common.provenance([], "benchmarks.ablations")["commit"] == runinfo.STARTED_AT
+    monkeypatch.setattr(runinfo, "commit", lambda root=runinfo.ROOT: "later")
+    assert common.provenance([], "benchmarks.ablations")["commit"] == runinfo.STARTED_AT
+    assert common.provenance([], "x", root=tmp_path)["commit"] == "later"
+
+
 def test_provenance_has_its_five_fields():
     record = common.provenance(["--quick", "a b"], "benchmarks.ablations")
     assert set(record) == {"commit", "command", "versions", "machine", "date"}

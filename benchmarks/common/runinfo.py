@@ -90,10 +90,17 @@ def command(argv: Sequence[str] | None = None, script: str | None = None) -> str
     return shlex.join(head + [str(a) for a in args])
 
 
+#: The commit of the code this process imported: a run records where it started, not what
+#: the work tree holds when it finishes hours later.
+STARTED_AT = commit()
+
+
 def provenance(argv: Sequence[str] | None = None, script: str | None = None,
                root: Path = ROOT) -> dict[str, Any]:
     """``{"commit", "command", "versions", "machine", "date"}`` of a results file written now
-    (``argv`` and ``script`` as in :func:`command`)."""
-    return {"commit": commit(root), "command": command(argv, script), "versions": versions(),
+    (``argv`` and ``script`` as in :func:`command`): the commit is the one this process
+    started from (:data:`STARTED_AT`, for the repository's own root)."""
+    return {"commit": STARTED_AT if root == ROOT else commit(root),
+            "command": command(argv, script), "versions": versions(),
             "machine": machine(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
