@@ -24,7 +24,7 @@ Conv2d/Linear). Every run is appended to the student's results file,
 its provenance; the sizes and multiply-accumulates are the student's, once.
 
     python -m benchmarks.latency [--threads 2] [--rounds 15] [--width W] [--[no-]separable]
-        [--hidden-units U ...] [--quick] [--out FILE]
+        [--hidden-units U ...] [--quick] [--out FILE|DIR]
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ def record(path: Path, static: dict, run: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__, quick="smoke run: 2 rounds, batches 1 and 8",
-                           out="benchmarks/results/latency_<student>.json",
-                           out_help="results file")
+                           out=common.RESULTS, out_help="results folder (there "
+                           "latency_<student>.json, latency_<student>_quick.json for --quick), "
+                           "or a .json results file")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--teacher", default=str(ROOT / "teachers" / "fashion-mnist-lite0"))
@@ -96,8 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden-units", type=int, nargs="+", default=[128])
     args = parser.parse_args(argv)
     name = student_name(args.width, args.separable, args.hidden_units)
-    out = (common.RESULTS / f"latency_{name}.json" if args.out == parser.get_default("out")
-           else Path(args.out))
+    out = common.results_file(args.out, f"latency_{name}", args.quick)
     batches = (1, 8) if args.quick else BATCHES
     rounds = 2 if args.quick else args.rounds
 
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         "params": params,
     }
     run = {
-        "provenance": common.provenance(argv),
+        "provenance": common.provenance(argv, __name__),
         "threads": args.threads, "rounds": rounds, "quick": args.quick,
         "per_example_latency": per_example,
         "ratios_best": ratios,
