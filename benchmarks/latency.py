@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -103,8 +104,13 @@ def main(argv: list[str] | None = None) -> None:
 
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError:  # TensorFlow already runs in this process (main called in-process)
+        if not args.quick:
+            raise
+        print("warning: TensorFlow's threads were set before this smoke run", file=sys.stderr)
     import torch
 
     torch.set_num_threads(args.threads)
