@@ -19,7 +19,9 @@ with ``--batch-size 256 --views 4`` makes them), then in separate processes:
 Targets (issue 10): finalize with <= 64 open files, peak RSS <= 2 GB for each,
 first batch <= 10 s, reader >= 5x faster than the student step.
 
-    python -m benchmarks.cache_scale [--rows 1281167] [--work DIR] [--out FILE]
+``--quick``: 4,096 rows, 2 repeats, ``cache_scale_quick.json``.
+
+    python -m benchmarks.cache_scale [--rows 1281167] [--work DIR] [--quick] [--out FILE]
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def phase_reader(work: Path, repeats: int, cold: bool) -> dict:
         "student_step_over_reader_batch": {
             "best_vs_best": min(step_s) / min(reader_s),
             "median_vs_median": float(np.median(step_s) / np.median(reader_s))},
-        "batch": BATCH, "batch_shape": list(x.shape), "target_shape": list(y.shape),
+        "batch": BATCH, "batch_shape": list(x.shape),
+        "target_shape": {name: list(np.shape(v)) for name, v in y.items()},
     }
 
 
@@ -190,14 +193,16 @@ def run_phase(name: str, work: Path, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, out=common.RESULTS / "cache_scale.json",
-                           out_help="results file")
+    parser = common.parser(__doc__, quick="smoke run: 4,096 rows, 2 repeats",
+                           out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--rows", type=int, default=1_281_167)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--phase", choices=("write", "finalize", "reader"), help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:  # the reader phase reads 6 + 10 x repeats batches of 128 rows
+        args.rows, args.repeats = 4096, 2
     if args.phase:  # one measurement, in its own process: its own peak RSS
         work = Path(args.work)
         result = {"write": lambda: phase_write(work, args.rows),
@@ -227,12 +232,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{name}_ge_5x_student_step_best": ratio["best_vs_best"] >= 5,
             f"{name}_ge_5x_student_step_median": ratio["median_vs_median"] >= 5,
         })
-    common.write_results(args.out, {
+    out = common.results_file(args.out, "cache_scale", args.quick)
+    common.write_results(out, {
         "cache": {"rows": args.rows, "views": VIEWS, "classes": CLASSES, "topk": TOPK,
                   "rows_per_shard": BATCH_ROWS, "images": "synthetic uint8 28x28, memory-mapped"},
-        "results": results, "targets_met": targets})
+        "results": results, "targets_met": targets}, argv, __name__)
     print(json.dumps(targets, indent=2))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ The basis is fitted, as extraction fits it, on the first
 
 ``--logits FILE.npz`` keeps the teacher's logits (computed once if FILE is
 missing), so other compressions can be measured without running the teacher.
+``--quick``: 100 images x 2 views, ``compression_fidelity_quick.json``.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def measure(logits: np.ndarray, topks: list[int], bases: list[tuple[int, int]]) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, out=common.RESULTS / "compression_fidelity.json",
-                           out_help="results file")
+    parser = common.parser(__doc__, quick="smoke run: 100 images x 2 views",
+                           out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--model", required=True)
     parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--views", type=int, default=2)
@@ -114,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="RANK:K of the basis rows (default 2:4 4:4 16:32 32:64 46:32 "
                         "64:128 64:256)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.limit, args.views = 100, 2
+    out = common.results_file(args.out, "compression_fidelity", args.quick)
     seconds = None
     if args.logits and Path(args.logits).exists():
         stored = np.load(args.logits)
@@ -153,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         "teacher_seconds": seconds,
         "compressions": rows,
     }
-    common.write_results(args.out, result)
-    print(f"wrote {args.out}")
+    common.write_results(out, result, argv, __name__)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ protocols: fit on rows 0..7999, evaluate on 8000..9999 (held out), and fit
 and evaluate on all 10,000 rows (a cache compressing its own rows; the cache
 mode fits on its first 16,384 views).
 
+``--quick`` (a smoke run of the code, not of the frontier): one small configuration of each
+method on 300 rows, fit on the first 240 for the held-out protocol, of the ``--logits`` file
+or, without one, of synthetic 1000-class logits (seeded; low-rank plus noise);
+``compression_frontier_imagenet1000_quick.json``.
+
     python -m benchmarks.compression_frontier_imagenet1000 --logits /tmp/lite0_1000_logits.npz
 """
 
@@ -43,6 +48,17 @@ CONFIGS = [  # (rank, stage-1 bits, K residual classes, stage-2 bits)
 #: the fidelity target (issue 11): mean tempered KL at tau = 1 and 4, nats
 TARGET_KL = 1e-2
 TCQ_CONFIGS = [(256, 128, 448), (256, 128, 512), (256, 128, 576)]  # (rank, K, bits per row)
+#: the smoke run's configurations and rows
+QUICK_CONFIGS, QUICK_TCQ_CONFIGS, QUICK_ROWS = [(32, 64, 16, 32)], [(32, 16, 128)], 300
+
+
+def synthetic_logits(rows: int, seed: int = 0) -> np.ndarray:
+    """Stand-in 1000-class logits ``[rows, 1000]`` for a smoke run without the stored file:
+    a few dominant directions plus noise, peaked like a classifier's."""
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(16, 1000))
+    return (rng.normal(size=(rows, 16)) * np.linspace(4.0, 0.5, 16)) @ directions / 4 \
+        + rng.normal(scale=0.5, size=(rows, 1000))
 
 
 def quant(x, c):
@@ -175,19 +191,33 @@ def status(rows: list[dict], target: float = TARGET_KL) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, out=common.RESULTS / "compression_frontier_imagenet1000.json",
-                           out_help="results file")
-    parser.add_argument("--logits", required=True)
+    parser = common.parser(__doc__, quick="smoke run: one small configuration per method, 300 "
+                           "rows (synthetic without --logits)", out=common.RESULTS,
+                           out_help="results folder, or a .json results file")
+    parser.add_argument("--logits", help="the stored logits (required but for --quick)")
     args = parser.parse_args(argv)
-    logits = np.load(args.logits)["logits"].reshape(-1, 1000).astype(np.float64)
+    if not (args.logits or args.quick):
+        parser.error("--logits is required (but for --quick)")
+    configs, tcq_configs, cut = CONFIGS, TCQ_CONFIGS, 8000
+    if args.logits:
+        logits = np.load(args.logits)["logits"].reshape(-1, 1000).astype(np.float64)
+        teacher = "ImageNet EfficientNet-Lite0 over 10,000 Fashion-MNIST train images, 1 view"
+    else:
+        logits = synthetic_logits(QUICK_ROWS)
+        teacher = "synthetic 1000-class logits (--quick without --logits)"
+    if args.quick:
+        configs, tcq_configs = QUICK_CONFIGS, QUICK_TCQ_CONFIGS
+        logits = logits[:QUICK_ROWS]
+        cut = 4 * len(logits) // 5
+        teacher += f", first {len(logits)} rows (--quick)"
     z = logits - logits.mean(-1, keepdims=True)
     results = []
-    for split, fit_rows, eval_rows in (("heldout", slice(0, 8000), slice(8000, None)),
+    for split, fit_rows, eval_rows in (("heldout", slice(0, cut), slice(cut, None)),
                                        ("all", slice(None), slice(None))):
         t = time.perf_counter()
         mu = z[fit_rows].mean(0)
         _, _, vt = np.linalg.svd(z[fit_rows] - mu, full_matrices=False)
-        for rank, b1, k, b2 in CONFIGS:
+        for rank, b1, k, b2 in configs:
             m = fit(z[fit_rows], (mu, vt), rank, b1, k, b2)
             used = int(np.sum(m["bits"] > 0))
             per_row_bits = int(m["bits"].sum() + m["group"] * m["gbits"].sum())
@@ -207,17 +237,18 @@ def main(argv: list[str] | None = None) -> None:
                   f"{f['4']['kl_mean']:.3e} (max {f['4']['kl_max']:.3e}) "
                   f"{time.perf_counter() - t:.0f}s", flush=True)
             results.append(row)
-        for rank, k, bits in TCQ_CONFIGS:
+        for rank, k, bits in tcq_configs:
             results.append(tcq_row(split, logits[fit_rows], logits[eval_rows], rank, k, bits))
-    common.write_results(args.out, {
-        "teacher": "ImageNet EfficientNet-Lite0 over 10,000 Fashion-MNIST train images, 1 view",
+    out = common.results_file(args.out, "compression_frontier_imagenet1000", args.quick)
+    common.write_results(out, {
+        "teacher": teacher,
         "kl": "KL(temper(teacher, T) || temper(reconstruction, T)), nats, 1e-12 floor",
         "status": status(results),
         "tables": "table_bytes: mean float32 + basis float16 (tcq; float16 counted for "
                   "scalar) + bit widths + codebooks as stored (tcq: zero-padded to 64 levels, "
                   "table_bytes_nonzero without padding and unused basis rows)",
-        "results": results})
-    print(f"wrote {args.out}")
+        "results": results}, argv, __name__)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarize:
         path = Path(args.summarize)
         results = summarize(json.loads(path.read_text()))
-        common.save_merged(path, results)  # the run's provenance kept as earlier_provenance
+        # the run's provenance kept as earlier_provenance
+        common.save_merged(path, results, record=common.provenance(argv, __name__))
         plot(results, path.with_suffix(".png"))
         print(json.dumps(results["analog_vs_digital"], indent=1))
         return 0
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         curve["cliff_db"] = cliff_db(curve["snr_db"], curve["accuracy"])
         results["curves"].append(curve)
         summarize(results)
-        common.write_results(out / f"{name}.json", results)
+        common.write_results(out / f"{name}.json", results, argv, __name__)
         print(f"{curve['label']:<44} n={curve['n']:<3} {curve['channel']:<8} "
               + " ".join(f"{a:.3f}" for a in curve["accuracy"]), flush=True)
 

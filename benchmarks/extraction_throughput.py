@@ -6,12 +6,14 @@ already augmented and preprocessed, so it times the model alone; the tool is
 timed end to end (dataset, teacher and weight-digest loading, augmentation,
 preprocessing, forward, compression, resumable shard writes and the final HDF5
 file with digests). Target: the tool costs at most 10% over the bare loop.
-Writes ``benchmarks/results/extraction_throughput.json``.
+Writes ``benchmarks/results/extraction_throughput.json`` (``--quick``: 16 images x 1
+view of 32 pixels, one repeat, ``extraction_throughput_quick.json``).
 
 The teacher is a ResNet-50-sized image classifier built from its config
 (random weights: the cost does not depend on the values).
 
-    python -m benchmarks.extraction_throughput [--limit N] [--views V] [--image-size PX]
+    python -m benchmarks.extraction_throughput [--limit N] [--views V] [--image-size PX] \\
+        [--quick] [--out FILE]
 """
 
 from __future__ import annotations
@@ -66,14 +68,18 @@ def bare_loop(model_dir: Path, images: np.ndarray, views: int, batch_size: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, out=common.RESULTS / "extraction_throughput.json",
-                           out_help="results file")
+    parser = common.parser(__doc__, quick="smoke run: 16 images x 1 view of 32 pixels, "
+                           "1 repeat", out=common.RESULTS,
+                           out_help="results folder, or a .json results file")
     parser.add_argument("--limit", type=int, default=512)
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.limit, args.views, args.batch_size, args.image_size, args.repeats = 16, 1, 16, 32, 1
+    out = common.results_file(args.out, "extraction_throughput", args.quick)
     torch.set_num_threads(os.cpu_count() or 1)
     images, _ = load_fashion_mnist("train")
     images = images[: args.limit]
@@ -109,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"bare {result['bare_images_per_s']:.1f} img/s, tool {result['tool_images_per_s']:.1f} "
           f"img/s, overhead {100 * result['tool_overhead']:.1f}% (target <= 10%)")
-    common.write_results(args.out, result)
-    print(f"wrote {args.out}")
+    common.write_results(out, result, argv, __name__)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -75,8 +75,8 @@ def run_of(results: dict, argv: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: kd_awgn --quick, two configurations",
-                           epochs=6, out=common.RESULTS / "few_labels.json",
-                           out_help="results file")
+                           epochs=6, out=common.RESULTS,
+                           out_help="results folder, or a .json results file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=1)
     parser.add_argument("--work", default=None,
@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1 or args.draws < 1:
         print("error: --epochs and --draws must be >= 1", file=sys.stderr)
         return 2
-    path = Path(args.out)
-    if args.quick and args.out == parser.get_default("out"):
-        path = path.with_name("few_labels_quick.json")
+    path = common.results_file(args.out, "few_labels", args.quick)
     configs = QUICK_CONFIGS if args.quick else CONFIGS
     epochs = 1 if args.quick else args.epochs
     results = {
@@ -121,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             run = run_of(json.loads((out / "results.json").read_text()), config)
             results["runs"].append(run)
             written.add(key(run))
-            common.save_merged(path, results, merge)
+            common.save_merged(path, results, merge, common.provenance(argv, __name__))
             print(f"F = {fraction:g}, {'teacher-free' if alpha is None else f'alpha {alpha:g}'}:"
                   f" {run['accuracy_0db']:.4f} / {run['accuracy_10db']:.4f} / "
                   f"{run['accuracy_20db']:.4f} at 0 / 10 / 20 dB", flush=True)
-    common.save_merged(path, results, merge)
+    common.save_merged(path, results, merge, common.provenance(argv, __name__))
     print(f"wrote {path}")
     return 0
 

@@ -24,7 +24,7 @@ Conv2d/Linear). Every run is appended to the student's results file,
 its provenance; the sizes and multiply-accumulates are the student's, once.
 
     python -m benchmarks.latency [--threads 2] [--rounds 15] [--width W] [--[no-]separable]
-        [--hidden-units U ...] [--quick] [--out FILE]
+        [--hidden-units U ...] [--quick] [--out FILE|DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -85,9 +86,10 @@ def record(path: Path, static: dict, run: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, quick="smoke run: 2 rounds, batches 1 and 8",
-                           out="benchmarks/results/latency_<student>.json",
-                           out_help="results file")
+    parser = common.parser(__doc__, quick="smoke run: 2 rounds",
+                           out=common.RESULTS, out_help="results folder (there "
+                           "latency_<student>.json, latency_<student>_quick.json for --quick), "
+                           "or a .json results file")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--teacher", default=str(ROOT / "teachers" / "fashion-mnist-lite0"))
@@ -96,15 +98,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden-units", type=int, nargs="+", default=[128])
     args = parser.parse_args(argv)
     name = student_name(args.width, args.separable, args.hidden_units)
-    out = (common.RESULTS / f"latency_{name}.json" if args.out == parser.get_default("out")
-           else Path(args.out))
-    batches = (1, 8) if args.quick else BATCHES
+    out = common.results_file(args.out, f"latency_{name}", args.quick)
+    batches = BATCHES  # also --quick: the results keep their keys (batch1, batch256)
     rounds = 2 if args.quick else args.rounds
 
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    except RuntimeError:  # TensorFlow already runs in this process (main called in-process)
+        if not args.quick:
+            raise
+        print("warning: TensorFlow's threads were set before this smoke run", file=sys.stderr)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         "params": params,
     }
     run = {
-        "provenance": common.provenance(argv),
+        "provenance": common.provenance(argv, __name__),
         "threads": args.threads, "rounds": rounds, "quick": args.quick,
         "per_example_latency": per_example,
         "ratios_best": ratios,

@@ -4,9 +4,10 @@ At speed 0 :class:`~tosc_sionna.OFDMChannel` computes the frequency response
 for one OFDM symbol and repeats it over the slot; the reference arm forces
 Sionna's full per-symbol computation (``GenerateOFDMChannel`` over all 14
 symbols) on the same layer configuration. Interleaved repeats, best and
-spread reported. Writes ``benchmarks/results/ofdm_channel_step.json``.
+spread reported. Writes ``benchmarks/results/ofdm_channel_step.json`` (``--quick``: batch
+8, 2 repeats of 2 steps, ``ofdm_channel_step_quick.json``).
 
-    python -m benchmarks.ofdm_channel_step [--batch 128] [--repeats 5] [--steps 10]
+    python -m benchmarks.ofdm_channel_step [--batch 128] [--repeats 5] [--steps 10] [--quick]
 """
 
 from __future__ import annotations
@@ -41,13 +42,15 @@ def make_step(static: bool, batch: int, n: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, out=common.RESULTS / "ofdm_channel_step.json",
-                           out_help="results file")
+    parser = common.parser(__doc__, quick="smoke run: batch 8, 2 repeats of 2 steps",
+                           out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--n-symbols", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.repeats, args.steps = 8, 2, 2
     ts.set_seed(0)
     arms = {name: make_step(name == "static", args.batch, args.n_symbols)
             for name in ("static", "full")}
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         "spread": {name: t["spread"] for name, t in seconds.items()},
         "full_over_static": best["full"] / best["static"],
     }
-    common.write_results(args.out, result)
+    common.write_results(common.results_file(args.out, "ofdm_channel_step", args.quick), result,
+                         argv, __name__)
     print(json.dumps({k: result[k] for k in ("ms_per_step_best", "full_over_static")}))
 
 

@@ -2,9 +2,10 @@
 
 Both arms build the same ``[N, V]`` uint64 seeds (checked bit-identical);
 the loop is the original implementation. Interleaved repeats, best reported.
-Writes ``benchmarks/results/view_seeds.json``.
+Writes ``benchmarks/results/view_seeds.json`` (``--quick``: 1,000 rows, 2 repeats,
+``view_seeds_quick.json``).
 
-    python -m benchmarks.view_seeds [--rows 20000] [--views 4] [--repeats 3]
+    python -m benchmarks.view_seeds [--rows 20000] [--views 4] [--repeats 3] [--quick] [--out FILE]
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ def loop_view_seeds(base_seed: int, sample_indices: np.ndarray, num_views: int) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__.splitlines()[0], out=common.RESULTS / "view_seeds.json",
-                           out_help="results file")
+    parser = common.parser(__doc__.splitlines()[0], quick="smoke run: 1,000 rows, 2 repeats",
+                           out=common.RESULTS,
+                           out_help="results folder, or a .json results file")
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.repeats = 1000, 2
 
     indices = np.arange(args.rows)
     arms = {"loop": loop_view_seeds, "vectorized": view_seeds}
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         "loop_over_vectorized": best["loop"] / best["vectorized"],
         "bit_identical": identical,
     }
-    common.write_results(args.out, result)
+    common.write_results(common.results_file(args.out, "view_seeds", args.quick), result,
+                         argv, __name__)
     print(json.dumps({k: result[k] for k in ("seconds_best", "loop_over_vectorized")}))
 
 

@@ -2,9 +2,10 @@
 
 For each channel layer: time of the first epoch (tracing/compiling plus the
 steps) and of a second, steady epoch, with ``jit_compile`` False and True, on
-real Fashion-MNIST. Writes ``benchmarks/results/xla_training.json``.
+real Fashion-MNIST. Writes ``benchmarks/results/xla_training.json`` (``--quick``: 256
+images, the AWGN channel only, ``xla_training_quick.json``).
 
-    python -m benchmarks.xla_training [--train-images N] [--out FILE]
+    python -m benchmarks.xla_training [--train-images N] [--quick] [--out FILE]
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def time_epochs(make_channel, jit: bool, x, y) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = common.parser(__doc__, out=common.RESULTS / "xla_training.json",
-                           out_help="results file")
+    parser = common.parser(__doc__, quick="smoke run: 256 images, the AWGN channel only",
+                           out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--train-images", type=int, default=12032)
     args = parser.parse_args(argv)
+    channels = CHANNELS
+    if args.quick:
+        args.train_images, channels = 256, {"awgn": CHANNELS["awgn"]}
+    out = common.results_file(args.out, "xla_training", args.quick)
     x, y = load_fashion_mnist("train")
     n = (args.train_images // BATCH) * BATCH
     x, y = x[:n], y[:n]
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": BATCH,
         "channels": {},
     }
-    for name, make_channel in CHANNELS.items():
+    for name, make_channel in channels.items():
         row = {mode: time_epochs(make_channel, mode == "xla", x, y) for mode in ("graph", "xla")}
         row["steady_speedup_xla"] = (
             row["graph"]["steady_epoch_s"] / row["xla"]["steady_epoch_s"]
@@ -70,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| steady speedup {row['steady_speedup_xla']:.2f}x",
             flush=True,
         )
-    common.write_results(args.out, results)
-    print(f"wrote {args.out}")
+    common.write_results(out, results, argv, __name__)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

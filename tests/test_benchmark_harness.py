@@ -242,3 +242,15 @@ def test_every_results_file_carries_provenance():
     for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
         record = json.loads(path.read_text()).get("provenance") or {}
         assert record.get("commit") and record.get("command"), path.name
+
+
+def test_results_file_is_a_json_out_or_name_or_name_quick_in_a_folder(tmp_path):
+    assert common.results_file(tmp_path / "x.json", "b", quick=True) == tmp_path / "x.json"
+    assert common.results_file(tmp_path, "b") == tmp_path / "b.json"
+    assert common.results_file(tmp_path, "b", quick=True) == tmp_path / "b_quick.json"
+    assert common.results_file(common.RESULTS, "b", quick=True).parent == common.RESULTS
+
+
+def test_a_benchmark_called_in_process_records_its_own_command():
+    assert runinfo.command(["--quick"], "benchmarks.b") == "python -m benchmarks.b --quick"
+    assert runinfo.command(["--quick"], "__main__") == runinfo.command(["--quick"])

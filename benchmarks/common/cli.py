@@ -29,3 +29,13 @@ def parser(doc: str | None, *, quick: str | None = None, seeds: list[int] | None
         p.add_argument("--out", default=str(out), help=f"{out_help} (default {out})")
     return p
 
+
+
+def results_file(out: str | Path, name: str, quick: bool = False) -> Path:
+    """The results file a run writes: ``out`` itself where it names a ``.json`` file, else
+    ``out/NAME.json`` in the folder ``out`` (``NAME_quick.json`` for a ``--quick`` run, so
+    that a smoke run never replaces a full run's file)."""
+    out = Path(out)
+    if out.suffix == ".json":
+        return out
+    return out / f"{name}{'_quick' if quick else ''}.json"

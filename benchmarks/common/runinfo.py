@@ -75,7 +75,11 @@ def command(argv: Sequence[str] | None = None, script: str | None = None) -> str
     """The command line that ran: ``python -m benchmarks.NAME ARGS`` for a module run with
     ``-m``, ``python PATH ARGS`` for a script. ``script`` (a module name or a path relative to
     the repository root) and ``argv`` (its arguments) name a job called in-process instead,
-    such as ``main([...])`` of ``examples/kd_awgn.py`` called by ``benchmarks.few_labels``."""
+    such as ``main([...])`` of ``examples/kd_awgn.py`` called by ``benchmarks.few_labels``.
+    A benchmark passes its ``__name__`` as ``script``: ``"__main__"`` (it runs as
+    ``python -m``) counts as no name, so its ``argv`` of ``None`` reads ``sys.argv``."""
+    if script == "__main__":
+        script = None
     if script is not None:
         head = ["python", script] if script.endswith(".py") else ["python", "-m", script]
     else:

@@ -1,0 +1,139 @@
+"""Every benchmark's ``--quick`` variant, run in-process: it writes a results file with its
+provenance, of the structure of the benchmark's committed results (issue 22: "rerunning the
+quick variant of each benchmark reproduces the structure").
+
+The structure is compared key by key: the top-level keys, the keys of every record (a dict
+holding numbers, strings, ...) and, of a collection (a dict holding only dicts or lists,
+keyed by channel, variant, compression, ...: a quick run measures fewer of them), the keys
+of the entries both files hold; of a list of records, the keys of its first entry.
+Differences are reported as paths (``runs[0].quick``) and must be exactly those listed in
+:data:`DIFFERENCES`, each with its reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+#: benchmark: (its committed results files, the flags its quick run needs besides
+#: ``--quick --out DIR``)
+BENCHMARKS = {
+    "ablations": (["ablations.json"], []),
+    "cache_scale": (["cache_scale.json"], []),
+    "compression_fidelity": (["compression_fidelity.json",
+                              "compression_fidelity_imagenet1000.json"],
+                             ["--model", str(ROOT / "teachers" / "fashion-mnist-lite0")]),
+    "compression_frontier_imagenet1000": (["compression_frontier_imagenet1000.json"], []),
+    "digital_vs_analog": (["digital_vs_analog.json"], []),
+    "extraction_throughput": (["extraction_throughput.json"], []),
+    "fast_distillation": (["fast_distillation.json"], ["--variants", "ce-only", "cached-v1"]),
+    "few_labels": (["few_labels.json"], []),
+    "hyperparameters": (["hyperparameters.json"], []),
+    "latency": (["latency_sep-w48-h128.json", "latency_sep-w36-h128.json",
+                 "latency_conv-w32-h256.json"], []),
+    "ofdm_channel_step": (["ofdm_channel_step.json"], []),
+    "student_frontier": (["student_frontier.json"], []),
+    "view_seeds": (["view_seeds.json"], []),
+    "xla_training": (["xla_training.json"], []),
+}
+
+#: what the provenance test checks, not the structure (earlier_provenance: a file several
+#: commits wrote)
+PROVENANCE = {"provenance", "earlier_provenance"}
+MACHINE = "committed file predates provenance (its machine record, now provenance.machine)"
+STUDENT = "committed file predates naming the student a benchmark uses (issue 22 item 2)"
+PRESET = "committed file predates the named student presets (issue 22 item 2)"
+TIMING = "committed file predates the shared interleaved timing (best, spread, all)"
+ONLY_TWO = "the test runs two variants (--variants ce-only cached-v1)"
+HAND = "committed file predates benchmarks.few_labels (assembled by hand from kd_awgn runs)"
+FRONTIER_RUN = "committed runs predate feature distillation in the frontier"
+#: benchmark: {path where the quick output and a committed file differ: why}
+DIFFERENCES: dict[str, dict[str, str]] = {
+    "ablations": {"machine": MACHINE, "student": STUDENT},
+    "cache_scale": {"machine": MACHINE},
+    "compression_fidelity": {"machine": MACHINE},
+    "digital_vs_analog": {"machine": MACHINE, "student": STUDENT},
+    "extraction_throughput": {"machine": MACHINE, "device": MACHINE, "torch_threads": MACHINE,
+                              "bare_loop_s_all": TIMING, "tool_s_all": TIMING},
+    "fast_distillation": {
+        "machine": MACHINE, "torch_threads": MACHINE,
+        "summary.epoch_ratio_cached_over_ce_only.cached-v2": ONLY_TWO,
+        "summary.epoch_ratio_cached_over_ce_only.cached-v4": ONLY_TWO,
+        "summary.epoch_ratio_online_over_cached_v4": ONLY_TWO,
+        "summary.projection_vit_b16": "--quick skips the ViT-B/16 forward (minutes on a CPU)"},
+    "few_labels": {"machine": MACHINE, "benchmark": HAND, "date": HAND, "student_args": HAND,
+                   "runs[0].provenance": HAND, "runs[0].quick": HAND},
+    "hyperparameters": {"machine": MACHINE, "student.preset": PRESET,
+                        "defaults.stochastic": "committed file predates the stochastic setting",
+                        "runs[0].setting.stochastic":
+                            "committed file predates the stochastic setting"},
+    "latency": {"runs[0].per_example_latency.*.*.spread": TIMING},
+    "ofdm_channel_step": {"machine": MACHINE, "spread": TIMING},
+    "student_frontier": {"machine": MACHINE, "students.*.preset": PRESET,
+                         "students.*.runs[0].feature_weight": FRONTIER_RUN,
+                         "students.*.runs[0].feature_storage": FRONTIER_RUN,
+                         "students.*.runs[0].soft_labels": FRONTIER_RUN},
+    "view_seeds": {"machine": MACHINE, "numpy": "committed file predates provenance.versions",
+                   "spread": TIMING},
+    "xla_training": {"machine": MACHINE},
+}
+
+
+def differences(quick, committed, path: str = "") -> set[str]:
+    """The paths where the structures of ``quick`` and ``committed`` differ (see the module):
+    the top level is a record (its provenance checked apart, and the contents of a run's
+    provenance not compared); a collection's entries are compared as one, their key written
+    ``*``."""
+    if isinstance(quick, list) and isinstance(committed, list):
+        if quick and committed and isinstance(quick[0], dict) and isinstance(committed[0], dict):
+            return differences(quick[0], committed[0], f"{path}[0]")
+        return set()
+    if not (isinstance(quick, dict) and isinstance(committed, dict)):
+        return set()
+    skip = PROVENANCE if not path else set()
+    collection = bool(path) and all(
+        d and all(isinstance(v, (dict, list)) for v in d.values()) for d in (quick, committed))
+    common = [k for k in quick if k in committed and k not in PROVENANCE]  # its own check
+    out = set()
+    if collection and not common:
+        out.add(f"{path}.*")
+    if not collection:
+        out |= {f"{path}.{k}".lstrip(".") for k in (set(quick) ^ set(committed)) - skip}
+    for k in common:
+        out |= differences(quick[k], committed[k], f"{path}.{'*' if collection else k}".lstrip("."))
+    return out
+
+
+def test_differences_reports_record_keys_and_pools_collection_entries():
+    quick = {"a": 1, "runs": {"x": [{"s": 0, "new": 1}], "z": [{"s": 3}]}, "rec": {"u": 1},
+             "provenance": {}}
+    committed = {"a": 2, "old": 3, "runs": {"x": [{"s": 1}], "y": [{"s": 2}]},
+                 "rec": {"u": 1, "v": 2, "provenance": {}}}
+    assert differences(quick, committed) == {"old", "runs.*[0].new", "rec.v", "rec.provenance"}
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_quick_variant_writes_the_committed_structure_with_provenance(name, tmp_path):
+    committed_files, flags = BENCHMARKS[name]
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert module.main(["--quick", "--out", str(tmp_path), *flags]) in (0, None)
+    (written,) = tmp_path.glob("*_quick.json")
+    quick = json.loads(written.read_text())
+
+    provenance = quick["provenance"]
+    for field in ("commit", "command", "versions", "machine", "date"):
+        assert provenance[field], field
+    assert provenance["command"].startswith(f"python -m benchmarks.{name} ")
+    assert "--quick" in provenance["command"].split()
+
+    for committed_name in committed_files:
+        committed = json.loads((RESULTS / committed_name).read_text())
+        found = differences(quick, committed)
+        assert found == set(DIFFERENCES.get(name, {})), (committed_name, sorted(found))
