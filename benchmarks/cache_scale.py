@@ -161,6 +161,7 @@ def phase_reader(work: Path, repeats: int, cold: bool) -> dict:
     step_s = [t / 10 for t in timed["step"]["all"]]
     del keras
     return {
+        "student": ts.DEFAULT_STUDENT,  # the training step measured (popped by main)
         "first_batch_s": first_batch, "rss_after_imports_mb": imported_rss,
         "rss_after_open_mb": open_rss, "peak_rss_mb": peak_rss_mb(),
         # ru_maxrss counts the pages of the memory-mapped image file that random
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     common.write_results(out, {
         "cache": {"rows": args.rows, "views": VIEWS, "classes": CLASSES, "topk": TOPK,
                   "rows_per_shard": BATCH_ROWS, "images": "synthetic uint8 28x28, memory-mapped"},
+        # the reader phases' training step (one student for both)
+        "student": [results[n].pop("student") for n in ("reader_cold", "reader_warm")][0],
         "results": results, "targets_met": targets}, argv, __name__)
     print(json.dumps(targets, indent=2))
     print(f"wrote {out}")

@@ -85,7 +85,7 @@ def record(path: Path, static: dict, run: dict) -> dict:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: 2 rounds",
                            out=common.RESULTS, out_help="results folder (there "
                            "latency_<student>.json, latency_<student>_quick.json for --quick), "
@@ -93,12 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--teacher", default=str(ROOT / "teachers" / "fashion-mnist-lite0"))
-    parser.add_argument("--width", type=int, default=48)
-    parser.add_argument("--separable", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--hidden-units", type=int, nargs="+", default=[128])
+    parser.add_argument("--student", default=None,
+                        help="a preset of tosc_sionna.STUDENT_PRESETS (default: the default "
+                             "student); --width, --[no-]separable, --hidden-units override it")
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--separable", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--hidden-units", type=int, nargs="+", default=None)
     args = parser.parse_args(argv)
-    name = student_name(args.width, args.separable, args.hidden_units)
-    out = common.results_file(args.out, f"latency_{name}", args.quick)
     batches = BATCHES  # also --quick: the results keep their keys (batch1, batch256)
     rounds = 2 if args.quick else args.rounds
 
@@ -115,6 +116,18 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     import tosc_sionna as ts
+
+    try:  # after TensorFlow's threads are set: importing tosc_sionna starts TensorFlow
+        preset = ts.student_preset(args.student or ts.DEFAULT_STUDENT)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.width = preset.width if args.width is None else args.width
+    args.separable = preset.separable if args.separable is None else args.separable
+    args.hidden_units = list(preset.hidden_units if args.hidden_units is None
+                             else args.hidden_units)
+    name = student_name(args.width, args.separable, args.hidden_units)
+    out = common.results_file(args.out, f"latency_{name}", args.quick)
     from cache_tools.teachers import load_teacher
     from tosc_sionna import serving
     from tosc_sionna.data import load_fashion_mnist
@@ -215,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"macs": static["macs_per_example"], "ratios": ratios,
                       "targets": run["targets"]}, indent=2))
     print(f"wrote {out} ({len(results['runs'])} runs)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     n = (args.train_images // BATCH) * BATCH
     x, y = x[:n], y[:n]
     results = {
+        "student": ts.DEFAULT_STUDENT,  # make_link's default, labels-only training
         "train_images": n,
         "batch_size": BATCH,
         "channels": {},

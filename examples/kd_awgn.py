@@ -40,7 +40,6 @@ written, and refuses runs whose settings differ.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -53,6 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF start-up chatter
 import numpy as np  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from tosc_cache.provenance import provenance as run_provenance  # noqa: E402
 from tosc_sionna.data import (  # noqa: E402
     CacheError,
     DatasetNotFoundError,
@@ -237,6 +237,17 @@ def check_args(args: argparse.Namespace) -> str | None:
     return next((message for ok, message in checks if not ok), None)
 
 
+def build_link(args: argparse.Namespace, num_classes: int, seed: int | None = None
+               ) -> ts.TaskOrientedLink:
+    """The student the job trains (``args`` checked by :func:`check_args`)."""
+    return ts.make_link(CHANNELS[args.channel](), num_symbols=args.n_symbols,
+                        num_classes=num_classes, width=args.width, separable=args.separable,
+                        hidden_units=tuple(args.hidden_units),
+                        stochastic=not args.deterministic_encoder,
+                        snr_train_db=tuple(args.snr_train), seed=seed,
+                        downsample=args.downsample)
+
+
 def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDataset,
                        evaluation: dict[str, Any], teacher: Any) -> tuple[dict, dict]:
     # the architecture is args.width/separable/hidden_units (resolve_student filled them)
@@ -250,13 +261,7 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
     ts.set_seed(seed)
     if teacher is not None:
         teacher.seconds, teacher.images = 0.0, 0
-    link = ts.make_link(CHANNELS[args.channel](), num_symbols=args.n_symbols,
-                        num_classes=spec.num_classes,
-                        width=args.width, separable=args.separable,
-                        hidden_units=tuple(args.hidden_units),
-                        stochastic=not args.deterministic_encoder,
-                        snr_train_db=tuple(args.snr_train), seed=seed,
-                        downsample=args.downsample)
+    link = build_link(args, spec.num_classes, seed)
     trainer = ts.make_trainer(
         link, steps_per_epoch=steps, epochs=epochs, alpha=args.alpha,
         temperature=args.temperature, beta=args.beta,
@@ -394,24 +399,10 @@ def combine(paths: list[str]) -> dict:
     return {**across_seeds(sorted(runs, key=lambda r: r["seed"])), "combined_from": sources}
 
 
-def _runinfo() -> Any:
-    # benchmarks/common/runinfo.py, loaded from its file (run as a script, this job cannot
-    # import the repository's ``benchmarks`` package); loaded when the job starts, so the
-    # commit it records is the one the run started from
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "common" / "runinfo.py"
-    spec = importlib.util.spec_from_file_location("benchmarks_runinfo", path)
-    runinfo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runinfo)
-    return runinfo
-
-
-RUNINFO = _runinfo()
-
-
 def provenance(argv: list[str] | None) -> dict:
-    """Commit, command, versions, machine and date of this run, as every benchmark records
-    them."""
-    return RUNINFO.provenance(argv, "examples/kd_awgn.py")
+    """Commit (the one this run started from), command, versions, machine and date of this
+    run, as every benchmark records them."""
+    return run_provenance(argv, "examples/kd_awgn.py")
 
 
 def write_results(results: dict, sweeps: dict, out: Path, argv: list[str] | None = None) -> None:
@@ -440,8 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         write_results(results, {f"student ({r['channel']}), seed {r['seed']}": r
                                 for r in results["per_seed"]}, Path(args.out), argv)
         return 0
-    args.alpha = 1.0 if args.no_teacher else 0.5 if args.alpha is None else args.alpha
-    args.beta = 0.0 if args.deterministic_encoder else 1e-4 if args.beta is None else args.beta
+    recipe = ts.training  # the recipe's defaults (make_trainer's)
+    args.alpha = (1.0 if args.no_teacher else recipe.DEFAULT_ALPHA if args.alpha is None
+                  else args.alpha)
+    args.beta = (0.0 if args.deterministic_encoder else recipe.DEFAULT_BETA if args.beta is None
+                 else args.beta)
     epochs = args.epochs or (1 if args.quick else 30)
     draws = args.draws or (1 if args.quick else 3)
     snrs = [-10.0, 0.0, 10.0, 20.0] if args.quick else list(np.arange(-10.0, 20.01, 2.5))
@@ -464,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             # same rows and split for every seed; its own order, views, labelled subset
             return TeacherCacheDataset(
                 opened, DataSource(dataset=args.dataset, data_dir=args.data_dir),
-                batch_size=128, seed=seed, rows=train_rows,
+                batch_size=ts.training.DEFAULT_BATCH_SIZE, seed=seed, rows=train_rows,
                 labelling=LabelPolicy(args.labelled_fraction, only=args.no_teacher),
                 online=None if teacher is None else OnlineDistillation(teacher),
                 features=args.feature_weight is not None)

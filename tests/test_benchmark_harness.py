@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks import common
-from benchmarks.common import runinfo
+from tosc_cache import provenance as runinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_commit_is_head_dirty_only_with_changed_tracked_files_and_unknown_outsid
     plain.mkdir()
     # outside any work tree (GIT_CEILING_DIRECTORIES stops the search above tmp_path)
     ceiling = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", "from benchmarks.common.runinfo import commit;"
+    out = subprocess.run([sys.executable, "-c", "from tosc_cache.provenance import commit;"
                           f"from pathlib import Path; print(commit(Path({str(plain)!r})))"],
                          cwd=ROOT, env={**ceiling, "PYTHONPATH": str(ROOT)}, capture_output=True,
                          text=True, check=True)
@@ -72,7 +72,7 @@ def test_provenance_has_its_five_fields():
 
 def test_command_of_a_module_run_with_dash_m_or_a_script(tmp_path):
     (tmp_path / "probe.py").write_text(
-        "from benchmarks.common.runinfo import command\nprint(command())\n")
+        "from tosc_cache.provenance import command\nprint(command())\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     shown = subprocess.run([sys.executable, "-m", "probe", "--quick", "a b"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, check=True)
@@ -83,7 +83,7 @@ def test_command_of_a_module_run_with_dash_m_or_a_script(tmp_path):
 
 
 def test_versions_are_read_without_importing_the_packages():
-    code = ("import sys; from benchmarks.common.runinfo import versions; v = versions(); "
+    code = ("import sys; from tosc_cache.provenance import versions; v = versions(); "
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'transformers') "
             "if m in sys.modules)); print(sorted(v))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

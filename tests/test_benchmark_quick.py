@@ -47,7 +47,6 @@ BENCHMARKS = {
 #: commits wrote)
 PROVENANCE = {"provenance", "earlier_provenance"}
 MACHINE = "committed file predates provenance (its machine record, now provenance.machine)"
-STUDENT = "committed file predates naming the student a benchmark uses (issue 22 item 2)"
 PRESET = "committed file predates the named student presets (issue 22 item 2)"
 TIMING = "committed file predates the shared interleaved timing (best, spread, all)"
 ONLY_TWO = "the test runs two variants (--variants ce-only cached-v1)"
@@ -55,10 +54,10 @@ HAND = "committed file predates benchmarks.few_labels (assembled by hand from kd
 FRONTIER_RUN = "committed runs predate feature distillation in the frontier"
 #: benchmark: {path where the quick output and a committed file differ: why}
 DIFFERENCES: dict[str, dict[str, str]] = {
-    "ablations": {"machine": MACHINE, "student": STUDENT},
+    "ablations": {"machine": MACHINE},
     "cache_scale": {"machine": MACHINE},
     "compression_fidelity": {"machine": MACHINE},
-    "digital_vs_analog": {"machine": MACHINE, "student": STUDENT},
+    "digital_vs_analog": {"machine": MACHINE},
     "extraction_throughput": {"machine": MACHINE, "device": MACHINE, "torch_threads": MACHINE,
                               "bare_loop_s_all": TIMING, "tool_s_all": TIMING},
     "fast_distillation": {

@@ -149,11 +149,7 @@ def test_default_student_of_make_link_is_the_main_jobs(tmp_path):
     x = np.zeros((1, 28, 28, 1), np.float32)
     default = ts.make_link(ts.AWGNChannel())
     default(x, snr_db=10.0)
-    main_job = ts.make_link(job.CHANNELS[args.channel](), num_symbols=args.n_symbols,
-                            width=args.width, separable=args.separable,
-                            hidden_units=tuple(args.hidden_units),
-                            stochastic=not args.deterministic_encoder,
-                            snr_train_db=tuple(args.snr_train))
+    main_job = job.build_link(args, num_classes=10)  # what the job trains
     main_job(x, snr_db=10.0)
     assert default.count_params() == main_job.count_params()
 

@@ -12,6 +12,8 @@ from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, 
 from .presets import DEFAULT_NUM_SYMBOLS, DEFAULT_SNR_TRAIN_DB, DEFAULT_STUDENT, student_preset
 from .snr import check_snr_db, check_snr_range
 
+#: Where the sampling noise's counter starts: far from the SNR stream's (which starts at 0).
+_SAMPLE_STREAM = 2**30
 #: Constructor arguments of a 0.4 link that moved to the trainer (training only).
 _TRAINING_ONLY_0_4 = ("rate_weight", "feature_dim", "feature_weight")
 
@@ -111,9 +113,11 @@ class TaskOrientedLink(keras.Model):
         self._snr_eval_db_init = float(snr_eval_db)
         self.seed = seed
         self.snr_seed_generator = keras.random.SeedGenerator(seed)
-        # a stream of its own, so sampling does not shift the SNR draws
-        self.sample_seed_generator = keras.random.SeedGenerator(
-            None if seed is None else int(seed) + 1)
+        # a stream of its own, so sampling does not shift the SNR draws: the same seed with
+        # a counter 2^30 draws ahead (seed + 1 would be the SNR stream of a link seeded so)
+        self.sample_seed_generator = keras.random.SeedGenerator(seed)
+        if seed is not None:
+            self.reseed(int(seed))
         self.snr_eval_db = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(float(snr_eval_db)),
@@ -148,7 +152,7 @@ class TaskOrientedLink(keras.Model):
         """Restart the encoder's sampling noise from ``seed``: two links with the same
         weights, reseeded alike, draw the same noise (a sampled evaluation reproduces)."""
         state = self.sample_seed_generator.state
-        state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
+        state.assign(ops.convert_to_tensor([int(seed), _SAMPLE_STREAM], dtype=state.dtype))
 
     def _snr(self, x: Any, snr_db: Any, training: bool | None) -> Any:
         batch = ops.shape(x)[0]

@@ -222,7 +222,6 @@ class IBDistillationLoss(keras.losses.Loss):
             raise ValueError(f"alpha must lie in [0, 1]; got {alpha}.")
         self.alpha = float(alpha)
         self.temperature = _check_temperature(temperature)
-        self.distillation = SoftLabelDistillation(self.temperature, teacher="probabilities")
 
     def terms(self, y_true: dict, y_pred: Any) -> dict[str, Any]:
         """Per-example ``ce`` (0 where unlabelled) and ``kd``, and the ``labelled`` mask."""
@@ -234,11 +233,19 @@ class IBDistillationLoss(keras.losses.Loss):
                 f"student's logits {y_pred.shape[-1]}.")
         labelled = ops.cast(y_true["labelled"], "float32")
         return {"ce": label_cross_entropy(y_true["label"], y_pred, labelled),
-                "kd": distillation_kl(y_true["teacher"], y_pred, self.temperature),
+                "kd": self.distillation.per_example(y_true["teacher"], y_pred),
                 "labelled": labelled}
 
+    @property
+    def distillation(self) -> SoftLabelDistillation:
+        """The distillation term alone, on cached probabilities (a Keras ``DistillationLoss``)."""
+        return SoftLabelDistillation(self.temperature, teacher="probabilities")
+
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        terms = self.terms(y_true, y_pred)
+        return self.combine(self.terms(y_true, y_pred))
+
+    def combine(self, terms: dict[str, Any]) -> Any:
+        """The per-example loss from :meth:`terms` (see the class docstring for the scale)."""
         batch = ops.cast(ops.shape(terms["ce"])[0], "float32")
         scale = batch / ops.maximum(ops.sum(terms["labelled"]), 1.0)
         return self.alpha * scale * terms["ce"] + (1.0 - self.alpha) * terms["kd"]

@@ -168,7 +168,7 @@ class DistillationTrainer(keras.Model):
                              "'labelled' mask says which labels count.")
         logits = y_pred["logits"]
         terms = self.distillation_loss.terms(y, logits)
-        total = ops.mean(self.distillation_loss.call(y, logits))
+        total = ops.mean(self.distillation_loss.combine(terms))
         correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1),
                                      ops.cast(y["label"], "int32")), "float32")
         self.ce_metric.update_state(terms["ce"], terms["labelled"])
@@ -193,7 +193,7 @@ class DistillationTrainer(keras.Model):
             if training:
                 total = total + self.feature_weight * distance
         if self.losses:  # e.g. kernel regularizers a user put on the link's layers
-            total = total + ops.sum(self.losses)
+            total = total + ops.sum([ops.cast(loss, "float32") for loss in self.losses])
         return total
 
     def get_config(self) -> dict[str, Any]:

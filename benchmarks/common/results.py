@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .runinfo import provenance
+from tosc_cache.provenance import provenance
 
 
 def merge_runs(mine: list[dict], theirs: list[dict], written: set,
@@ -63,7 +63,7 @@ def write_results(path: str | Path, results: dict, argv: Sequence[str] | None = 
                   script: str | None = None) -> Path:
     """Write a results file that one run measures whole (no runs to merge): ``results`` with
     the provenance of this command (``argv`` and ``script`` as in
-    :func:`~.runinfo.command`), replacing what was there, under the same lock as
+    :func:`tosc_cache.provenance.command`), replacing what was there, under the same lock as
     :func:`save_merged`. Returns the path."""
     path = Path(path)
     record = provenance(argv, script)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -167,5 +168,12 @@ class SemanticEncoder(keras.layers.Layer):
     def from_config(cls, config: dict[str, Any]) -> SemanticEncoder:
         # 0.4 encoders sampled by themselves: their noise seed and inference flag now
         # belong to the link (TaskOrientedLink.transmit's ``sample``)
-        config = {k: v for k, v in config.items() if k not in ("seed", "sample_at_inference")}
+        config = dict(config)
+        config.pop("seed", None)
+        if config.pop("sample_at_inference", False):
+            warnings.warn(
+                "This SemanticEncoder was saved by tosc-sionna 0.4 with sample_at_inference="
+                "True; since 0.5 the encoder returns (mu, log_var) and the link samples: call "
+                "link(x, sample=True) (or accuracy_vs_snr(..., sample_encoder=True)) to "
+                "evaluate the sampling encoder.", stacklevel=2)
         return cls(**config)

@@ -1,7 +1,9 @@
 """Where a number came from: ``provenance()`` for a results file.
 
-Standard library only, and self-contained (no import from the rest of the package), so that
-``examples/kd_awgn.py`` can load this file by its path when it runs as a script.
+Standard library only. The benchmarks (``benchmarks.common``) and the main job
+(``examples/kd_awgn.py``, also when copied out of the repository) record their results
+with it; the commit is that of the git work tree this package lives in (an editable
+install of a clone), ``"unknown"`` otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 #: the distributions whose versions a results file records (those installed)
 PACKAGES = ("numpy", "keras", "tensorflow", "sionna", "torch", "transformers", "h5py")
 #: distribution names to try for a package (Sionna installs as ``sionna-no-rt`` or ``sionna``)
@@ -64,7 +66,9 @@ def commit(root: Path = ROOT) -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # results files are outputs, not code: writing one does not make the next run dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)benchmarks/results"],
                                cwd=root, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
