@@ -87,6 +87,12 @@ def test_link_samples_a_stochastic_encoder_in_training_only():
     z2, mu2, _ = (np.asarray(t) for t in link.encode(x, training=True))
     np.testing.assert_allclose(mu2, mu, rtol=1e-5, atol=1e-6)
     assert np.mean(np.abs(z2 - z)) > 0.1 * np.mean(np.abs(z - mu))
+    # the sampling stream is the link's own: not the SNR stream of a link seeded 4
+    fresh, other = (ts.make_link(ts.AWGNChannel(), num_symbols=4, width=2, hidden_units=(4,),
+                                 seed=s) for s in (3, 4))
+    snr_next = np.asarray(keras.random.normal((4000,), seed=other.snr_seed_generator))
+    eps = np.asarray(keras.random.normal((4000,), seed=fresh.sample_seed_generator))
+    assert np.abs(np.corrcoef(snr_next, eps)[0, 1]) < 5 / np.sqrt(4000)
     # z = mu + sigma * eps with eps standard normal: 8000 draws, 5 standard errors
     eps = (z - mu) / np.exp(0.5 * log_var)
     se = 1 / np.sqrt(eps.size)
