@@ -50,7 +50,6 @@ MACHINE = "committed file predates provenance (its machine record, now provenanc
 PRESET = "committed file predates the named student presets (issue 22 item 2)"
 TIMING = "committed file predates the shared interleaved timing (best, spread, all)"
 ONLY_TWO = "the test runs two variants (--variants ce-only cached-v1)"
-HAND = "committed file predates benchmarks.few_labels (assembled by hand from kd_awgn runs)"
 FRONTIER_RUN = "committed runs predate feature distillation in the frontier"
 #: benchmark: {path where the quick output and a committed file differ: why}
 DIFFERENCES: dict[str, dict[str, str]] = {
@@ -66,8 +65,7 @@ DIFFERENCES: dict[str, dict[str, str]] = {
         "summary.epoch_ratio_cached_over_ce_only.cached-v4": ONLY_TWO,
         "summary.epoch_ratio_online_over_cached_v4": ONLY_TWO,
         "summary.projection_vit_b16": "--quick skips the ViT-B/16 forward (minutes on a CPU)"},
-    "few_labels": {"machine": MACHINE, "benchmark": HAND, "date": HAND, "student_args": HAND,
-                   "runs[0].provenance": HAND, "runs[0].quick": HAND},
+    "few_labels": {},
     "hyperparameters": {"machine": MACHINE, "student.preset": PRESET,
                         "defaults.stochastic": "committed file predates the stochastic setting",
                         "runs[0].setting.stochastic":
