@@ -27,6 +27,12 @@ def test_cross_entropy_and_unlabelled_rows():
     expected = -np_log_softmax(LOGITS)[np.arange(16), np.maximum(labels, 0)]
     expected[labels < 0] = 0.0
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # with a mask: masked rows are 0, and a row marked labelled without a label too
+    mask = np.ones(16, np.float32)
+    mask[1] = 0.0
+    masked = np.asarray(losses.label_cross_entropy(labels, LOGITS, mask))
+    expected[1] = 0.0
+    np.testing.assert_allclose(masked, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("tau", [1.0, 2.0, 4.0])

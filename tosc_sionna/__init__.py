@@ -6,6 +6,9 @@ through Sionna channels, composed by :class:`TaskOrientedLink` (outputs only) an
 teacher cache by :class:`DistillationTrainer` (every loss term).
 """
 
+# one version for the distribution (setup.cfg reads tosc_cache.__version__)
+from tosc_cache import __version__ as __version__
+
 from .channels import (
     CHANNEL_MODELS,
     AWGNChannel,
@@ -22,8 +25,6 @@ from .losses import IBDistillationLoss, SoftLabelDistillation
 from .presets import DEFAULT_STUDENT, STUDENT_PRESETS, student_preset
 from .snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
 from .training import DistillationTrainer, make_trainer
-
-__version__ = "0.5.0"
 
 __all__ = [
     "AWGNChannel",

@@ -49,10 +49,12 @@ def temper(probs: Any, temperature: float) -> Any:
 
 
 def label_cross_entropy(labels: Any, logits: Any, labelled: Any = None) -> Any:
-    """Per-example ``CE(y, softmax(logits))``, 0 where ``labelled`` is 0 (default: where
-    the label is negative)."""
+    """Per-example ``CE(y, softmax(logits))``, 0 where ``labelled`` is 0 or the label is
+    negative (a row marked labelled without a label counts as unlabelled)."""
     labels = ops.cast(labels, "int32")
-    known = labels >= 0 if labelled is None else ops.cast(labelled, "bool")
+    known = labels >= 0
+    if labelled is not None:
+        known = ops.logical_and(known, ops.cast(labelled, "bool"))
     safe = ops.where(known, ops.maximum(labels, 0), ops.zeros_like(labels))
     ce = keras.losses.sparse_categorical_crossentropy(
         safe, ops.cast(logits, "float32"), from_logits=True)
