@@ -183,9 +183,13 @@ class TaskOrientedLink(keras.Model):
                  sample: bool | None = None) -> Any:
         """Transmitter only: inputs -> power-normalized real symbols ``[batch, 2n]``
         (``snr_db`` as in ``call``: None is the training draw or the evaluation SNR)."""
-        snr = self._snr(x, snr_db, training)
-        z, _, _ = self.encode(x, training=training, sample=sample)
-        return self.power_normalization(self.tx_cam(z, snr))
+        return self._send(x, self._snr(x, snr_db, training), training, sample)[0]
+
+    def _send(self, x: Any, snr: Any, training: bool | None,
+              sample: bool | None) -> tuple[Any, Any, Any]:
+        # the transmitter chain, shared by transmit and propagate: (symbols, mu, log_var)
+        z, mu, log_var = self.encode(x, training=training, sample=sample)
+        return self.power_normalization(self.tx_cam(z, snr)), mu, log_var
 
     def receive(self, y: Any, snr_db: Any, noise: Any = None, training: bool | None = None,
                 return_embedding: bool = False) -> Any:
@@ -214,8 +218,7 @@ class TaskOrientedLink(keras.Model):
             decoder with ``return_embedding``, e.g. :class:`SemanticDecoder`).
         """
         snr = self._snr(x, snr_db, training)
-        z, mu, log_var = self.encode(x, training=training, sample=sample)
-        symbols = self.power_normalization(self.tx_cam(z, snr))
+        symbols, mu, log_var = self._send(x, snr, training, sample)
         out = self.channel(symbols, snr)
         y, noise = out if isinstance(out, (tuple, list)) else (out, None)
         logits = self.receive(y, snr, noise, training=training,
