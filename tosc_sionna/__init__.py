@@ -9,6 +9,13 @@ teacher cache by :class:`DistillationTrainer` (every loss term).
 # one version for the distribution (setup.cfg reads tosc_cache.__version__)
 from tosc_cache import __version__ as __version__
 
+# before anything imports keras: the Sionna line decides Keras' backend
+from .line import select_backend as _select_backend
+
+_select_backend()
+
+# ruff: noqa: E402
+
 from .channels import (
     CHANNEL_MODELS,
     AWGNChannel,

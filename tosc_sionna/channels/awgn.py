@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
-import tensorflow as tf
 from sionna.phy.channel import AWGN
 
-from .base import ChannelLayer
+from .backends import ops
+from .base import ChannelLayer, untracked
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
@@ -34,8 +36,8 @@ class AWGNChannel(ChannelLayer):
     """
 
     def build_channel(self, num_symbols: int) -> None:
-        self._awgn = AWGN()  # precision: sionna.phy.config
+        untracked(self, _awgn=AWGN())  # precision: sionna.phy.config
 
-    def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def transmit(self, s: Any, no: Any) -> tuple[Any, Any]:
         y = self._awgn(s, no[:, None])
-        return y, tf.broadcast_to(no[:, None], tf.shape(s, out_type=tf.int32))
+        return y, ops.broadcast_to(no[:, None], ops.shape(s))

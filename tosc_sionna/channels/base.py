@@ -7,7 +7,8 @@ the same real layout. Complex tensors live only inside ``call``: they never
 cross a Keras layer boundary.
 
 This package is the only code of ``tosc_sionna`` that touches Sionna and
-backend (TensorFlow) tensors.
+backend tensors; what differs between TensorFlow (Sionna 1.2) and PyTorch
+(Sionna 2.x) lives in :mod:`.backends`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
-from sionna.phy import config as sionna_config
 
 from ..shapes import check_symbol_shape
 from ..snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
+from .backends import ops
 
 # Floor on |h|^2 in zero-forcing divisions: keeps deep fades finite (never inf/NaN).
 _GAIN_FLOOR = 1e-12
@@ -32,23 +32,36 @@ def set_seed(seed: int) -> None:
     """Seed every random draw of the link: Keras, NumPy, Python and Sionna.
 
     Sionna draws channel realizations and noise from its own global
-    generator (``sionna.phy.config.tf_rng``); Keras draws weights and
-    training SNRs from its seed generators. Call this once, eagerly, before
-    building a model: the same seed then gives the same numbers.
+    generators (``sionna.phy.config``); Keras draws weights and training
+    SNRs from its seed generators. Call this once, eagerly, before building a
+    model: the same seed then gives the same numbers. (Sionna first: on the
+    torch line, seeding Sionna also reseeds torch's global generators.)
     """
+    ops.seed_sionna(int(seed))
     keras.utils.set_random_seed(int(seed))
-    sionna_config.seed = int(seed)
 
 
-def snr_db_to_noise_variance(snr_db: Any) -> tf.Tensor:
+def snr_db_to_noise_variance(snr_db: Any) -> Any:
     """Noise variance per complex symbol, ``no = 10 ** (-snr_db / 10)``.
 
     The SNR is Es/N0 per complex channel use with Es = 1 (the power
     normalization's unit average power per complex symbol). Sionna's
     ``ebnodb2no`` is for coded bits and does not apply to analog symbols.
     """
-    snr_db = tf.cast(snr_db, tf.float32)
-    return tf.pow(10.0, -snr_db / 10.0)
+    snr_db = keras.ops.cast(snr_db, "float32")
+    return keras.ops.power(10.0, -snr_db / 10.0)
+
+
+def untracked(layer: keras.layers.Layer, **blocks: Any) -> None:
+    """Set Sionna blocks as attributes of ``layer`` that Keras does not track.
+
+    On the torch backend Keras wraps every ``torch.nn.Module`` attribute (every
+    Sionna 2 object is one) in a ``TorchModuleWrapper`` and would save, count
+    and train its state; the blocks are simulation machinery, rebuilt from the
+    layer's config, never weights.
+    """
+    for name, block in blocks.items():
+        object.__setattr__(layer, name, block)
 
 
 def check_static_snr_db(snr_db: Any) -> None:
@@ -57,34 +70,20 @@ def check_static_snr_db(snr_db: Any) -> None:
     Symbolic tensors (inside ``tf.function``) cannot be checked in Python;
     :meth:`ChannelLayer.noise_variance` adds a graph assertion for those.
     """
-    value = tf.get_static_value(snr_db) if tf.is_tensor(snr_db) else snr_db
+    value = ops.static_value(snr_db) if ops.is_tensor(snr_db) else snr_db
     if value is not None:
         check_snr_db(value)
 
 
-def sionna_dtypes() -> tuple[tf.DType, tf.DType]:
-    """The (real, complex) dtypes of ``sionna.phy.config.precision`` ("single" or "double")."""
-    if sionna_config.precision == "double":
-        return tf.float64, tf.complex128
-    return tf.float32, tf.complex64
-
-
-def real_to_complex(x: tf.Tensor, dtype: tf.DType = tf.complex64) -> tf.Tensor:
-    """``[batch, 2n]`` float, (Re, Im) interleaved -> ``[batch, n]`` complex ``dtype``."""
-    x = tf.cast(x, dtype.real_dtype)
-    return tf.complex(x[:, 0::2], x[:, 1::2])
-
-
-def complex_to_real(z: tf.Tensor) -> tf.Tensor:
-    """``[batch, n]`` complex -> ``[batch, 2n]`` float32, (Re, Im) interleaved."""
-    pairs = tf.cast(tf.stack([tf.math.real(z), tf.math.imag(z)], axis=-1), tf.float32)
-    return tf.reshape(pairs, [tf.shape(z)[0], 2 * z.shape[-1]])
+sionna_dtypes = ops.sionna_dtypes
+real_to_complex = ops.real_to_complex
+complex_to_real = ops.complex_to_real
 
 
 def noise_variance_to_snr_db(no: Any) -> Any:
     """``snr_db = -10 log10(no)``; concrete values are checked (finite, > 0, in range)."""
-    if tf.is_tensor(no) or isinstance(no, keras.KerasTensor):
-        value = tf.get_static_value(no) if tf.is_tensor(no) else None
+    if ops.is_tensor(no) or isinstance(no, keras.KerasTensor):
+        value = ops.static_value(no) if ops.is_tensor(no) else None
         if value is None:
             return -10.0 * keras.ops.log(keras.ops.cast(no, "float32")) / np.log(10.0)
         no = value
@@ -138,10 +137,7 @@ class ChannelLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.return_noise = bool(return_noise)
         self.num_symbols: int | None = None
-        # Sionna's global generator must exist before any Keras trace:
-        # created inside one, it becomes a graph-captured variable and fails.
-        with tf.init_scope():
-            _ = sionna_config.tf_rng
+        ops.prepare()
 
     def __call__(self, x: Any, snr_db: Any = None, no: Any = None, **kwargs: Any) -> Any:
         # Sionna users think in noise variances: ``no=`` is the same contract,
@@ -155,9 +151,9 @@ class ChannelLayer(keras.layers.Layer):
             snr_db = noise_variance_to_snr_db(no)
         # Keras accepts only tensors as positional inputs: let users write
         # layer(x, 10.0) by converting Python/NumPy SNRs (checked first).
-        if not (tf.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):
+        if not (ops.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):
             check_snr_db(snr_db)
-            snr_db = tf.convert_to_tensor(np.asarray(snr_db, dtype=np.float32))
+            snr_db = keras.ops.convert_to_tensor(np.asarray(snr_db, dtype=np.float32))
         return super().__call__(x, snr_db, **kwargs)
 
     def build(self, x_shape: Any, snr_db_shape: Any = None) -> None:
@@ -169,44 +165,42 @@ class ChannelLayer(keras.layers.Layer):
         # Sionna objects hold NumPy/eager state: create them outside any trace.
         # Their precision is fixed now, so the layer's dtypes are too.
         self._dtypes = sionna_dtypes()
-        with tf.init_scope():
+        with ops.outside_trace():
             self.build_channel(self.num_symbols)
         self.built = True
 
     def build_channel(self, num_symbols: int) -> None:
         """Create the Sionna blocks for ``num_symbols`` complex symbols."""
 
-    def noise_variance(self, snr_db: Any, batch_size: tf.Tensor) -> tf.Tensor:
+    def noise_variance(self, snr_db: Any, batch_size: Any) -> Any:
         """Validate ``snr_db`` and return the noise variance ``no`` as ``[batch]``."""
         check_static_snr_db(snr_db)
-        snr_db = tf.cast(snr_db, tf.float32)
-        if snr_db.shape.rank is not None and snr_db.shape.rank > 1:
+        snr_db = ops.cast(snr_db, "float32")
+        if len(snr_db.shape) > 1:
             raise ValueError(
-                f"snr_db must be a scalar or have shape [batch]; got shape {snr_db.shape}."
+                f"snr_db must be a scalar or have shape [batch]; got shape {tuple(snr_db.shape)}."
             )
-        if tf.get_static_value(snr_db) is None:
-            # Runtime check for traced SNRs (a no-op under XLA, which drops asserts).
-            ok = tf.reduce_all(
-                tf.logical_and(snr_db >= SNR_DB_MIN, snr_db <= SNR_DB_MAX)
+        if ops.static_value(snr_db) is None:
+            # runtime check of a traced SNR (TensorFlow graphs only)
+            ops.assert_in_range(
+                snr_db, SNR_DB_MIN, SNR_DB_MAX,
+                f"snr_db must be finite and lie in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB",
             )
-            tf.debugging.Assert(
-                ok, [f"snr_db must be finite and lie in [{SNR_DB_MIN}, {SNR_DB_MAX}] dB"]
-            )
-        snr_db = tf.broadcast_to(snr_db, [batch_size])
+        snr_db = ops.broadcast_to(snr_db, [batch_size])
         return snr_db_to_noise_variance(snr_db)
 
     def call(self, x: Any, snr_db: Any) -> Any:
         check_symbol_shape(x.shape)
-        x = tf.cast(x, tf.float32)
+        x = ops.cast(x, "float32")
         rdtype, cdtype = self._dtypes
-        no = tf.cast(self.noise_variance(snr_db, tf.shape(x)[0]), rdtype)
+        no = ops.cast(self.noise_variance(snr_db, ops.batch_size(x)), rdtype)
         y, no_eff = self.transmit(real_to_complex(x, cdtype), no)
         y = complex_to_real(y)
         if self.return_noise:
-            return y, tf.cast(tf.minimum(no_eff, _NOISE_CAP), tf.float32)
+            return y, ops.cast(ops.minimum(no_eff, _NOISE_CAP), "float32")
         return y
 
-    def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def transmit(self, s: Any, no: Any) -> tuple[Any, Any]:
         """Send complex symbols ``s`` [batch, n] with noise variance ``no`` [batch].
 
         Returns the equalized symbols [batch, n] (complex) and their effective
@@ -246,9 +240,7 @@ def check_equalizer(equalizer: str) -> str:
     return equalizer
 
 
-def equalize(
-    y: tf.Tensor, h_hat: tf.Tensor, err_var: tf.Tensor, no: tf.Tensor, equalizer: str
-) -> tuple[tf.Tensor, tf.Tensor]:
+def equalize(y: Any, h_hat: Any, err_var: Any, no: Any, equalizer: str) -> tuple[Any, Any]:
     r"""Single-antenna equalization of ``y = h x + w`` from an LMMSE channel estimate.
 
     ``h = h_hat + eps`` with ``eps`` of variance ``err_var``, uncorrelated with
@@ -263,14 +255,11 @@ def equalize(
 
     All arguments broadcast against each other; returns ``(x_hat, no_eff)``.
     """
-    gain = tf.math.real(h_hat * tf.math.conj(h_hat))
+    gain = ops.real(h_hat * ops.conj(h_hat))
     noise = no + err_var
     if equalizer == "lmmse":
         denom = gain + noise
     else:
-        denom = tf.maximum(gain, tf.cast(_GAIN_FLOOR, gain.dtype))
-    # tf.complex rather than a cast: the gradient of a real-to-complex cast casts a complex
-    # gradient back to real, and TensorFlow warns of a discarded imaginary part at each trace
-    real = tf.cast(denom, y.dtype.real_dtype)
-    x_hat = tf.math.conj(h_hat) * y / tf.complex(real, tf.zeros_like(real))
+        denom = ops.maximum(gain, _GAIN_FLOOR)
+    x_hat = ops.conj(h_hat) * y / ops.as_complex(denom, y)
     return x_hat, noise / denom

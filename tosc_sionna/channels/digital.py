@@ -7,12 +7,13 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops as K
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
 from .awgn import AWGNChannel
-from .base import ChannelLayer, noise_variance_to_snr_db, sionna_dtypes
+from .backends import ops
+from .base import ChannelLayer, noise_variance_to_snr_db, sionna_dtypes, untracked
 from .rayleigh import CSI_MODES, RayleighBlockFadingChannel
 
 __all__ = ["DIGITAL_CHANNELS", "DigitalChannel", "LDPC5G_RATE_MAX", "LDPC5G_RATE_MIN"]
@@ -276,10 +277,10 @@ class DigitalChannel(ChannelLayer):
         self.num_coded_bits = params["n"]
         self.num_symbols = params["n"] // params["bits_per_symbol"]
         self._dtypes = sionna_dtypes()
-        with tf.init_scope():  # Sionna objects hold eager state: never inside a trace
+        with ops.outside_trace():  # Sionna objects hold eager state: never inside a trace
             m = self.bits_per_symbol
             try:
-                self._encoder = LDPC5GEncoder(
+                encoder = LDPC5GEncoder(
                     self.num_info_bits, self.num_coded_bits, num_bits_per_symbol=m
                 )
             except ValueError as err:
@@ -287,11 +288,15 @@ class DigitalChannel(ChannelLayer):
                     f"Sionna's 5G LDPC encoder refused k_info={self.num_info_bits}, "
                     f"n={self.num_coded_bits}: {err}"
                 ) from err
-            self._decoder = LDPC5GDecoder(
-                self._encoder, hard_out=False, return_infobits=True, num_iter=self.num_iter
+            untracked(
+                self,
+                _encoder=encoder,
+                _decoder=LDPC5GDecoder(
+                    encoder, hard_out=False, return_infobits=True, num_iter=self.num_iter
+                ),
+                _mapper=Mapper("qam", m),
+                _demapper=Demapper(self.demapping_method, "qam", m),
             )
-            self._mapper = Mapper("qam", m)
-            self._demapper = Demapper(self.demapping_method, "qam", m)
             if self.channel == "awgn":
                 inner = AWGNChannel(return_noise=True)
             else:
@@ -299,72 +304,76 @@ class DigitalChannel(ChannelLayer):
                     equalizer="zf", csi=self.csi, num_pilots=self.num_pilots, return_noise=True
                 )
             inner.build((None, 2 * self.num_symbols))
-            self._inner = inner
+            untracked(self, _inner=inner)  # simulation machinery, not a sublayer to save
         self.built = True
 
     # -------------------------------------------------------------- quantizer
-    def quantize_indices(self, x: Any) -> tf.Tensor:
+    def quantize_indices(self, x: Any) -> Any:
         """Quantizer cell index of every value, int32 in ``[0, 2^b - 1]``."""
-        x = tf.cast(x, tf.float32)
-        idx = tf.floor((x + self.clip) / self.step)
-        return tf.cast(tf.clip_by_value(idx, 0.0, 2.0**self.num_bits - 1.0), tf.int32)
+        x = K.cast(x, "float32")
+        idx = K.floor((x + self.clip) / self.step)
+        return K.cast(K.clip(idx, 0.0, 2.0**self.num_bits - 1.0), "int32")
 
-    def dequantize(self, idx: Any) -> tf.Tensor:
+    def dequantize(self, idx: Any) -> Any:
         """Cell centre ``-clip + (idx + 1/2) Δ`` of each index, float32."""
-        return -self.clip + (tf.cast(idx, tf.float32) + 0.5) * self.step
+        return -self.clip + (K.cast(idx, "float32") + 0.5) * self.step
 
-    def quantize_values(self, x: Any) -> tf.Tensor:
+    def quantize_values(self, x: Any) -> Any:
         """What the link returns when decoding succeeds: clip, quantize, dequantize.
 
         (Not named ``quantize``: that is Keras's own model-quantization method.)
         """
         return self.dequantize(self.quantize_indices(x))
 
-    def _index_to_bits(self, idx: tf.Tensor) -> tf.Tensor:
+    def _index_to_bits(self, idx: Any) -> Any:
         """``[batch, k]`` int32 -> ``[batch, k b]`` bits (MSB first), Sionna's real dtype."""
-        shifts = tf.range(self.num_bits - 1, -1, -1, dtype=tf.int32)
-        bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(idx[..., None], shifts), 1)
-        bits = tf.reshape(bits, [tf.shape(idx)[0], self.num_info_bits])
-        return tf.cast(bits, self._dtypes[0])
+        # bit j of idx is floor(idx / 2^(b-1-j)) mod 2, exact in int32
+        powers = K.convert_to_tensor(
+            [2 ** (self.num_bits - 1 - j) for j in range(self.num_bits)], "int32"
+        )
+        bits = K.mod(K.floor_divide(idx[..., None], powers), 2)
+        bits = ops.reshape(bits, [ops.batch_size(idx), self.num_info_bits])
+        return ops.cast(bits, self._dtypes[0])
 
-    def _weights(self) -> tf.Tensor:
-        return tf.constant([2.0 ** (self.num_bits - 1 - j) for j in range(self.num_bits)])
+    def _weights(self) -> Any:
+        return K.convert_to_tensor(
+            [2.0 ** (self.num_bits - 1 - j) for j in range(self.num_bits)], "float32"
+        )
 
     # ------------------------------------------------------------------- link
-    def _send(self, x: tf.Tensor, snr_db: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    def _send(self, x: Any, snr_db: Any) -> tuple[Any, Any]:
         """Quantize, encode, map, transmit, demap: (coded bits, channel LLRs) ``[batch, n]``."""
         if not self.built:
             self.build(x.shape)
         rdtype, _ = self._dtypes
-        no = tf.cast(self.noise_variance(snr_db, tf.shape(x)[0]), rdtype)
+        no = ops.cast(self.noise_variance(snr_db, ops.batch_size(x)), rdtype)
         bits = self._index_to_bits(self.quantize_indices(x))
         coded = self._encoder(bits)
         s = self._mapper(coded)
         y, no_eff = self._inner.transmit(s, no)
-        llr = self._demapper(y, tf.cast(no_eff, rdtype))
+        llr = self._demapper(y, ops.cast(no_eff, rdtype))
         return coded, llr
 
     def call(self, x: Any, snr_db: Any) -> Any:
-        x = tf.cast(x, tf.float32)
+        x = ops.cast(x, "float32")
         _, llr = self._send(x, snr_db)
         # Sionna's LLRs are logits log p(1)/p(0); so are the decoder's outputs.
-        logits = tf.cast(self._decoder(llr), tf.float32)
-        shape = [tf.shape(x)[0], self.num_values, self.num_bits]
-        logits = tf.reshape(logits, shape)
-        hard = tf.cast(logits > 0, tf.float32)
+        logits = ops.cast(self._decoder(llr), "float32")
+        logits = ops.reshape(logits, [ops.batch_size(x), self.num_values, self.num_bits])
+        hard = K.cast(logits > 0, "float32")
         weights = self._weights()
-        idx = tf.reduce_sum(hard * weights, axis=-1)
-        y = tf.stop_gradient(self.dequantize(idx))
+        idx = K.sum(hard * weights, axis=-1)
+        y = K.stop_gradient(self.dequantize(idx))
         if self.straight_through:
-            y = x + tf.stop_gradient(y - x)
+            y = x + K.stop_gradient(y - x)
         if not self.return_noise:
             return y
-        q = tf.sigmoid(-tf.abs(logits))  # probability that the hard decision is wrong
+        q = K.sigmoid(-K.abs(logits))  # probability that the hard decision is wrong
         sign = 1.0 - 2.0 * hard
-        mean_err = tf.reduce_sum(weights * sign * q, axis=-1)
-        var_err = tf.reduce_sum(weights**2 * q * (1.0 - q), axis=-1)
+        mean_err = K.sum(weights * sign * q, axis=-1)
+        var_err = K.sum(weights**2 * q * (1.0 - q), axis=-1)
         noise = self.step**2 * (1.0 / 12.0 + mean_err**2 + var_err)
-        return y, tf.stop_gradient(noise)
+        return y, K.stop_gradient(noise)
 
     def raw_bit_error_rate(self, x: Any, snr_db: Any = None, no: Any = None) -> float:
         """Uncoded bit error rate: hard decisions on the demapper's LLRs vs the coded bits.
@@ -377,10 +386,10 @@ class DigitalChannel(ChannelLayer):
             raise ValueError("Pass exactly one of snr_db and no.")
         if no is not None:
             snr_db = noise_variance_to_snr_db(no)
-        x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32)) if not tf.is_tensor(x) else x
-        coded, llr = self._send(tf.cast(x, tf.float32), tf.constant(snr_db, tf.float32))
-        errors = tf.not_equal(tf.cast(llr > 0, coded.dtype), coded)
-        return float(tf.reduce_mean(tf.cast(errors, tf.float64)))
+        x = ops.cast(x if ops.is_tensor(x) else np.asarray(x, np.float32), "float32")
+        coded, llr = self._send(x, ops.constant(np.asarray(snr_db, np.float32), "float32"))
+        errors = ops.to_numpy(llr > 0) != ops.to_numpy(coded).astype(bool)
+        return float(np.mean(errors))
 
     # ----------------------------------------------------------------- shapes
     def compute_output_spec(self, x: Any, snr_db: Any = None) -> Any:

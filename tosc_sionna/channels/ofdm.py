@@ -6,7 +6,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from sionna.phy.channel import (
     ApplyOFDMChannel,
     ChannelModel,
@@ -18,7 +17,8 @@ from sionna.phy.channel import (
 from sionna.phy.channel.tr38901 import CDL, TDL, Antenna
 from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid, ResourceGridMapper
 
-from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize
+from .backends import ops
+from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 from .ofdm_grid import (
     MAPPINGS,
     PilotLMMSEEstimator,
@@ -34,20 +34,32 @@ CHANNEL_MODELS = ("rayleigh",) + tuple(f"tdl-{m}" for m in "abcde") + tuple(
 )
 CSI_MODES = ("perfect", "ls")
 INTERPOLATIONS = ("lmmse", "nn", "lin", "lin_time_avg")
+#: TR 38.901 tables the TDL/CDL models use on both Sionna lines: Sionna 1.2's
+#: (2.1 and later default to V19.2, whose TDL-A differs).
+SPEC_VERSION = "16.1"
+#: Angle of arrival of the TDL-D/E line-of-sight path: Sionna 1.2's default
+#: (2.x defaults to arccos(0.7)).
+LOS_ANGLE_OF_ARRIVAL = np.pi / 4
 __all__ = ["CHANNEL_MODELS", "CSI_MODES", "EQUALIZERS", "INTERPOLATIONS", "OFDMChannel"]
 
 
 def make_channel_model(
     name: str, delay_spread: float, carrier_frequency: float, speed: float
 ) -> ChannelModel:
-    """A single-antenna Sionna channel model from its name (see ``CHANNEL_MODELS``)."""
+    """A single-antenna Sionna channel model from its name (see ``CHANNEL_MODELS``).
+
+    The same physics on both Sionna lines: TR 38.901 V16.1 tables, the
+    line-of-sight angle of Sionna 1.2, and one fixed speed.
+    """
     if name == "rayleigh":
         return RayleighBlockFading(1, 1, 1, 1)
     family, letter = name.split("-")
+    pinned = {"spec_version": SPEC_VERSION} if ops.NAME == "torch" else {}
     if family == "tdl":
         return TDL(
             letter.upper(), delay_spread, carrier_frequency,
-            min_speed=speed, max_speed=speed,
+            los_angle_of_arrival=LOS_ANGLE_OF_ARRIVAL,
+            min_speed=speed, max_speed=speed, **pinned,
         )
     antenna = Antenna(
         polarization="single", polarization_type="V",
@@ -55,7 +67,7 @@ def make_channel_model(
     )
     return CDL(
         letter.upper(), delay_spread, carrier_frequency, ut_array=antenna,
-        bs_array=antenna, direction="uplink", min_speed=speed, max_speed=speed,
+        bs_array=antenna, direction="uplink", min_speed=speed, max_speed=speed, **pinned,
     )
 
 
@@ -210,7 +222,7 @@ class OFDMChannel(ChannelLayer):
             raise ValueError(f"num_resource_blocks must be >= 1; got {num_resource_blocks}.")
         if fft_size is not None and int(fft_size) < 1:
             raise ValueError(f"fft_size must be >= 1; got {fft_size}.")
-        self.channel_model = channel_model
+        untracked(self, channel_model=channel_model, resource_grid=resource_grid)
         self.delay_spread = float(delay_spread)
         self.carrier_frequency = float(carrier_frequency)
         self.speed = float(speed)
@@ -225,7 +237,6 @@ class OFDMChannel(ChannelLayer):
         self.csi = csi
         self.interpolation = interpolation
         self.equalizer = equalizer
-        self.resource_grid = resource_grid
 
     def _make_resource_grid(self, num_symbols: int) -> ResourceGrid:
         fft_size = self.fft_size
@@ -247,7 +258,7 @@ class OFDMChannel(ChannelLayer):
         rg = self.resource_grid or self._make_resource_grid(num_symbols)
         data, pilots, pilot_values = grid_positions(rg)
         chosen = symbol_positions(data, num_symbols, self.mapping)
-        self.grid = rg
+        untracked(self, grid=rg)
         self._capacity = len(data)
         #: ``(ofdm_symbol, subcarrier)`` of each of the example's symbols
         self.symbol_positions = data[chosen]
@@ -255,28 +266,31 @@ class OFDMChannel(ChannelLayer):
         # (index num_symbols points at an appended zero column)
         scatter = np.full(len(data), num_symbols)
         scatter[chosen] = np.arange(num_symbols)
-        self._scatter = tf.constant(scatter, tf.int32)
+        self._scatter = ops.constant(scatter, "int32")
         fft = rg.fft_size
-        self._used = tf.constant(self.symbol_positions @ [fft, 1], tf.int32)
-        self._pilot_flat = tf.constant(pilots @ [fft, 1], tf.int32)
+        self._used = ops.constant(self.symbol_positions @ [fft, 1], "int32")
+        self._pilot_flat = ops.constant(pilots @ [fft, 1], "int32")
         model = self.channel_model
         if isinstance(model, str):
             model = make_channel_model(
                 model, self.delay_spread, self.carrier_frequency, self.speed
             )
-        self._mapper = ResourceGridMapper(rg)
+        untracked(self, _mapper=ResourceGridMapper(rg))
         # Sionna's OFDMChannel, taken apart so that a static channel (our
         # models at speed 0) is computed for one OFDM symbol and repeated: its
         # [batch, paths, symbols, subcarriers] intermediate dominates a step.
         # No per-example normalization: it would cancel the fading of narrow
         # grids. The 3GPP power delay profiles already have unit total energy.
-        self._model = model
         self._static = isinstance(self.channel_model, str) and self.speed == 0.0
-        self._generate_full = GenerateOFDMChannel(model, rg, normalize_channel=False)
-        self._frequencies = subcarrier_frequencies(
-            rg.fft_size, rg.subcarrier_spacing, self._generate_full.precision
+        untracked(
+            self,
+            _model=model,
+            _generate_full=GenerateOFDMChannel(model, rg, normalize_channel=False),
+            _apply=ApplyOFDMChannel(),
         )
-        self._apply = ApplyOFDMChannel()
+        self._frequencies = subcarrier_frequencies(
+            rg.fft_size, rg.subcarrier_spacing, precision=self._generate_full.precision
+        )
         if self.csi == "ls" and self.interpolation == "lmmse":
             r_t, r_f = self._covariances(model, rg)
             self._lmmse = PilotLMMSEEstimator(
@@ -284,15 +298,17 @@ class OFDMChannel(ChannelLayer):
                 dtype=self._apply.cdtype,
             )
         elif self.csi == "ls":
-            self._estimator = LSChannelEstimator(rg, interpolation_type=self.interpolation)
+            untracked(
+                self, _estimator=LSChannelEstimator(rg, interpolation_type=self.interpolation)
+            )
             # Sionna's estimate covers the effective subcarriers (no guards, no DC)
-            effective = np.asarray(rg.effective_subcarrier_ind)
+            effective = ops.to_numpy(rg.effective_subcarrier_ind)
             column = np.full(fft, -1)
             column[effective] = np.arange(len(effective))
-            self._used_effective = tf.constant(
+            self._used_effective = ops.constant(
                 self.symbol_positions[:, 0] * len(effective)
                 + column[self.symbol_positions[:, 1]],
-                tf.int32,
+                "int32",
             )
 
     def _covariances(self, model: ChannelModel, rg: ResourceGrid) -> tuple[Any, Any]:
@@ -301,20 +317,20 @@ class OFDMChannel(ChannelLayer):
             return np.ones([rg.num_ofdm_symbols] * 2), np.ones([rg.fft_size] * 2)
         if isinstance(name, str) and name.startswith("tdl-"):
             return tdl_covariances(
-                name[-1].upper(), rg, self.delay_spread, self.carrier_frequency, self.speed
+                name[-1].upper(), model, rg, self.carrier_frequency, self.speed,
+                LOS_ANGLE_OF_ARRIVAL,
             )
         return sampled_covariances(model, rg)
 
-    def _generate(self, batch_size: Any) -> tf.Tensor:
+    def _generate(self, batch_size: Any) -> Any:
         """Frequency responses ``[batch, 1, 1, 1, 1, T, fft]`` (Sionna's layout)."""
         if not self._static:
             return self._generate_full(batch_size)
         a, tau = self._model(batch_size, 1, 1.0 / self.grid.ofdm_symbol_duration)
         h = cir_to_ofdm_channel(self._frequencies, a, tau, normalize=False)
-        # tile, not tf.repeat: repeat is several times slower on the CPU
-        return tf.tile(h, [1, 1, 1, 1, 1, self.grid.num_ofdm_symbols, 1])
+        return ops.tile(h, [1, 1, 1, 1, 1, self.grid.num_ofdm_symbols, 1])
 
-    def draw_channel(self, batch_size: int) -> tf.Tensor:
+    def draw_channel(self, batch_size: int) -> Any:
         """Fresh channel realizations at an example's symbols, ``[batch_size, n]`` complex.
 
         The frequency response the n symbols of each example would see (for
@@ -322,8 +338,8 @@ class OFDMChannel(ChannelLayer):
         """
         if self.num_symbols is None:
             raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
-        h = tf.reshape(self._generate(batch_size), [batch_size, -1])
-        return tf.gather(h, self._used, axis=1)
+        h = ops.reshape(self._generate(batch_size), [batch_size, -1])
+        return ops.gather(h, self._used)
 
     def bandwidth_ratio(self, source_dimension: int) -> dict[str, float]:
         """Complex channel uses per source dimension (e.g. 784 pixels).
@@ -343,24 +359,24 @@ class OFDMChannel(ChannelLayer):
             "grid": total / source_dimension,
         }
 
-    def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        batch = tf.shape(s)[0]
-        data = tf.gather(tf.pad(s, [[0, 0], [0, 1]]), self._scatter, axis=1)
+    def transmit(self, s: Any, no: Any) -> tuple[Any, Any]:
+        batch = ops.batch_size(s)
+        data = ops.gather(ops.pad_zero_column(s), self._scatter)
         x_rg = self._mapper(data[:, None, None, :])
         h_freq = self._generate(batch)
         y = self._apply(x_rg, h_freq, no)
-        y = tf.reshape(y, [batch, -1])  # [batch, T * fft]
-        y_used = tf.gather(y, self._used, axis=1)
+        y = ops.reshape(y, [batch, -1])  # [batch, T * fft]
+        y_used = ops.gather(y, self._used)
         no_col = no[:, None]
         if self.csi == "perfect":
-            h_hat = tf.gather(tf.reshape(h_freq, [batch, -1]), self._used, axis=1)
-            err_var = tf.zeros_like(no_col)
+            h_hat = ops.gather(ops.reshape(h_freq, [batch, -1]), self._used)
+            err_var = ops.zeros_like(no_col)
         elif self.interpolation == "lmmse":
-            h_hat, err_var = self._lmmse(tf.gather(y, self._pilot_flat, axis=1), no)
+            h_hat, err_var = self._lmmse(ops.gather(y, self._pilot_flat), no)
         else:
             h_ls, err_ls = self._estimator(y_rg_shape(y, self.grid), no)
-            h_hat = tf.gather(tf.reshape(h_ls, [batch, -1]), self._used_effective, axis=1)
-            err_var = tf.gather(tf.reshape(err_ls, [batch, -1]), self._used_effective, axis=1)
+            h_hat = ops.gather(ops.reshape(h_ls, [batch, -1]), self._used_effective)
+            err_var = ops.gather(ops.reshape(err_ls, [batch, -1]), self._used_effective)
         return equalize(y_used, h_hat, err_var, no_col, self.equalizer)
 
     @classmethod
@@ -398,6 +414,6 @@ class OFDMChannel(ChannelLayer):
         return config
 
 
-def y_rg_shape(y: tf.Tensor, rg: ResourceGrid) -> tf.Tensor:
+def y_rg_shape(y: Any, rg: ResourceGrid) -> Any:
     """Flat received grids ``[batch, T * fft]`` -> Sionna's ``[batch, 1, 1, T, fft]``."""
-    return tf.reshape(y, [-1, 1, 1, rg.num_ofdm_symbols, rg.fft_size])
+    return ops.reshape(y, [-1, 1, 1, rg.num_ofdm_symbols, rg.fft_size])

@@ -1,5 +1,5 @@
 """Where an example's symbols sit on an OFDM resource grid, and how the receiver estimates
-the channel there (NumPy precomputation, TensorFlow application).
+the channel there (NumPy precomputation, backend tensors to apply it).
 
 Coordinates are ``(ofdm_symbol, subcarrier)`` on the full FFT grid (guard
 and DC carriers included), the layout of Sionna's received grid ``y`` and
@@ -9,12 +9,14 @@ frequency response ``h_freq``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
-from sionna.phy import config as sionna_config
 from sionna.phy.channel import ChannelModel, GenerateOFDMChannel
-from sionna.phy.ofdm import ResourceGrid, tdl_freq_cov_mat, tdl_time_cov_mat
+from sionna.phy.channel.tr38901 import TDL
+from sionna.phy.ofdm import ResourceGrid, tdl_time_cov_mat
+
+from .backends import ops
 
 #: How an example's n symbols are placed on the grid's data resource elements.
 MAPPINGS = ("spread", "contiguous")
@@ -35,10 +37,10 @@ def grid_positions(rg: ResourceGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray
         Positions of the pilots, in the order of ``rg.pilot_pattern.pilots``.
     pilot_values : [num_pilots] complex
     """
-    rg_type = np.asarray(rg.build_type_grid())[0, 0]  # [T, fft]: 0 data, 1 pilot
+    rg_type = ops.to_numpy(rg.build_type_grid())[0, 0]  # [T, fft]: 0 data, 1 pilot
     data = np.argwhere(rg_type == 0)
     pilots = np.argwhere(rg_type == 1)
-    values = np.asarray(rg.pilot_pattern.pilots)[0, 0]
+    values = ops.to_numpy(rg.pilot_pattern.pilots)[0, 0]
     return data, pilots, values
 
 
@@ -94,17 +96,27 @@ def symbol_positions(data: np.ndarray, num_symbols: int, mapping: str) -> np.nda
 
 
 def tdl_covariances(
-    letter: str, rg: ResourceGrid, delay_spread: float, carrier_frequency: float, speed: float
+    letter: str, model: TDL, rg: ResourceGrid, carrier_frequency: float, speed: float,
+    los_angle_of_arrival: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Time ``[T, T]`` and frequency ``[fft, fft]`` covariances of a 3GPP TDL model."""
+    """Time ``[T, T]`` and frequency ``[fft, fft]`` covariances of a 3GPP TDL model.
+
+    The frequency covariance ``R_f[u, v] = sum_l P_l exp(-2j pi tau_l df (u - v))``
+    comes from the model object's own delays and powers, so it always
+    matches the profile the model draws from (Sionna 2's ``tdl_freq_cov_mat``
+    reads the V19.2 tables whatever the model's ``spec_version``).
+    """
     r_t = tdl_time_cov_mat(
         letter, speed, carrier_frequency, rg.ofdm_symbol_duration, rg.num_ofdm_symbols,
-        precision="double",
+        los_angle_of_arrival, precision="double",
     )
-    r_f = tdl_freq_cov_mat(
-        letter, rg.subcarrier_spacing, rg.fft_size, delay_spread, precision="double"
-    )
-    return np.asarray(r_t), np.asarray(r_f)
+    delays = ops.to_numpy(model.delays).astype(np.float64)
+    powers = ops.to_numpy(model.mean_powers).astype(np.float64)
+    powers = powers / powers.sum()
+    lag = np.arange(rg.fft_size)[:, None] - np.arange(rg.fft_size)[None, :]
+    phase = -2j * np.pi * rg.subcarrier_spacing * lag[..., None] * delays
+    r_f = np.sum(powers * np.exp(phase), axis=-1)
+    return ops.to_numpy(r_t).astype(np.complex128), r_f
 
 
 def sampled_covariances(
@@ -113,25 +125,20 @@ def sampled_covariances(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Time and frequency covariances of any single-antenna model, from channel draws.
 
-    The draws use a generator of their own (``seed``), so building a layer
-    does not move Sionna's global generator.
+    The draws use Sionna's generator reseeded with ``seed`` and restored
+    afterwards, so building a layer does not move Sionna's global generator.
     """
-    rng = sionna_config.tf_rng
-    saved = tf.identity(rng.state)
-    rng.reset_from_seed(seed)
     generate = GenerateOFDMChannel(model, rg, normalize_channel=False)
     r_t = np.zeros([rg.num_ofdm_symbols] * 2, np.complex128)
     r_f = np.zeros([rg.fft_size] * 2, np.complex128)
-    try:
+    with ops.sionna_rng_seeded(seed):
         # in chunks: one call materializes [draws, paths, symbols, subcarriers]
         for _ in range(0, num_draws, chunk):
-            h = np.asarray(generate(chunk), np.complex128).reshape(
+            h = ops.to_numpy(generate(chunk)).astype(np.complex128).reshape(
                 chunk, rg.num_ofdm_symbols, rg.fft_size
             )
             r_f += np.einsum("btf,btg->fg", h, h.conj())
             r_t += np.einsum("btf,bsf->ts", h, h.conj())
-    finally:
-        rng.reset(saved)
     draws = chunk * -(-num_draws // chunk)
     r_f /= draws * rg.num_ofdm_symbols
     r_t /= draws * rg.fft_size
@@ -164,7 +171,7 @@ class PilotLMMSEEstimator:
         Unit-modulus pilot symbols.
     targets : [n, 2], int
         Where the estimate is wanted.
-    dtype : tf.DType, (default tf.complex64)
+    dtype : backend complex dtype, (default "complex64")
 
     Input
     -----
@@ -187,7 +194,7 @@ class PilotLMMSEEstimator:
         pilots: np.ndarray,
         pilot_values: np.ndarray,
         targets: np.ndarray,
-        dtype: tf.DType = tf.complex64,
+        dtype: Any = "complex64",
     ) -> None:
         power = np.abs(pilot_values) ** 2
         if not np.allclose(power, 1.0, atol=1e-5):
@@ -204,23 +211,23 @@ class PilotLMMSEEstimator:
         lam, u = lam[keep], u[:, keep]
         m = cov(targets, pilots) @ u  # [n, r]
         m_power = np.abs(m) ** 2
-        rdtype = dtype.real_dtype
+        rdtype = "float64" if str(dtype).endswith("complex128") else "float32"
         # LS (y_p / p = y_p conj(p) for unit-modulus p), then U^H, as one [K, r] matrix
-        self._project = tf.constant(u.conj() * pilot_values.conj()[:, None], dtype)
-        self._lam = tf.constant(lam, rdtype)
-        self._m_t = tf.constant(m.T, dtype)  # [r, n]
+        self._project = ops.constant(u.conj() * pilot_values.conj()[:, None], dtype)
+        self._lam = ops.constant(lam, rdtype)
+        self._m_t = ops.constant(m.T, dtype)  # [r, n]
         # err = prior - sum |m|^2 / (lam + no) = floor + sum |m|^2 no / (lam (lam + no)),
         # floor = prior - sum |m|^2 / lam (the error at no = 0), computed here in
         # float64: the direct difference cancels catastrophically at high SNR.
         prior = np.real(np.diag(cov(targets, targets)))
         floor = np.maximum(prior - m_power @ (1.0 / lam), 0.0)
-        self._floor = tf.constant(floor, rdtype)
-        self._m_power_t = tf.constant((m_power / lam[None, :]).T, rdtype)  # [r, n]
+        self._floor = ops.constant(floor, rdtype)
+        self._m_power_t = ops.constant((m_power / lam[None, :]).T, rdtype)  # [r, n]
         self.rank = int(lam.size)
 
-    def __call__(self, y_pilots: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(self, y_pilots: Any, no: Any) -> tuple[Any, Any]:
         inv = 1.0 / (self._lam[None, :] + no[:, None])  # [batch, r]
-        z = tf.matmul(y_pilots, self._project) * tf.cast(inv, y_pilots.dtype)
-        h_hat = tf.matmul(z, self._m_t)
-        err_var = self._floor[None, :] + tf.matmul(no[:, None] * inv, self._m_power_t)
+        z = ops.matmul(y_pilots, self._project) * ops.as_complex(inv, y_pilots)
+        h_hat = ops.matmul(z, self._m_t)
+        err_var = self._floor[None, :] + ops.matmul(no[:, None] * inv, self._m_power_t)
         return h_hat, err_var

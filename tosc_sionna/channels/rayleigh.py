@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import tensorflow as tf
 from sionna.phy.channel import AWGN, RayleighBlockFading
 
-from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize
+from .backends import ops
+from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 
 CSI_MODES = ("perfect", "ls")
 __all__ = ["CSI_MODES", "EQUALIZERS", "RayleighBlockFadingChannel"]
@@ -86,8 +86,7 @@ class RayleighBlockFadingChannel(ChannelLayer):
 
     def build_channel(self, num_symbols: int) -> None:
         # precision=None: Sionna's config.precision decides
-        self._fading = RayleighBlockFading(1, 1, 1, 1)
-        self._awgn = AWGN()
+        untracked(self, _fading=RayleighBlockFading(1, 1, 1, 1), _awgn=AWGN())
 
     @property
     def channel_uses(self) -> int | None:
@@ -96,37 +95,37 @@ class RayleighBlockFadingChannel(ChannelLayer):
             return None
         return self.num_symbols + (self.num_pilots if self.csi == "ls" else 0)
 
-    def draw_gains(self, batch_size: int | tf.Tensor) -> tf.Tensor:
+    def draw_gains(self, batch_size: Any) -> Any:
         """One CN(0, 1) gain per example, ``[batch_size, 1]`` complex."""
         if not self.built:
             self.build_channel(0)
         # a: [batch, 1, 1, 1, 1, 1 path, 1 time step]
         a, _ = self._fading(batch_size, 1)
-        return tf.reshape(a, [batch_size, 1])
+        return ops.reshape(a, [batch_size, 1])
 
-    def estimate_gains(self, h: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def estimate_gains(self, h: Any, no: Any) -> tuple[Any, Any]:
         """The receiver's CSI for gains ``h`` [batch, 1] at noise ``no`` [batch, 1].
 
         Returns ``(g, e)``: the estimate and its error variance (``h`` and 0
         with perfect CSI; the LMMSE estimate from the pilots with ``"ls"``).
         """
         if self.csi == "perfect":
-            return h, tf.zeros_like(no)
-        pilots = tf.ones([tf.shape(h)[0], self.num_pilots], dtype=h.dtype)
+            return h, ops.zeros_like(no)
+        pilots = ops.ones([ops.batch_size(h), self.num_pilots], h.dtype)
         y_pilots = self._awgn(h * pilots, no)
         # mean(y_p) = h + w, w ~ CN(0, no / P): E[h | y_p] = mean(y_p) / (1 + no / P)
         ls_noise = no / self.num_pilots
         shrink = 1.0 / (1.0 + ls_noise)
-        h_hat = tf.reduce_mean(y_pilots, axis=1, keepdims=True) * tf.cast(shrink, h.dtype)
+        h_hat = ops.mean(y_pilots, axis=1, keepdims=True) * ops.as_complex(shrink, h)
         return h_hat, ls_noise * shrink
 
-    def transmit(self, s: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        h = self.draw_gains(tf.shape(s)[0])
+    def transmit(self, s: Any, no: Any) -> tuple[Any, Any]:
+        h = self.draw_gains(ops.batch_size(s))
         no_col = no[:, None]
         y = self._awgn(h * s, no_col)
         h_hat, err_var = self.estimate_gains(h, no_col)
         x_hat, no_eff = equalize(y, h_hat, err_var, no_col, self.equalizer)
-        return x_hat, tf.broadcast_to(no_eff, tf.shape(s, out_type=tf.int32))
+        return x_hat, ops.broadcast_to(no_eff, ops.shape(s))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
