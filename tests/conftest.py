@@ -6,6 +6,21 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
+from backend import BACKEND  # noqa: E402
+
+#: markers of the tests that exercise one Sionna line only
+LINE_MARKERS = ("tensorflow", "torch")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect the other line's tests (CI runs both lines, so each runs somewhere)."""
+    other = [m for m in LINE_MARKERS if m != BACKEND]
+    keep, drop = [], []
+    for item in items:
+        (drop if any(item.get_closest_marker(m) for m in other) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(autouse=True)
