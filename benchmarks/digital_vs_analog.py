@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.summarize)
         results = summarize(json.loads(path.read_text()))
         # the run's provenance kept as earlier_provenance
-        common.save_merged(path, results, record=common.provenance(argv, __name__))
+        common.save_merged(path, results, record=common.run_provenance(argv, __name__))
         plot(results, path.with_suffix(".png"))
         print(json.dumps(results["analog_vs_digital"], indent=1))
         return 0

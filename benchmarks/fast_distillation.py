@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda r, v=v: (v, r["seed"], r["epochs"]))
 
     def save() -> None:
-        common.save_merged(path, results, merge, common.provenance(argv, __name__))
+        common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
 
     # -------------------------------------------------------------- accuracy
     for seed in args.seeds if "accuracy" in args.phases else []:

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "params": params,
     }
     run = {
-        "provenance": common.provenance(argv, __name__),
+        "provenance": common.run_provenance(argv, __name__),
         "threads": args.threads, "rounds": rounds, "quick": args.quick,
         "per_example_latency": per_example,
         "ratios_best": ratios,
