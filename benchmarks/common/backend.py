@@ -24,10 +24,11 @@ import importlib.metadata
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
+import tosc_sionna  # noqa: F401  (before Keras: it picks Keras' backend from the Sionna line)
 
-import tosc_sionna  # noqa: F401  (first: picks Keras' backend from the Sionna line)
-import keras  # noqa: E402, I001
+# isort: split
+import keras
+import numpy as np
 
 #: Keras' backend in this process: ``"tensorflow"`` or ``"torch"``
 BACKEND = keras.backend.backend()
