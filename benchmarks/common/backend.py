@@ -13,6 +13,8 @@ inside its functions, TensorFlow or torch): a benchmark imports it as
   (``torch.inference_mode``), as :func:`tosc_sionna.serving.traced` does;
 * :func:`gradient_step`: forward and gradient with respect to one variable
   (``tf.function`` + ``GradientTape``; torch autograd);
+* :func:`exported_ends`: a link's two ends exported and reloaded (SavedModel on
+  TensorFlow; ONNX models in ONNX Runtime on torch, where there is no SavedModel);
 * :func:`tensor`, :func:`variable`, :func:`to_numpy`, :func:`set_threads`;
 * :func:`line`: the line this process runs (Keras backend, Sionna and the
   backend's versions), for a results file.
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import tosc_sionna  # noqa: F401  (before Keras: it picks Keras' backend from the Sionna line)
 
@@ -115,6 +118,8 @@ def gradient_step(loss: Callable[[Any], Any], x: Any) -> Callable[[], Any]:
 
 def to_numpy(x: Any) -> np.ndarray:
     """A tensor of either line (or an array) as a NumPy array, detached."""
+    if isinstance(x, np.ndarray):
+        return x
     if hasattr(x, "detach"):
         return x.detach().cpu().numpy()
     return keras.ops.convert_to_numpy(x)
@@ -137,3 +142,50 @@ def set_threads(threads: int) -> bool:
     except RuntimeError:  # TensorFlow already runs in this process
         return False
     return True
+
+
+class Exported(NamedTuple):
+    """A link's two ends exported and reloaded (:func:`exported_ends`)."""
+
+    #: ``transmit(images, snr_db) -> symbols``, on inputs made by :attr:`inputs`
+    transmit: Callable
+    #: ``receive(y, snr_db) -> logits``, on inputs made by :attr:`inputs`
+    receive: Callable
+    #: what the ends take, made once from this line's tensors (or arrays)
+    inputs: Callable[[Any], Any]
+    #: which export, for a results file
+    what: str
+
+
+def exported_ends(link: Any, directory: str | Path, input_shape: Sequence[int],
+                  threads: int) -> Exported:
+    """A link's two ends exported and reloaded. TensorFlow: the SavedModel of
+    :func:`tosc_sionna.serving.export_link`, loaded with ``tf.saved_model.load``, called on
+    tensors; torch (no SavedModel there): the ONNX models of
+    :func:`tosc_sionna.serving.export_onnx` in ONNX Runtime sessions on ``threads``
+    threads, called on NumPy arrays. A receiver without a noise input only."""
+    from tosc_sionna import serving
+
+    if link.rx_cam.use_noise:
+        raise NotImplementedError("exported_ends: a receiver with a noise input")
+    directory = Path(directory)
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        model = tf.saved_model.load(str(serving.export_link(link, directory, input_shape)))
+        # the closures keep the loaded model (and its variables) alive
+        return Exported(lambda images, snr_db: model.transmit(images, snr_db),
+                        lambda y, snr_db: model.receive(y, snr_db), lambda x: tensor(x),
+                        "SavedModel (serving.export_link, tf.saved_model.load)")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = threads
+    paths = serving.export_onnx(link, directory / "onnx", input_shape)
+    tx, rx = (ort.InferenceSession(str(paths[end]), options, providers=["CPUExecutionProvider"])
+              for end in ("transmitter", "receiver"))
+    return Exported(lambda images, snr_db: tx.run(None, {"images": images, "snr_db": snr_db})[0],
+                    lambda y, snr_db: rx.run(None, {"y": y, "snr_db": snr_db})[0],
+                    lambda x: np.ascontiguousarray(to_numpy(x), np.float32),
+                    f"ONNX (serving.export_onnx, onnxruntime {ort.__version__}, "
+                    f"{threads} threads)")
