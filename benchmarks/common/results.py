@@ -81,13 +81,16 @@ def save_merged(path: str | Path, results: dict, merge: Callable[[dict], None] |
 
 
 def write_results(path: str | Path, results: dict, argv: Sequence[str] | None = None,
-                  script: str | None = None) -> Path:
+                  script: str | None = None, line: Any = None) -> Path:
     """Write a results file that one run measures whole (no runs to merge): ``results`` with
     the provenance of this command (:func:`run_provenance`; ``argv`` and ``script`` as in
-    :func:`tosc_cache.provenance.command`), replacing what was there, under the same lock as
-    :func:`save_merged`. Returns the path."""
+    :func:`tosc_cache.provenance.command`; ``line``, if given, replaces its ``"line"``: a
+    benchmark that measured the lines in subprocesses records theirs), replacing what was
+    there, under the same lock as :func:`save_merged`. Returns the path."""
     path = Path(path)
     record = run_provenance(argv, script)
+    if line is not None:
+        record["line"] = line
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
