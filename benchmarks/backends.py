@@ -64,6 +64,15 @@ RESULT_PREFIX = "BACKENDS-WORKER-RESULT "
 WORKER_TIMEOUT_S = 1800
 
 
+def measurement_keys() -> list[str]:
+    """The measurements of a round, in order: ``train_ms_per_step/<channel>``,
+    ``train_first_step_ms/<channel>``, ``{transmitter,receiver}_traced_ms/batch<b>``."""
+    return ([f"{what}/{c}" for c in CHANNELS
+             for what in ("train_ms_per_step", "train_first_step_ms")]
+            + [f"{end}_traced_ms/batch{b}" for b in LATENCY_BATCHES
+               for end in ("transmitter", "receiver")])
+
+
 class BenchmarkError(RuntimeError):
     """What stops the benchmark, in one line."""
 
@@ -154,6 +163,7 @@ def worker(warmup: int, steps: int, threads: int, latency_repeats: int,
         measurements[f"train_ms_per_step/{channel}"] = per_step
         measurements[f"train_first_step_ms/{channel}"] = first
     measurements.update(time_latency(links["awgn"], latency_repeats, latency_calls))
+    measurements = {k: measurements[k] for k in measurement_keys()}
     return {"line": backend.line(), "python": sys.version.split()[0],
             "executable": sys.executable, "threads": threads,
             "worker_s": time.perf_counter() - start, "measurements": measurements}
@@ -306,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 record = run_worker(line, pythons[line], args)
                 records[line].append(record)
-                m = record["measurements"]
+                m = {k: record["measurements"].get(k, math.nan) for k in measurement_keys()}
                 print(f"round {r + 1}/{args.rounds} {line:10s} train ms/step: " + ", ".join(
                     f"{c} {m[f'train_ms_per_step/{c}']:.1f}" for c in CHANNELS)
                     + f" | traced tx/rx ms at batch 1: {m['transmitter_traced_ms/batch1']:.2f}"
