@@ -25,6 +25,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: ``--quick --out DIR``)
 BENCHMARKS = {
     "ablations": (["ablations.json"], []),
+    # spawns a worker under each line's Python: .venv-test-tf and .venv-test (CI's), and
+    # fails in one line naming --python-tensorflow / --python-torch where one is missing
+    "backends": (["backends.json"], []),
     "cache_scale": (["cache_scale.json"], []),
     "compression_fidelity": (["compression_fidelity.json",
                               "compression_fidelity_imagenet1000.json"],
@@ -47,6 +50,7 @@ BENCHMARKS = {
 #: conftest deselects a test marked with the other line's marker
 LINE = {
     "xla_training": "tensorflow",  # XLA is TensorFlow's: on torch it exits 2 (tested below)
+    "backends": "torch",  # runs both lines in subprocesses: once (CI's torch tier) is enough
 }
 
 
