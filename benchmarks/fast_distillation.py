@@ -55,10 +55,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import tosc_sionna as ts  # noqa: E402
 from benchmarks import common, harness  # noqa: E402
 from tosc_sionna.data import (  # noqa: E402
     LabelPolicy,
