@@ -29,6 +29,12 @@ ratio of the two lines' best per measurement (above 1: torch is slower).
 Writes ``benchmarks/results/backends.json`` (``--quick``: 2 rounds of 3
 steps, ``backends_quick.json``) with both lines' versions and provenance.
 
+On a machine that other jobs share, ``--threads`` equal to its cores
+oversubscribes torch's OpenMP pool (an op waits on a descheduled thread:
+10x slower steps were seen on 2 busy cores), far more than TensorFlow's;
+there compare the lines at ``--threads 1`` too
+(``benchmarks/results/backends_threads1.json``).
+
     python -m benchmarks.backends [--python-tensorflow PATH] [--python-torch PATH]
         [--rounds 3] [--steps 20] [--threads 2] [--quick] [--out FILE|DIR]
 """
