@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.remove(done)
                 runs.append(run)
                 written.add((channel, variant, seed, args.epochs))
-                common.save_merged(path, results, merge, common.provenance(argv, __name__))
+                common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
                 plot(results, path.with_suffix(".png"))
                 print(f"{channel:<11} {variant:<16} seed {seed}: val {val}"
                       f" ({seconds:.0f} s)", flush=True)

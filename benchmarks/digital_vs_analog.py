@@ -36,6 +36,7 @@ linear interpolation between grid points; none if not reached by 20 dB);
 ``--summarize FILE`` recomputes both for a results file. Results are written
 as they are measured, so an interrupted run keeps what it has:
 ``benchmarks/results/digital_vs_analog.json`` and ``digital_vs_analog.png``.
+Runs on either Sionna line (the results' provenance says which line measured).
 
     python -m benchmarks.digital_vs_analog [--epochs 5] [--quick] [--out DIR]
 """
@@ -49,12 +50,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-import tosc_sionna as ts  # noqa: E402
 from benchmarks import common, harness  # noqa: E402
+from benchmarks.common import backend  # noqa: E402
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
@@ -78,8 +81,8 @@ class QuantizerInTheLoop(ts.DigitalChannel):
     gradient and no channel errors (what the LDPC code delivers above its cliff)."""
 
     def call(self, x, snr_db):
-        x = tf.cast(x, tf.float32)
-        return x + tf.stop_gradient(self.quantize_values(x) - x)
+        x = keras.ops.cast(x, "float32")
+        return x + keras.ops.stop_gradient(self.quantize_values(x) - x)
 
 
 def digital_channel(b: int, r: float, m: int, channel: str, **kwargs) -> ts.DigitalChannel:
@@ -175,11 +178,11 @@ def index_sweep(predictions: np.ndarray, labels: np.ndarray, n: int, channel: st
     # the 4 bits to 12 (a real system would shorten the code with known filler bits)
     values = np.zeros((len(predictions), 3), np.float32)
     values[:, 0] = predictions - 7.5
-    send = tf.function(lambda v, snr: layer(v, snr))
+    send = backend.compiled(lambda v, snr: layer(v, snr))
     accuracy = []
     for snr in snrs:
         decoded = np.concatenate([
-            np.asarray(send(tf.constant(values[i:i + batch]), tf.constant(snr, tf.float32)))[:, 0]
+            backend.to_numpy(send(backend.tensor(values[i:i + batch]), backend.tensor(snr)))[:, 0]
             for i in range(0, len(values), batch)])
         accuracy.append(float(np.mean(np.round(decoded + 7.5).astype(np.int64) == labels)))
     return {"snr_db": snrs, "accuracy": accuracy, "channel_uses": layer.channel_uses,
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.summarize)
         results = summarize(json.loads(path.read_text()))
         # the run's provenance kept as earlier_provenance
-        common.save_merged(path, results, record=common.provenance(argv, __name__))
+        common.save_merged(path, results, record=common.run_provenance(argv, __name__))
         plot(results, path.with_suffix(".png"))
         print(json.dumps(results["analog_vs_digital"], indent=1))
         return 0

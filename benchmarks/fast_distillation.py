@@ -55,10 +55,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import tosc_sionna as ts  # noqa: E402
 from benchmarks import common, harness  # noqa: E402
 from tosc_sionna.data import (  # noqa: E402
     LabelPolicy,
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda r, v=v: (v, r["seed"], r["epochs"]))
 
     def save() -> None:
-        common.save_merged(path, results, merge, common.provenance(argv, __name__))
+        common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
 
     # -------------------------------------------------------------- accuracy
     for seed in args.seeds if "accuracy" in args.phases else []:

@@ -119,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             run = run_of(json.loads((out / "results.json").read_text()), config)
             results["runs"].append(run)
             written.add(key(run))
-            common.save_merged(path, results, merge, common.provenance(argv, __name__))
+            common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
             print(f"F = {fraction:g}, {'teacher-free' if alpha is None else f'alpha {alpha:g}'}:"
                   f" {run['accuracy_0db']:.4f} / {run['accuracy_10db']:.4f} / "
                   f"{run['accuracy_20db']:.4f} at 0 / 10 / 20 dB", flush=True)
-    common.save_merged(path, results, merge, common.provenance(argv, __name__))
+    common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
     print(f"wrote {path}")
     return 0
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import tosc_sionna as ts  # before Keras: it picks Keras' backend from the Sionna line
+
+# isort: split
 import keras
 import numpy as np
 
-import tosc_sionna as ts
 from tosc_sionna.data import (
     TeacherCache,
     TeacherCacheDataset,

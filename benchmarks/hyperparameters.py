@@ -171,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
             run.update(steps_per_epoch=steps, train_seconds=seconds)
             results["runs"].append(run)
             written.add(key(run))
-            common.save_merged(path, results, merge, common.provenance(argv, __name__))
+            common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
             plot(results, path.with_suffix(".png"))
             print(f"{setting} seed {seed}: val {run['val_accuracy']} ({seconds:.0f} s)",
                   flush=True)
     # the summary of all runs, also on a rerun
-    common.save_merged(path, results, merge, common.provenance(argv, __name__))
+    common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
     plot(results, path.with_suffix(".png"))
     print(f"wrote {path} and {path.with_suffix('.png')}")
     return 0

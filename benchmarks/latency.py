@@ -4,18 +4,25 @@ The main job's default student (n = 16, depthwise-separable encoder of width 48,
 one hidden layer of 128; stochastic encoder sending its mean at inference; the
 previous default with ``--width 32 --no-separable --hidden-units 256``) and
 the shipped teacher (EfficientNet-Lite0 fine-tuned on Fashion-MNIST), on the
-same CPU threads (TensorFlow intra/inter-op and torch both set to ``--threads``).
-Per example, at batch 1 and 256:
+same CPU threads (TensorFlow intra/inter-op, torch and ONNX Runtime set to
+``--threads``). Per example, at batch 1 and 256:
 
 * transmitter and receiver called eagerly (a Python walk over Keras layers),
-  traced (``tosc_sionna.serving.traced``: one graph call, fixed signature),
-  and through the exported SavedModel (``serving.export_link``, reloaded with
-  ``tf.saved_model.load``); the whole link (transmitter, AWGN, receiver) traced;
+  traced (``tosc_sionna.serving.traced``: one graph call, fixed signature, on
+  the TensorFlow line; on the torch line, where Keras runs eagerly, the eager
+  ends under ``torch.inference_mode``), and exported: on the TensorFlow line
+  the SavedModel (``serving.export_link``, reloaded with ``tf.saved_model.load``),
+  on the torch line (no SavedModel there) both ends as ONNX models
+  (``serving.export_onnx``) run by ONNX Runtime; the whole link (transmitter,
+  AWGN, receiver) traced (``tf.function``; on torch, under ``torch.inference_mode``);
 * the teacher: its torch forward on inputs preprocessed as its processor says
   (model only; the shipped teacher runs at 64 x 64), and its preprocessing
   (resize, normalize) separately.
 
-Repeats are interleaved (every variant once per round); best, median and
+The result keys are the same on both lines: the exported ends keep the
+``*_savedmodel`` keys, and each run says what they were (``exported_ends``)
+and which line measured (its provenance's ``line``: Keras' backend, Sionna's
+version). Repeats are interleaved (every variant once per round); best, median and
 spread per variant. Multiply-accumulates: convolutions and dense layers
 (student: analytic from the layers' shapes; teacher: forward hooks on
 Conv2d/Linear). Every run is appended to the student's results file,
@@ -103,21 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     batches = BATCHES  # also --quick: the results keep their keys (batch1, batch256)
     rounds = 2 if args.quick else args.rounds
 
-    import tensorflow as tf
+    import tosc_sionna as ts  # before Keras: it picks Keras' backend from the Sionna line
+    from benchmarks.common import backend
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    except RuntimeError:  # TensorFlow already runs in this process (main called in-process)
+    if not backend.set_threads(args.threads):  # TensorFlow already ran (main called in-process)
         if not args.quick:
-            raise
+            print("error: TensorFlow's threads were set before this run; run it as "
+                  "python -m benchmarks.latency", file=sys.stderr)
+            return 2
         print("warning: TensorFlow's threads were set before this smoke run", file=sys.stderr)
     import torch
 
-    torch.set_num_threads(args.threads)
-    import tosc_sionna as ts
-
-    try:  # after TensorFlow's threads are set: importing tosc_sionna starts TensorFlow
+    try:
         preset = ts.student_preset(args.student or ts.DEFAULT_STUDENT)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -140,11 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     link(images[:2], np.full(2, 10.0, np.float32))
     tx, rx = serving.transmitter(link), serving.receiver(link)
     ttx, trx = serving.traced(link, images.shape[1:])
-    tlink = tf.function(lambda x, s: link(x, s),
-                        input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32),
-                                         tf.TensorSpec((None,), tf.float32)])
+    tlink = backend.inference(lambda x, s: link(x, s),
+                              input_signature=[((None, *images.shape[1:]), "float32"),
+                                               ((None,), "float32")])
     export_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "tosc_latency_export"
-    exported = tf.saved_model.load(str(serving.export_link(link, export_dir, images.shape[1:])))
+    exported = backend.exported_ends(link, export_dir, images.shape[1:], args.threads)
 
     teacher = load_teacher(args.teacher)
     raw = (images[:256, ..., 0] * 255).astype(np.uint8)
@@ -153,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
 
     inputs = {}
     for b in batches:
-        x = tf.constant(images[:b])
-        snr = tf.constant(np.full(b, 10.0, np.float32))
-        y = ttx(x, snr)
-        inputs[b] = (x, snr, y, pixel_values[:b].contiguous(), raw[:b])
+        x = backend.tensor(images[:b])
+        snr = backend.tensor(np.full(b, 10.0, np.float32))
+        # a plain tensor (on torch the traced end's output is an inference tensor, which the
+        # eager receiver, recording autograd, cannot take)
+        y = backend.tensor(backend.to_numpy(ttx(x, snr)))
+        inputs[b] = (x, snr, y, pixel_values[:b].contiguous(), raw[:b],
+                     tuple(map(exported.inputs, (x, snr, y))))
 
     def teacher_forward(pv):
         with torch.no_grad():
@@ -167,15 +174,17 @@ def main(argv: list[str] | None = None) -> int:
         "student_receiver_eager": lambda b: rx(inputs[b][2], inputs[b][1]),
         "student_transmitter_traced": lambda b: ttx(inputs[b][0], inputs[b][1]),
         "student_receiver_traced": lambda b: trx(inputs[b][2], inputs[b][1]),
-        "student_transmitter_savedmodel": lambda b: exported.transmit(inputs[b][0],
-                                                                      inputs[b][1]),
-        "student_receiver_savedmodel": lambda b: exported.receive(inputs[b][2], inputs[b][1]),
+        # the exported ends (SavedModel on TensorFlow, ONNX on torch) under the same keys
+        "student_transmitter_savedmodel": lambda b: exported.transmit(inputs[b][5][0],
+                                                                      inputs[b][5][1]),
+        "student_receiver_savedmodel": lambda b: exported.receive(inputs[b][5][2],
+                                                                  inputs[b][5][1]),
         "student_link_traced": lambda b: tlink(inputs[b][0], inputs[b][1]),
         "teacher_forward": lambda b: teacher_forward(inputs[b][3]),
         "teacher_preprocessing": lambda b: teacher.preprocess(inputs[b][4], "cpu"),
     }
     # every (variant, batch) once per round; at batch 1, 20 calls a measurement
-    candidates = {(name, b): (lambda fn=fn, b=b: np.asarray(fn(b)))
+    candidates = {(name, b): (lambda fn=fn, b=b: backend.to_numpy(fn(b)))
                   for b in batches for name, fn in variants.items()}
     seconds = common.time_interleaved(candidates, rounds, warmup=1,  # warm-up: tracing
                                       calls={key: 20 if key[1] == 1 else 1 for key in candidates})
@@ -208,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         "params": params,
     }
     run = {
-        "provenance": common.provenance(argv, __name__),
+        "provenance": common.run_provenance(argv, __name__),
         "threads": args.threads, "rounds": rounds, "quick": args.quick,
+        "exported_ends": exported.what,
         "per_example_latency": per_example,
         "ratios_best": ratios,
         "targets": {

@@ -4,8 +4,11 @@ At speed 0 :class:`~tosc_sionna.OFDMChannel` computes the frequency response
 for one OFDM symbol and repeats it over the slot; the reference arm forces
 Sionna's full per-symbol computation (``GenerateOFDMChannel`` over all 14
 symbols) on the same layer configuration. Interleaved repeats, best and
-spread reported. Writes ``benchmarks/results/ofdm_channel_step.json`` (``--quick``: batch
-8, 2 repeats of 2 steps, ``ofdm_channel_step_quick.json``).
+spread reported. Runs on either Sionna line (a step: ``tf.function`` over a
+``GradientTape`` on TensorFlow, eager torch autograd on torch; the results'
+provenance says which line measured). Writes
+``benchmarks/results/ofdm_channel_step.json`` (``--quick``: batch 8, 2 repeats of 2 steps,
+``ofdm_channel_step_quick.json``).
 
     python -m benchmarks.ofdm_channel_step [--batch 128] [--repeats 5] [--steps 10] [--quick]
 """
@@ -14,34 +17,37 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
 
-import tosc_sionna as ts  # noqa: E402
+# isort: split
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
+
 from benchmarks import common  # noqa: E402
+from benchmarks.common import backend  # noqa: E402
 
 
 def make_step(static: bool, batch: int, n: int):
     channel = ts.OFDMChannel("tdl-a", return_noise=True)
     channel.build((None, 2 * n))
     channel._static = static  # the reference arm: Sionna's full generation
-    x = tf.Variable(tf.random.normal([batch, 2 * n]) / np.sqrt(2.0))
+    x = backend.variable(np.random.default_rng(0).normal(size=(batch, 2 * n)) / np.sqrt(2.0))
+    snr = backend.tensor(np.full(batch, 10.0))
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            y, no_eff = channel(x, tf.fill([batch], 10.0))
-            loss = tf.reduce_mean(tf.square(y)) + tf.reduce_mean(no_eff)
-        return tape.gradient(loss, x)
+    def loss(x):
+        y, no_eff = channel(x, snr)
+        return ops.mean(ops.square(y)) + ops.mean(no_eff)
 
-    step()  # trace
+    step = backend.gradient_step(loss, x)
+    step()  # trace (TensorFlow)
     return step
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: batch 8, 2 repeats of 2 steps",
                            out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--batch", type=int, default=128)
@@ -69,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     common.write_results(common.results_file(args.out, "ofdm_channel_step", args.quick), result,
                          argv, __name__)
     print(json.dumps({k: result[k] for k in ("ms_per_step_best", "full_over_static")}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  lambda r, name=name: (name, run_key(r)))
             results["teachers"] = {**on_disk.get("teachers", {}), **results["teachers"]}
 
-        common.save_merged(path, results, merge, common.provenance(argv, __name__))
+        common.save_merged(path, results, merge, common.run_provenance(argv, __name__))
 
     for name in args.students:
         entry = results["students"].setdefault(name, {"runs": []})

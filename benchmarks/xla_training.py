@@ -2,8 +2,10 @@
 
 For each channel layer: time of the first epoch (tracing/compiling plus the
 steps) and of a second, steady epoch, with ``jit_compile`` False and True, on
-real Fashion-MNIST. Writes ``benchmarks/results/xla_training.json`` (``--quick``: 256
-images, the AWGN channel only, ``xla_training_quick.json``).
+real Fashion-MNIST. TensorFlow line only (XLA is TensorFlow's compiler; on the
+torch line it exits with status 2 and one line saying so). Writes
+``benchmarks/results/xla_training.json`` (``--quick``: 256 images, the AWGN channel only,
+``xla_training_quick.json``).
 
     python -m benchmarks.xla_training [--train-images N] [--quick] [--out FILE]
 """
@@ -11,13 +13,16 @@ images, the AWGN channel only, ``xla_training_quick.json``).
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
+
+# isort: split
 import keras  # noqa: E402
 
-import tosc_sionna as ts  # noqa: E402
 from benchmarks import common  # noqa: E402
 from tosc_sionna.data import load_fashion_mnist  # noqa: E402
 
@@ -45,11 +50,16 @@ def time_epochs(make_channel, jit: bool, x, y) -> dict[str, float]:
     return {"first_epoch_s": times[0], "steady_epoch_s": times[1]}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: 256 images, the AWGN channel only",
                            out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--train-images", type=int, default=12032)
     args = parser.parse_args(argv)
+    if keras.backend.backend() != "tensorflow":
+        print(f"benchmarks.xla_training measures TensorFlow's XLA: it runs on the TensorFlow "
+              f"line (Sionna 1.2) only, not on this {keras.backend.backend()} line",
+              file=sys.stderr)
+        return 2
     channels = CHANNELS
     if args.quick:
         args.train_images, channels = 256, {"awgn": CHANNELS["awgn"]}
@@ -78,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     common.write_results(out, results, argv, __name__)
     print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

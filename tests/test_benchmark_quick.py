@@ -25,6 +25,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: ``--quick --out DIR``)
 BENCHMARKS = {
     "ablations": (["ablations.json"], []),
+    # spawns a worker under each line's Python: .venv-test-tf and .venv-test (CI's), and
+    # fails in one line naming --python-tensorflow / --python-torch where one is missing
+    "backends": (["backends.json", "backends_threads1.json"], []),
     "cache_scale": (["cache_scale.json"], []),
     "compression_fidelity": (["compression_fidelity.json",
                               "compression_fidelity_imagenet1000.json"],
@@ -42,6 +45,19 @@ BENCHMARKS = {
     "view_seeds": (["view_seeds.json"], []),
     "xla_training": (["xla_training.json"], []),
 }
+
+#: benchmark: the one Sionna line its quick run is for (the others run on both lines);
+#: conftest deselects a test marked with the other line's marker
+LINE = {
+    "xla_training": "tensorflow",  # XLA is TensorFlow's: on torch it exits 2 (tested below)
+    "backends": "torch",  # runs both lines in subprocesses: once (CI's torch tier) is enough
+}
+
+
+def quick_runs() -> list:
+    """One parameter per benchmark, marked with its line where it has one (:data:`LINE`)."""
+    return [pytest.param(name, marks=getattr(pytest.mark, LINE[name])) if name in LINE
+            else name for name in sorted(BENCHMARKS)]
 
 #: what the provenance test checks, not the structure (earlier_provenance: a file several
 #: commits wrote)
@@ -70,7 +86,9 @@ DIFFERENCES: dict[str, dict[str, str]] = {
                         "defaults.stochastic": "committed file predates the stochastic setting",
                         "runs[0].setting.stochastic":
                             "committed file predates the stochastic setting"},
-    "latency": {"runs[0].per_example_latency.*.*.spread": TIMING},
+    "latency": {"runs[0].per_example_latency.*.*.spread": TIMING,
+                "runs[0].exported_ends": "committed runs predate the torch line (there the "
+                                         "exported ends are ONNX models, not a SavedModel)"},
     "ofdm_channel_step": {"machine": MACHINE, "spread": TIMING},
     "student_frontier": {"machine": MACHINE, "students.*.preset": PRESET,
                          "students.*.runs[0].feature_weight": FRONTIER_RUN,
@@ -116,7 +134,7 @@ def test_differences_reports_record_keys_and_pools_collection_entries():
 
 
 @pytest.mark.benchmark
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+@pytest.mark.parametrize("name", quick_runs())
 def test_quick_variant_writes_the_committed_structure_with_provenance(name, tmp_path):
     committed_files, flags = BENCHMARKS[name]
     module = importlib.import_module(f"benchmarks.{name}")
@@ -134,3 +152,13 @@ def test_quick_variant_writes_the_committed_structure_with_provenance(name, tmp_
         committed = json.loads((RESULTS / committed_name).read_text())
         found = differences(quick, committed)
         assert found == set(DIFFERENCES.get(name, {})), (committed_name, sorted(found))
+
+
+@pytest.mark.torch
+def test_xla_training_refuses_the_torch_line_in_one_line(tmp_path, capsys):
+    from benchmarks import xla_training
+
+    assert xla_training.main(["--quick", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "TensorFlow line" in err and "torch" in err
+    assert not list(tmp_path.iterdir())
