@@ -19,7 +19,7 @@ the cache-free dict targets ``{"label", "labelled", "teacher"}``):
   the first step (on TensorFlow it traces the step);
 * the traced transmitter and receiver (``tosc_sionna.serving.traced``: a
   ``tf.function`` on TensorFlow, the eager ends under
-  ``torch.inference_mode`` on torch) of the AWGN link, per call at batch 1
+  ``torch.no_grad`` on torch) of the AWGN link, per call at batch 1
   and 256 (the ends hold no channel: the OFDM link's are the same layers).
 
 The results give an epoch estimate per line: the training step times the 430

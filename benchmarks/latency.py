@@ -10,11 +10,11 @@ same CPU threads (TensorFlow intra/inter-op, torch and ONNX Runtime set to
 * transmitter and receiver called eagerly (a Python walk over Keras layers),
   traced (``tosc_sionna.serving.traced``: one graph call, fixed signature, on
   the TensorFlow line; on the torch line, where Keras runs eagerly, the eager
-  ends under ``torch.inference_mode``), and exported: on the TensorFlow line
+  ends under ``torch.no_grad``), and exported: on the TensorFlow line
   the SavedModel (``serving.export_link``, reloaded with ``tf.saved_model.load``),
   on the torch line (no SavedModel there) both ends as ONNX models
   (``serving.export_onnx``) run by ONNX Runtime; the whole link (transmitter,
-  AWGN, receiver) traced (``tf.function``; on torch, under ``torch.inference_mode``);
+  AWGN, receiver) traced (``tf.function``; on torch, under ``torch.no_grad``);
 * the teacher: its torch forward on inputs preprocessed as its processor says
   (model only; the shipped teacher runs at 64 x 64), and its preprocessing
   (resize, normalize) separately.

@@ -17,9 +17,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF start-up chatter
 
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
+
+# isort: split
 import keras  # noqa: E402
 
-import tosc_sionna as ts  # noqa: E402
 from tosc_sionna.data import DatasetNotFoundError, load_fashion_mnist  # noqa: E402
 
 BATCH = 128

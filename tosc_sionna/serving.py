@@ -80,13 +80,15 @@ def traced(link: TaskOrientedLink, input_shape: Sequence[int]) -> tuple[Callable
     ``input_shape`` is one image's ``(H, W, C)``. Same outputs as the eager ones.
 
     On the torch line the ends stay eager (Keras' torch backend runs eagerly)
-    and run without autograd bookkeeping (``torch.inference_mode``).
+    and run without autograd bookkeeping (``torch.no_grad``; not
+    ``inference_mode``, whose tensors cannot enter an autograd-recording call
+    later, e.g. the eager receiver).
     """
     if keras.backend.backend() == "torch":
         import torch
 
         tx, rx = transmitter(link), receiver(link)
-        return torch.inference_mode()(tx), torch.inference_mode()(rx)
+        return torch.no_grad()(tx), torch.no_grad()(rx)
     import tensorflow as tf
 
     signatures = _signatures(link, input_shape)

@@ -10,7 +10,7 @@ inside its functions, TensorFlow or torch): a benchmark imports it as
 * :func:`compiled`: a function as the line runs it fastest (``tf.function`` on
   TensorFlow; the function itself on torch, where Keras runs eagerly);
 * :func:`inference`: the same without autograd bookkeeping on torch
-  (``torch.inference_mode``), as :func:`tosc_sionna.serving.traced` does;
+  (``torch.no_grad``), as :func:`tosc_sionna.serving.traced` does;
 * :func:`gradient_step`: forward and gradient with respect to one variable
   (``tf.function`` + ``GradientTape``; torch autograd);
 * :func:`exported_ends`: a link's two ends exported and reloaded (SavedModel on
@@ -68,13 +68,13 @@ def compiled(fn: Callable, input_signature: Sequence | None = None) -> Callable:
 
 
 def inference(fn: Callable, input_signature: Sequence | None = None) -> Callable:
-    """``fn`` for inference: :func:`compiled` on TensorFlow; under ``torch.inference_mode``
+    """``fn`` for inference: :func:`compiled` on TensorFlow; under ``torch.no_grad``
     on torch (no autograd bookkeeping), as :func:`tosc_sionna.serving.traced`."""
     if TENSORFLOW:
         return compiled(fn, input_signature)
     import torch
 
-    return torch.inference_mode()(fn)
+    return torch.no_grad()(fn)
 
 
 def tensor(x: Any, dtype: str = "float32") -> Any:

@@ -12,7 +12,8 @@ import numpy as np
 
 import tosc_sionna as ts  # first: sets Keras' backend from the installed Sionna
 
-import keras  # noqa: E402
+# isort: split
+import keras
 
 HERE = Path(__file__).resolve().parent
 
