@@ -23,6 +23,7 @@ inside its functions, TensorFlow or torch): a benchmark imports it as
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,10 +49,12 @@ def _version(*distributions: str) -> str | None:
 
 
 def line() -> dict[str, str | None]:
-    """``{"keras_backend", "sionna", "keras", <backend>}``: the line this process runs, with
-    the versions that make it (``<backend>`` is ``tensorflow`` or ``torch``)."""
+    """``{"keras_backend", "sionna", "keras", <backend>, "omp_wait_policy"}``: the line this
+    process runs, with the versions that make it (``<backend>`` is ``tensorflow`` or
+    ``torch``) and OpenMP's wait policy (``tosc_sionna`` sets PASSIVE on torch unless set)."""
     return {"keras_backend": BACKEND, "sionna": _version("sionna-no-rt", "sionna"),
-            "keras": keras.__version__, BACKEND: _version(BACKEND)}
+            "keras": keras.__version__, BACKEND: _version(BACKEND),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def compiled(fn: Callable, input_signature: Sequence | None = None) -> Callable:
