@@ -99,21 +99,24 @@ def value_and_gradient(fn: Callable[[Any], Any], x: Any) -> tuple[np.ndarray, np
 
 
 def variable_gradients(loss_fn: Callable[[], Any],
-                       variables: Sequence[Any]) -> list[np.ndarray | None]:
-    """``d loss_fn() / dv`` for each Keras variable ``v`` (None where there is no path)."""
+                       variables: Sequence[Any] | Callable[[], Sequence[Any]]
+                       ) -> list[np.ndarray | None]:
+    """``d loss_fn() / dv`` for each Keras variable ``v`` (None where there is no path).
+
+    ``variables`` may be a callable, read after ``loss_fn`` ran (a model it builds).
+    """
     if BACKEND == "torch":
-        params = [v.value for v in variables]
-        for p in params:
-            p.grad = None
-        loss_fn().backward()
-        grads = [None if p.grad is None else numpy(p.grad) for p in params]
-        for p in params:
-            p.grad = None
-        return grads
+        import torch
+
+        loss = loss_fn()
+        params = [v.value for v in (variables() if callable(variables) else variables)]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return [None if g is None else numpy(g) for g in grads]
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         loss = loss_fn()
+    variables = variables() if callable(variables) else variables
     return [None if g is None else np.asarray(g) for g in tape.gradient(loss, list(variables))]
 
 
