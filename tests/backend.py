@@ -73,9 +73,11 @@ def gradient(fn: Callable[[Any], Any], x: Any) -> np.ndarray:
         import torch
 
         xt = torch.tensor(np.asarray(x), requires_grad=True, device=_device())
-        out = fn(xt)
-        torch.sum(out).backward()
-        return np.zeros_like(np.asarray(x)) if xt.grad is None else numpy(xt.grad)
+        total = torch.sum(fn(xt))
+        if not total.requires_grad:  # the output does not depend on x through autodiff
+            return np.zeros_like(np.asarray(x))
+        (grad,) = torch.autograd.grad(total, xt, allow_unused=True)
+        return np.zeros_like(np.asarray(x)) if grad is None else numpy(grad)
     import tensorflow as tf
 
     xt = tf.Variable(np.asarray(x))
