@@ -6,7 +6,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import tosc_sionna as ts  # noqa: E402
-from backend import BACKEND  # noqa: E402
+from backend import BACKEND, numpy  # noqa: E402
 
 #: markers of the tests that exercise one Sionna line only
 LINE_MARKERS = ("tensorflow", "torch")
@@ -39,7 +39,7 @@ def unit_symbols(batch: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 def to_complex(x) -> np.ndarray:
-    x = np.asarray(x)
+    x = numpy(x)
     return x[:, 0::2] + 1j * x[:, 1::2]
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from backend import tensor
 
 import tosc_sionna as ts
 
@@ -45,13 +46,16 @@ def test_snr_wrong_rank():
         ts.AWGNChannel()(np.ones((2, 8), np.float32), np.zeros((2, 1), np.float32))
 
 
-def test_snr_checked_for_eager_tensors_too():
-    import tensorflow as tf
-
+@pytest.mark.parametrize("make", ALL_CHANNELS)
+def test_snr_checked_for_eager_tensors_too(make):
+    # a backend tensor (eager TensorFlow or torch), not only Python/NumPy values
     with pytest.raises(ValueError, match="NaN or inf"):
-        ts.AWGNChannel()(np.ones((2, 8), np.float32), tf.constant([1.0, float("nan")]))
+        make()(np.ones((2, 8), np.float32), tensor([1.0, float("nan")], "float32"))
+    with pytest.raises(ValueError, match=r"\[-30.0, 60.0\] dB"):
+        make()(np.ones((2, 8), np.float32), tensor([1.0, 99.0], "float32"))
 
 
+@pytest.mark.tensorflow
 def test_snr_checked_in_graph_mode():
     import tensorflow as tf
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from backend import numpy, tensor
 from conftest import to_complex, unit_symbols
 from monte_carlo import assert_mean, assert_mean_known_se, rayleigh_lmmse_error
 
@@ -25,7 +25,7 @@ def test_awgn_noise_variance_matches_nominal(snr_db):
         assert_mean_known_se(np.var(part), nominal / 2, nominal / 2 * np.sqrt(2 / (n - 1)))
     assert_mean_known_se(np.mean(noise.real * noise.imag), 0.0, nominal / 2 / np.sqrt(n),
                          scale=nominal / 2, what="E[Re Im]")
-    np.testing.assert_allclose(no, nominal, rtol=1e-5)
+    np.testing.assert_allclose(numpy(no), nominal, rtol=1e-5)
 
 
 def test_awgn_per_example_snr():
@@ -39,7 +39,7 @@ def test_awgn_per_example_snr():
 def test_rayleigh_gains_unit_power_and_independent_per_example():
     channel = ts.RayleighBlockFadingChannel()
     n = 20000
-    h = channel.draw_gains(n).numpy()[:, 0].astype(np.complex128)
+    h = numpy(channel.draw_gains(n))[:, 0].astype(np.complex128)
     # h ~ CN(0, 1): |h|^2 ~ Exp(1), SE of its mean 1 / sqrt(n)
     assert_mean_known_se(np.mean(np.abs(h) ** 2), 1.0, 1 / np.sqrt(n), what="E|h|^2")
     # zero mean; independent across examples (E[h_k h_{k-1}^*] = 0); circular (E[h^2] = 0):
@@ -53,7 +53,7 @@ def test_rayleigh_gains_unit_power_and_independent_per_example():
 def test_rayleigh_gain_constant_within_example_and_differs_across():
     channel = ts.RayleighBlockFadingChannel(equalizer="zf", return_noise=True)
     _, no_eff = channel(unit_symbols(1000, 8), 30.0)
-    no_eff = no_eff.numpy()
+    no_eff = numpy(no_eff)
     # ZF with perfect CSI: no_eff = no / |h|^2, one value per example
     np.testing.assert_allclose(no_eff, no_eff[:, :1] * np.ones_like(no_eff), rtol=1e-6)
     assert np.std(np.log(no_eff[:, 0])) > 0.5
@@ -71,7 +71,7 @@ def test_rayleigh_mmse_error_matches_closed_form(snr_db):
     y, no_eff = channel(x, snr_db)
     assert_mean(np.abs(to_complex(y) - to_complex(x)) ** 2, closed_form, what="error")
     # the reported effective noise is the same error variance
-    assert_mean(no_eff.numpy(), closed_form, what="no_eff")
+    assert_mean(numpy(no_eff), closed_form, what="no_eff")
 
 
 def test_rayleigh_ls_estimate_error_variance():
@@ -98,7 +98,7 @@ def test_rayleigh_outputs_finite_in_deep_fades():
         y, no_eff = ts.RayleighBlockFadingChannel(equalizer=equalizer, return_noise=True)(
             x, -30.0
         )
-        assert np.all(np.isfinite(y)) and np.all(np.isfinite(no_eff))
+        assert np.all(np.isfinite(numpy(y))) and np.all(np.isfinite(numpy(no_eff)))
     # MMSE output is bounded: |x_hat| <= |y| |h| / (|h|^2 + no) <= |y| / (2 sqrt(no))
     y, _ = ts.RayleighBlockFadingChannel(equalizer="lmmse", return_noise=True)(x, 20.0)
     assert np.max(np.abs(to_complex(y))) < 50
@@ -124,7 +124,7 @@ def test_ofdm_channel_models_have_unit_average_gain(model, resource_blocks, batc
     channel = ts.OFDMChannel(model, csi="perfect", equalizer="zf", return_noise=True,
                              num_resource_blocks=resource_blocks)
     _, no_eff = channel(unit_symbols(batch, 16), 40.0)
-    assert_mean(1e-4 / no_eff.numpy(), 1.0, what=model)  # |H|^2 per symbol
+    assert_mean(1e-4 / numpy(no_eff), 1.0, what=model)  # |H|^2 per symbol
 
 
 def test_ofdm_ls_estimation_close_to_perfect_at_high_snr():
@@ -146,7 +146,7 @@ def test_ofdm_mobility_makes_channel_vary_over_time():
             fft_size=1, num_ofdm_symbols=14, return_noise=True,
         )
         _, no_eff = channel(unit_symbols(200, 12), 40.0)
-        gain = np.log(1e-4 / no_eff.numpy())
+        gain = np.log(1e-4 / numpy(no_eff))
         return np.mean(np.std(gain, axis=1))
 
     assert spread(0.0) < 1e-3
@@ -160,7 +160,17 @@ def test_equalizer_names_agree_across_layers():
     assert ts.OFDMChannel().equalizer == "lmmse"
 
 
+def test_snr_tensor_per_example():
+    # an SNR tensor of the backend (not only Python/NumPy values) sets each example's noise
+    channel = ts.AWGNChannel(return_noise=True)
+    _, no = channel(unit_symbols(4, 8), tensor([0.0, 10.0, 20.0, 30.0], "float32"))
+    np.testing.assert_allclose(numpy(no)[:, 0], [1, 0.1, 0.01, 0.001], rtol=1e-5)
+
+
+@pytest.mark.tensorflow
 def test_snr_tensor_inside_tf_function():
+    import tensorflow as tf
+
     channel = ts.AWGNChannel(return_noise=True)
     f = tf.function(lambda x, s: channel(x, s))
     _, no = f(unit_symbols(4, 8), tf.constant([0.0, 10.0, 20.0, 30.0]))

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from backend import numpy
 from conftest import to_complex
 
 import tosc_sionna as ts
@@ -11,7 +12,7 @@ import tosc_sionna as ts
 def test_power_normalization_unit_power_per_example():
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(5, 32)) * np.arange(1, 6)[:, None]).astype(np.float32)
-    y = np.asarray(ts.PowerNormalization()(x))
+    y = numpy(ts.PowerNormalization()(x))
     power = np.mean(np.abs(to_complex(y)) ** 2, axis=1)
     np.testing.assert_allclose(power, 1.0, rtol=1e-5)
     # direction is kept
@@ -21,7 +22,7 @@ def test_power_normalization_unit_power_per_example():
 
 def mean(encoder, x, **kwargs):
     """The encoder's mean (its output is always the pair (mu, log_var))."""
-    return encoder(x, **kwargs)[0]
+    return numpy(encoder(x, **kwargs)[0])
 
 
 def test_encoder_shapes_and_grey_images():
@@ -76,22 +77,22 @@ def test_separable_encoder_is_smaller_and_runs():
 def test_link_samples_a_stochastic_encoder_in_training_only():
     link = ts.make_link(ts.AWGNChannel(), num_symbols=2000, width=2, hidden_units=(4,), seed=3)
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)
-    z, mu, log_var = (np.asarray(t) for t in link.encode(x, training=True))
-    z_eval, mu_eval, _ = (np.asarray(t) for t in link.encode(x, training=False))
+    z, mu, log_var = (numpy(t) for t in link.encode(x, training=True))
+    z_eval, mu_eval, _ = (numpy(t) for t in link.encode(x, training=False))
     np.testing.assert_array_equal(z_eval, mu_eval)
     # asked to, it samples at inference too
-    z_sampled, mu_sampled, _ = (np.asarray(t) for t in link.encode(x, training=False,
+    z_sampled, mu_sampled, _ = (numpy(t) for t in link.encode(x, training=False,
                                                                   sample=True))
     assert np.mean(np.abs(z_sampled - mu_sampled)) > 0.01
     # training: the same mean (batch statistics of the same batch), a new sample
-    z2, mu2, _ = (np.asarray(t) for t in link.encode(x, training=True))
+    z2, mu2, _ = (numpy(t) for t in link.encode(x, training=True))
     np.testing.assert_allclose(mu2, mu, rtol=1e-5, atol=1e-6)
     assert np.mean(np.abs(z2 - z)) > 0.1 * np.mean(np.abs(z - mu))
     # the sampling stream is the link's own: not the SNR stream of a link seeded 4
     fresh, other = (ts.make_link(ts.AWGNChannel(), num_symbols=4, width=2, hidden_units=(4,),
                                  seed=s) for s in (3, 4))
-    snr_next = np.asarray(keras.random.normal((4000,), seed=other.snr_seed_generator))
-    eps = np.asarray(keras.random.normal((4000,), seed=fresh.sample_seed_generator))
+    snr_next = numpy(keras.random.normal((4000,), seed=other.snr_seed_generator))
+    eps = numpy(keras.random.normal((4000,), seed=fresh.sample_seed_generator))
     assert np.abs(np.corrcoef(snr_next, eps)[0, 1]) < 5 / np.sqrt(4000)
     # z = mu + sigma * eps with eps standard normal: 8000 draws, 5 standard errors
     eps = (z - mu) / np.exp(0.5 * log_var)
@@ -103,20 +104,20 @@ def test_channel_adaptive_module_depends_on_snr_and_noise():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(4, 16)).astype(np.float32)
     cam = ts.ChannelAdaptiveModule(hidden_units=8)
-    low, high = np.asarray(cam(feats, -10.0)), np.asarray(cam(feats, 20.0))
+    low, high = numpy(cam(feats, -10.0)), numpy(cam(feats, 20.0))
     assert low.shape == feats.shape
     assert np.max(np.abs(low - high)) > 1e-4
     # scales lie in (0, 1): |output| <= |input|
     assert np.all(np.abs(high) <= np.abs(feats) + 1e-6)
     rx = ts.ChannelAdaptiveModule(hidden_units=8, use_noise=True)
-    a = np.asarray(rx(feats, 10.0, np.full((4, 8), 0.1, np.float32)))
-    b = np.asarray(rx(feats, 10.0, np.full((4, 8), 10.0, np.float32)))
+    a = numpy(rx(feats, 10.0, np.full((4, 8), 0.1, np.float32)))
+    b = numpy(rx(feats, 10.0, np.full((4, 8), 10.0, np.float32)))
     assert np.max(np.abs(a - b)) > 1e-4
 
 
 def test_channel_adaptive_module_on_feature_maps():
     feats = np.ones((2, 7, 7, 6), np.float32)
-    out = np.asarray(ts.ChannelAdaptiveModule(hidden_units=4)(feats, np.array([0.0, 5.0])))
+    out = numpy(ts.ChannelAdaptiveModule(hidden_units=4)(feats, np.array([0.0, 5.0])))
     assert out.shape == feats.shape
     # one scale per channel, shared over the spatial positions
     np.testing.assert_allclose(out, np.broadcast_to(out[:, :1, :1, :], out.shape))
@@ -176,4 +177,4 @@ def test_ofdm_with_user_resource_grid():
     channel = ts.OFDMChannel("tdl-c", resource_grid=rg, csi="perfect")
     y = channel(np.ones((3, 96), np.float32), 40.0)  # 48 symbols = all data REs
     assert channel.grid is rg
-    assert np.mean((np.asarray(y) - 1) ** 2) < 1e-2
+    assert np.mean((numpy(y) - 1) ** 2) < 1e-2

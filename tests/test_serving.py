@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+from backend import numpy
 
 import tosc_sionna as ts
 from tosc_sionna import serving
 
 
-@pytest.mark.parametrize("noise", [False, True])
-def test_traced_and_exported_ends_equal_the_link(tmp_path, noise):
-    import tensorflow as tf
-
+def served_link(noise):
+    """A small stochastic link (and its inputs) whose ends are served; ``noise``: the receiver
+    takes the equalizer's effective noise too."""
     ts.set_seed(0)
     channel = (ts.RayleighBlockFadingChannel(csi="ls", return_noise=True) if noise
                else ts.AWGNChannel())
@@ -20,14 +20,30 @@ def test_traced_and_exported_ends_equal_the_link(tmp_path, noise):
     x = rng.uniform(size=(5, 12, 12, 3)).astype(np.float32)
     snr = np.array([-5.0, 0.0, 5.0, 10.0, 20.0], np.float32)
     link(x, snr)
-    symbols = serving.transmitter(link)(x, snr)
-    np.testing.assert_allclose(np.mean(np.asarray(symbols) ** 2, axis=1) * 2, 1.0, rtol=1e-4)
-    # the stochastic encoder sends its mean: the same symbols every call
-    np.testing.assert_array_equal(symbols, serving.transmitter(link)(x, snr))
     extra = (rng.uniform(0.01, 1.0, (5, 4)).astype(np.float32),) if noise else ()
-    logits = serving.receiver(link)(symbols, snr, *extra)
+    return link, x, snr, extra
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_transmitter_and_receiver_equal_the_link(noise):
+    link, x, snr, extra = served_link(noise)
+    symbols = numpy(serving.transmitter(link)(x, snr))
+    np.testing.assert_allclose(np.mean(symbols**2, axis=1) * 2, 1.0, rtol=1e-4)
+    # the stochastic encoder sends its mean: the same symbols every call
+    np.testing.assert_array_equal(symbols, numpy(serving.transmitter(link)(x, snr)))
+    logits = numpy(serving.receiver(link)(symbols, snr, *extra))
     assert logits.shape == (5, 3)
-    np.testing.assert_allclose(logits, link.receive(symbols, snr, *extra), rtol=1e-6)
+    np.testing.assert_allclose(logits, numpy(link.receive(symbols, snr, *extra)), rtol=1e-6)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("noise", [False, True])
+def test_traced_and_exported_ends_equal_the_link(tmp_path, noise):
+    import tensorflow as tf
+
+    link, x, snr, extra = served_link(noise)
+    symbols = serving.transmitter(link)(x, snr)
+    logits = serving.receiver(link)(symbols, snr, *extra)
     transmit, receive = serving.traced(link, (12, 12, 3))
     np.testing.assert_allclose(transmit(x, snr), symbols, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(receive(symbols, snr, *extra), logits, rtol=1e-5, atol=1e-6)

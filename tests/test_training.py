@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from backend import numpy
 
 import tosc_sionna as ts
 from tosc_sionna import losses
@@ -48,8 +49,8 @@ def test_one_step_registers_nothing_on_the_link_and_the_trainer_holds_the_terms(
     ts.set_seed(3)
     total = float(trainer.compute_loss(x, y, out, training=True))
     logits = out["logits"]
-    ce = np.asarray(losses.label_cross_entropy(y["label"], logits))
-    kd = np.asarray(losses.distillation_kl(y["teacher"], logits, 4.0))
+    ce = numpy(losses.label_cross_entropy(y["label"], logits))
+    kd = numpy(losses.distillation_kl(y["teacher"], logits, 4.0))
     rate = float(losses.gaussian_rate(out["mu"], out["log_var"]))
     assert total == pytest.approx(np.mean(0.5 * ce + 0.5 * kd) + 0.5 * rate, rel=1e-5)
     # out of training the rate is measured, not added
@@ -67,11 +68,11 @@ def test_evaluate_reports_each_term_over_the_right_rows():
     link.set_eval_snr(60.0)  # the channel's noise is negligible: outputs repeat
     result = trainer.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     out = trainer(x, training=False)
-    logits = np.asarray(out["logits"])
-    assert result["kd"] == pytest.approx(float(np.mean(losses.distillation_kl(
-        y["teacher"], logits, 4.0))), rel=1e-3)
+    logits = numpy(out["logits"])
+    assert result["kd"] == pytest.approx(float(np.mean(numpy(losses.distillation_kl(
+        y["teacher"], logits, 4.0)))), rel=1e-3)
     # ce and accuracy over the 2 labelled rows only
-    ce = np.asarray(losses.label_cross_entropy(y["label"], logits))
+    ce = numpy(losses.label_cross_entropy(y["label"], logits))
     assert result["ce"] == pytest.approx(ce[[2, 9]].mean(), rel=1e-3)
     right = np.argmax(logits, -1) == y["label"]
     assert result["accuracy"] == pytest.approx(right[[2, 9]].mean())
@@ -126,13 +127,15 @@ def test_keras_distiller_with_an_online_keras_teacher_uses_our_loss():
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     # our term on the teacher's logits, by hand
     t_logits, s_logits = teacher(x), student(x)
-    before = float(np.mean(losses.distillation_kl(keras.ops.softmax(t_logits), s_logits, 4.0)))
-    assert float(kd.compute_loss(t_logits, s_logits)) == pytest.approx(before, rel=1e-5)
+    before = float(np.mean(numpy(
+        losses.distillation_kl(keras.ops.softmax(t_logits), s_logits, 4.0))))
+    assert float(numpy(kd.compute_loss(t_logits, s_logits))) == pytest.approx(before, rel=1e-5)
     # the distiller reports it for its first step (one batch: before the update), then
     # trains the student towards the teacher
     history = distiller.fit(x, y, epochs=30, batch_size=64, verbose=0).history
     assert history["distillation_loss"][0] == pytest.approx(before, rel=1e-5)
-    after = float(np.mean(losses.distillation_kl(keras.ops.softmax(teacher(x)), student(x), 4.0)))
+    after = float(np.mean(numpy(
+        losses.distillation_kl(keras.ops.softmax(teacher(x)), student(x), 4.0))))
     assert after < 0.2 * before
 
 
@@ -168,9 +171,9 @@ def test_a_0_4_link_file_loads_with_its_outputs_or_fails_naming_the_version():
         old = keras.saving.load_model(DATA / "link-0.4.keras")
     assert any("0.4" in str(w.message) and "rate_weight" in str(w.message) for w in caught)
     symbols = old.transmit(expected["inputs"], 10.0)
-    np.testing.assert_allclose(np.asarray(symbols), expected["link_04_symbols"], rtol=1e-6,
+    np.testing.assert_allclose(numpy(symbols), expected["link_04_symbols"], rtol=1e-6,
                                atol=1e-6)
-    np.testing.assert_allclose(np.asarray(old.receive(symbols, 10.0)),
+    np.testing.assert_allclose(numpy(old.receive(symbols, 10.0)),
                                expected["link_04_logits"], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"tosc-sionna 0\.4 with a training-only feature head"):
         keras.saving.load_model(DATA / "link-0.4-features.keras")
@@ -203,7 +206,7 @@ def test_training_steps_reduce_the_ib_loss_on_real_data(tmp_path):
     ts.set_seed(5)
     a = link(x, snr_db=5.0)
     ts.set_seed(5)
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(loaded(x, snr_db=5.0)))
+    np.testing.assert_array_equal(numpy(a), numpy(loaded(x, snr_db=5.0)))
     # and so does the trainer (its config holds the link and the loss weights)
     trainer.save(tmp_path / "trainer.keras")
     back = keras.models.load_model(tmp_path / "trainer.keras")
