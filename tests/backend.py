@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
-import tosc_sionna  # noqa: F401  (first: it picks Keras' backend from the Sionna line)
-import keras  # noqa: E402,I001
+# isort: off
+import tosc_sionna  # noqa: F401  (before keras: it picks Keras' backend from the Sionna line)
+import keras
+
+# isort: on
 
 BACKEND = keras.backend.backend()
 
