@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import keras  # noqa: E402,I001
 import numpy as np
 
-import tosc_sionna  # noqa: F401  (first: it picks Keras' backend from the Sionna line)
+# isort: off
+import tosc_sionna  # noqa: F401  (before keras: it picks Keras' backend from the Sionna line)
+import keras
+
+# isort: on
 
 BACKEND = keras.backend.backend()
 

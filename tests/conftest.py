@@ -4,9 +4,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from backend import BACKEND, numpy  # noqa: E402
 
-import tosc_sionna as ts  # noqa: E402
+import tosc_sionna as ts  # noqa: E402  (before Keras: it picks Keras' backend from the line)
+
+# isort: split
+from backend import BACKEND, numpy  # noqa: E402
 
 #: markers of the tests that exercise one Sionna line only
 LINE_MARKERS = ("tensorflow", "torch")

@@ -157,7 +157,7 @@ def test_the_feature_term_weighs_in_the_loss(caches):
     expected = float(np.mean(keras.ops.convert_to_numpy(
         feature_distance(trainer.feature_head(out["embedding"]), y["features"]))))
     assert 0.0 < expected < 2.0
-    rate = float(ts.losses.gaussian_rate(out["mu"], out["log_var"]))
+    rate = float(numpy(ts.losses.gaussian_rate(out["mu"], out["log_var"])))
     assert with_term - without == pytest.approx(3.0 * expected + trainer.beta * rate, rel=1e-4)
     # the embedding is the decoder's last hidden layer, the logits its projection
     np.testing.assert_allclose(

@@ -48,6 +48,17 @@ def test_gradients_reach_the_encoder(name):
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("name", list(CHANNELS))
 def test_jit_compile_fit_and_evaluate(name):
+    check_compiled_fit_and_evaluate(name)  # XLA
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@pytest.mark.parametrize("name", list(CHANNELS))
+def test_torch_compile_fit_and_evaluate(name):
+    check_compiled_fit_and_evaluate(name)  # Keras' jit_compile is torch.compile on torch
+
+
+def check_compiled_fit_and_evaluate(name):
     link = make(name)
     x, y = images(64)
     link.compile(
