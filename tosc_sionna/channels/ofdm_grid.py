@@ -211,7 +211,7 @@ class PilotLMMSEEstimator:
         lam, u = lam[keep], u[:, keep]
         m = cov(targets, pilots) @ u  # [n, r]
         m_power = np.abs(m) ** 2
-        rdtype = "float64" if str(dtype).endswith("complex128") else "float32"
+        rdtype = "float64" if "complex128" in str(dtype) else "float32"
         # LS (y_p / p = y_p conj(p) for unit-modulus p), then U^H, as one [K, r] matrix
         self._project = ops.constant(u.conj() * pilot_values.conj()[:, None], dtype)
         self._lam = ops.constant(lam, rdtype)
