@@ -40,6 +40,8 @@ SPEC_VERSION = "16.1"
 #: Angle of arrival of the TDL-D/E line-of-sight path: Sionna 1.2's default
 #: (2.x defaults to arccos(0.7)).
 LOS_ANGLE_OF_ARRIVAL = np.pi / 4
+# Seed of the pilots' draw on Sionna 2 (Sionna 1.2's Kronecker pattern seeds itself).
+_PILOT_SEED = 1
 __all__ = ["CHANNEL_MODELS", "CSI_MODES", "EQUALIZERS", "INTERPOLATIONS", "OFDMChannel"]
 
 
@@ -244,15 +246,18 @@ class OFDMChannel(ChannelLayer):
             # the sizing before 0.2: the fewest subcarriers that hold n symbols
             data_symbols = self.num_ofdm_symbols - len(self.pilot_ofdm_symbol_indices)
             fft_size = -(-num_symbols // data_symbols)
-        return ResourceGrid(
-            num_ofdm_symbols=self.num_ofdm_symbols,
-            fft_size=fft_size or 12 * self.num_resource_blocks,
-            subcarrier_spacing=self.subcarrier_spacing,
-            num_tx=1,
-            num_streams_per_tx=1,
-            pilot_pattern="kronecker",
-            pilot_ofdm_symbol_indices=list(self.pilot_ofdm_symbol_indices),
-        )
+        # Sionna 2 draws Kronecker pilots from its global generator: a fixed seed keeps a
+        # build from moving it, and gives a reloaded layer the same pilots
+        with ops.sionna_rng_seeded(_PILOT_SEED):
+            return ResourceGrid(
+                num_ofdm_symbols=self.num_ofdm_symbols,
+                fft_size=fft_size or 12 * self.num_resource_blocks,
+                subcarrier_spacing=self.subcarrier_spacing,
+                num_tx=1,
+                num_streams_per_tx=1,
+                pilot_pattern="kronecker",
+                pilot_ofdm_symbol_indices=list(self.pilot_ofdm_symbol_indices),
+            )
 
     def build_channel(self, num_symbols: int) -> None:
         rg = self.resource_grid or self._make_resource_grid(num_symbols)
