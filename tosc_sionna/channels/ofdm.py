@@ -35,7 +35,8 @@ CHANNEL_MODELS = ("rayleigh",) + tuple(f"tdl-{m}" for m in "abcde") + tuple(
 CSI_MODES = ("perfect", "ls")
 INTERPOLATIONS = ("lmmse", "nn", "lin", "lin_time_avg")
 #: TR 38.901 tables the TDL/CDL models use on both Sionna lines: Sionna 1.2's
-#: (2.1 and later default to V19.2, whose TDL-A differs).
+#: (2.1 and later default to V19.2; its TDL files hold the same profiles today, but
+#: pinning keeps both lines on one table whatever a later release changes).
 SPEC_VERSION = "16.1"
 #: Angle of arrival of the TDL-D/E line-of-sight path: Sionna 1.2's default
 #: (2.x defaults to arccos(0.7)).
