@@ -47,8 +47,8 @@ def sionna_version() -> str:
 
 def backend_for(version: str) -> str:
     """The Keras backend a Sionna version runs on: ``"torch"`` from 2.0, else ``"tensorflow"``."""
-    major = int(re.match(r"\d+", version).group(0)) if re.match(r"\d+", version) else 0
-    return TORCH_LINE if major >= 2 else TENSORFLOW_LINE
+    match = re.match(r"\d+", version)
+    return TORCH_LINE if match and int(match.group(0)) >= 2 else TENSORFLOW_LINE
 
 
 def check_distributions() -> None:
