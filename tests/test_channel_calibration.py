@@ -98,20 +98,46 @@ def test_rayleigh_zf_is_calibrated_given_the_estimate(csi):
         assert np.all(np.isfinite(no_eff))
 
 
+def by_slot(values, channel):
+    """``[batch, n]`` per-example values -> ``[slots, E n]``: the examples of one slot share
+    its channel, so the slots are the independent draws (batch a multiple of E)."""
+    per_slot = channel.examples_per_slot
+    assert len(values) % per_slot == 0
+    return np.asarray(values).reshape(len(values) // per_slot, -1)
+
+
 @pytest.mark.parametrize("csi", ["perfect", "ls"])
-def test_ofdm_lmmse_reports_its_error(csi):
+def test_ofdm_lmmse_reports_its_error_per_example_slots(csi):
     # 800 examples (2 calls) per SNR: at 20 dB the error varies most across examples, and
     # 8 SE there is 7% of the error (monte_carlo.py asks for at most 10%)
     x = unit_symbols(400, 64)
-    channel = ts.OFDMChannel("tdl-a", csi=csi, equalizer="lmmse", return_noise=True)
+    channel = ts.OFDMChannel("tdl-a", csi=csi, equalizer="lmmse", return_noise=True,
+                             slot="per_example", mapping="spread")
     for snr in SNRS:
         err, no_eff = errors(channel, x, snr, calls=2)
         assert_reports_its_error(err, no_eff, what=f"{snr} dB")
 
 
+@pytest.mark.parametrize("csi, interpolation", [("perfect", "lmmse"), ("ls", "lmmse")])
+def test_shared_slot_reports_its_error_within_3_percent(csi, interpolation):
+    # the default layout: 85 examples of n = 64 per slot, one channel per slot. 300 slots
+    # per SNR (5 calls of 60): the slots are the independent draws
+    channel = ts.OFDMChannel("tdl-a", csi=csi, interpolation=interpolation,
+                             return_noise=True)
+    channel.build((None, 128))
+    assert channel.examples_per_slot == 85
+    x = unit_symbols(85 * 60, 64)
+    for snr in SNRS:
+        err, no_eff = errors(channel, x, snr, calls=5)
+        err, no_eff = by_slot(err, channel), by_slot(no_eff, channel)
+        assert_reports_its_error(err, no_eff, what=f"{snr} dB")
+        ratio = err.mean() / no_eff.mean()
+        assert abs(ratio - 1.0) <= 0.03, (snr, ratio)
+
+
 def test_ofdm_zf_is_calibrated_given_the_estimate():
     x = unit_symbols(400, 64)
-    channel = ts.OFDMChannel("tdl-c", equalizer="zf", return_noise=True)
+    channel = ts.OFDMChannel("tdl-c", equalizer="zf", return_noise=True, slot="per_example")
     for snr in (0.0, 20.0):
         err, no_eff = errors(channel, x, snr)
         assert_mean(err / no_eff, 1.0, what=f"{snr} dB")  # within 5 SE over 400 examples
@@ -125,7 +151,8 @@ def test_ofdm_lmmse_estimate_beats_linear_interpolation_at_low_snr():
     err = {}
     for interpolation in ("lmmse", "lin"):
         ts.set_seed(5)
-        channel = ts.OFDMChannel("tdl-a", interpolation=interpolation, return_noise=True)
+        channel = ts.OFDMChannel("tdl-a", interpolation=interpolation, return_noise=True,
+                                 slot="per_example")
         err[interpolation] = errors(channel, x, 0.0)[0]
     mean, se = mean_and_se(err["lmmse"] - 0.9 * err["lin"])
     assert mean + 5 * se < 0
@@ -144,12 +171,19 @@ def layer_frequency_covariance(channel):
                            channel.carrier_frequency, channel.speed, LOS_ANGLE_OF_ARRIVAL)[1]
 
 
+def first_example_channel(channel, slots):
+    """The channel at the symbols of each slot's first example, ``[slots, n]``: one
+    independent draw per slot (a slot's examples share its channel)."""
+    h = numpy(channel._generate(slots)).reshape(slots, -1)
+    return h[:, channel.symbol_positions @ [channel.grid.fft_size, 1]]
+
+
 def check_first_last_correlation(channel, draws=4000):
     """Correlation of the channel at an example's first and last symbols: the sample one
     matches the model's closed form (Sionna's TDL frequency covariance) within 5 SE, SE =
     (1 - rho^2) / sqrt(2 draws) for jointly complex Gaussian gains; returns the closed form."""
     channel.build((None, 32))
-    h = np.concatenate([numpy(channel.draw_channel(1000)) for _ in range(draws // 1000)])
+    h = np.concatenate([first_example_channel(channel, 1000) for _ in range(draws // 1000)])
     first, last = h[:, 0], h[:, -1]
     sample = abs(np.mean(first * last.conj())) / np.sqrt(
         np.mean(np.abs(first) ** 2) * np.mean(np.abs(last) ** 2)
@@ -163,20 +197,26 @@ def check_first_last_correlation(channel, draws=4000):
 
 
 @pytest.mark.parametrize("model", ["tdl-a", "tdl-c"])
-def test_default_ofdm_grid_is_frequency_selective(model):
+def test_each_layout_sees_the_frequency_selectivity_it_claims(model):
     default = ts.OFDMChannel(model)
     assert default.subcarrier_spacing == 30e3 and default.num_ofdm_symbols == 14
+    assert (default.slot, default.mapping) == ("shared", "contiguous")
+    # the default: a narrowband allocation, 16 adjacent subcarriers (480 kHz), nearly flat
     channel = perfect_csi_twin(default)
     channel.build((None, 32))
     assert channel.grid.fft_size >= 4 * 12  # at least 4 resource blocks
-    # the example spans the band: first and last symbols far apart in frequency
     positions = channel.symbol_positions
-    assert positions[:, 1].max() - positions[:, 1].min() > 0.8 * channel.grid.fft_size
-    assert len(np.unique(positions[:, 0])) == 12  # every data OFDM symbol
-    assert check_first_last_correlation(channel) < 0.5
-    # the contiguous mapping keeps the old, nearly flat behaviour
-    contiguous = ts.OFDMChannel(model, mapping="contiguous", csi="perfect")
-    assert check_first_last_correlation(contiguous) > 0.7
+    assert np.ptp(positions[:, 1]) == 15 and np.ptp(positions[:, 0]) == 0
+    assert check_first_last_correlation(channel) > 0.7
+    # a comb over the shared slot, or a slot of its own spread over the band: the
+    # example's first and last symbols far apart in frequency
+    for kwargs in ({"mapping": "spread"}, {"slot": "per_example", "mapping": "spread"}):
+        spread = ts.OFDMChannel(model, csi="perfect", **kwargs)
+        spread.build((None, 32))
+        positions = spread.symbol_positions
+        assert np.ptp(positions[:, 1]) > 0.8 * spread.grid.fft_size, kwargs
+        assert check_first_last_correlation(spread) < 0.5, kwargs
+    assert len(np.unique(positions[:, 0])) == 12  # per example: every data OFDM symbol
 
 
 def frequency_covariance_from_table(params, subcarrier_spacing, fft_size, delay_spread):
@@ -221,22 +261,68 @@ def test_tdl_frequency_covariance_is_sionnas(letter):
     assert np.ptp(np.abs(r_f[0])) > 0.05
 
 
-def test_spread_positions_are_distinct_data_elements():
-    channel = ts.OFDMChannel(num_resource_blocks=4)
+@pytest.mark.parametrize("mapping", ["contiguous", "spread"])
+@pytest.mark.parametrize("slot", ["shared", "per_example"])
+def test_positions_are_distinct_data_elements(slot, mapping):
+    channel = ts.OFDMChannel(num_resource_blocks=4, slot=slot, mapping=mapping)
     channel.build((None, 2 * 200))  # more symbols than subcarriers
-    pos = channel.symbol_positions
-    assert len({tuple(p) for p in pos}) == 200
+    pos = channel.slot_positions.reshape(-1, 2)
+    assert channel.slot_positions.shape == (channel.examples_per_slot, 200, 2)
+    assert channel.examples_per_slot == (1 if slot == "per_example" else 12 * 48 // 200)
+    assert len({tuple(p) for p in pos}) == len(pos)  # no element used twice
     assert not set(pos[:, 0]) & {2, 11}  # no pilot OFDM symbols
 
 
+def test_diversity_is_the_number_of_independent_fades_it_measures():
+    # (tr R)^2 / tr(R^2) is E[g]^2 / Var[g] of an example's mean channel gain g:
+    # checked against draws, and ordered as the layouts' spans say
+    looks = {}
+    for name, kwargs in {"contiguous": {}, "spread": {"mapping": "spread"},
+                         "per_example": {"slot": "per_example", "mapping": "spread"}}.items():
+        channel = ts.OFDMChannel("tdl-a", csi="perfect", **kwargs)
+        channel.build((None, 128))
+        looks[name] = channel.diversity()
+        h = np.concatenate([first_example_channel(channel, 2000) for _ in range(2)])
+        gain = np.mean(np.abs(h) ** 2, axis=1)
+        measured = gain.mean() ** 2 / gain.var()
+        # the ratio estimate from 4,000 draws: within 10%
+        assert measured == pytest.approx(diversity_of_first(channel), rel=0.1), name
+    assert looks["contiguous"]["mean"] < 2.0 < looks["spread"]["mean"]
+    assert looks["spread"]["mean"] == pytest.approx(looks["per_example"]["mean"], rel=0.05)
+    flat = ts.OFDMChannel("rayleigh", csi="perfect")
+    flat.build((None, 128))
+    assert flat.diversity()["max"] == pytest.approx(1.0)
+
+
+def diversity_of_first(channel):
+    from tosc_sionna.channels.ofdm_grid import effective_diversity
+
+    r_t, r_f = channel._covariances(channel._model, channel.grid)
+    return effective_diversity(r_t, r_f, channel.slot_positions[0])
+
+
 def test_bandwidth_ratio_with_and_without_overhead():
-    channel = perfect_csi_twin(ts.OFDMChannel())  # the default grid
+    channel = perfect_csi_twin(ts.OFDMChannel(slot="per_example"))  # the default grid
     channel.build((None, 32))
     ratio = channel.bandwidth_ratio(784)
     assert ratio["data"] == pytest.approx(16 / 784)
     pilots = 2 * channel.grid.fft_size  # two Kronecker pilot OFDM symbols
     assert ratio["with_pilots"] == pytest.approx((16 + pilots) / 784)
     assert ratio["grid"] == pytest.approx(14 * channel.grid.fft_size / 784)
+    # the shared slot: 5,472 data elements hold 85 examples of n = 64; a batch of 256
+    # fills 4 slots (the last with 1 example), 4 x 912 pilots
+    shared = ts.OFDMChannel()
+    shared.build((None, 128))
+    assert shared.examples_per_slot == 85
+    ratio = shared.bandwidth_ratio(784, batch_size=256)
+    assert ratio["data"] == pytest.approx(64 / 784)
+    assert ratio["with_pilots"] == pytest.approx((64 + 4 * 912 / 256) / 784)
+    assert ratio["with_pilots"] / ratio["data"] <= 1.25  # the issue's acceptance
+    assert ratio["grid"] == pytest.approx(4 * 14 * 456 / 256 / 784)
+    full = shared.bandwidth_ratio(784)
+    assert full["with_pilots"] == pytest.approx((64 + 912 / 85) / 784)
+    with pytest.raises(ValueError, match="batch_size"):
+        shared.bandwidth_ratio(784, batch_size=0)
     rayleigh = ts.RayleighBlockFadingChannel(csi="ls", num_pilots=4)
     rayleigh.build((None, 32))
     assert rayleigh.channel_uses == 20

@@ -21,10 +21,12 @@ from .backends import ops
 from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 from .ofdm_grid import (
     MAPPINGS,
+    SLOTS,
     PilotLMMSEEstimator,
+    effective_diversity,
     grid_positions,
     sampled_covariances,
-    symbol_positions,
+    slot_positions,
     tdl_covariances,
 )
 
@@ -43,7 +45,8 @@ SPEC_VERSION = "16.1"
 LOS_ANGLE_OF_ARRIVAL = np.pi / 4
 # Seed of the pilots' draw on Sionna 2 (Sionna 1.2's Kronecker pattern seeds itself).
 _PILOT_SEED = 1
-__all__ = ["CHANNEL_MODELS", "CSI_MODES", "EQUALIZERS", "INTERPOLATIONS", "OFDMChannel"]
+__all__ = ["CHANNEL_MODELS", "CSI_MODES", "EQUALIZERS", "INTERPOLATIONS", "MAPPINGS", "OFDMChannel",
+           "SLOTS"]
 
 
 def make_channel_model(
@@ -78,23 +81,37 @@ def make_channel_model(
 class OFDMChannel(ChannelLayer):
     r"""Analog symbols over a 5G NR-like OFDM grid through a Sionna channel model.
 
-    Each example gets its own resource grid (one slot: 14 OFDM symbols of
-    ``12 * num_resource_blocks`` subcarriers at 30 kHz by default, a 15 MHz
-    NR carrier) and an independent channel realization. Its n complex
-    symbols are placed on n data resource elements (``mapping``): spread
-    over the whole band and every data OFDM symbol by default, so they see
-    the channel's frequency and time selectivity; the other data elements
-    carry zeros, and Kronecker pilots (unit-modulus QPSK) fill the OFDM
-    symbols ``pilot_ofdm_symbol_indices``. Sionna's ``GenerateOFDMChannel``
+    The examples of a batch share NR-like slots (one slot: 14 OFDM symbols
+    of ``12 * num_resource_blocks`` subcarriers at 30 kHz by default, a
+    15 MHz NR carrier; Kronecker pilots, unit-modulus QPSK, fill the OFDM
+    symbols ``pilot_ofdm_symbol_indices``, 2 of 14 as in NR). A slot's
+    ``D`` data resource elements carry ``E = floor(D / n)`` examples of n
+    complex symbols each (:attr:`examples_per_slot`; 342 of n = 16 or 85 of
+    n = 64 on the default grid), placed by ``mapping``: ``"contiguous"``
+    (default), example ``j`` on data elements ``j n .. j n + n - 1`` in
+    Sionna's order (adjacent subcarriers of one OFDM symbol: a narrowband
+    allocation), or ``"spread"``, a comb (every ``E``-th data element) over
+    the whole slot. A batch of ``B`` examples uses ``ceil(B / E)`` slots,
+    each with its own channel realization, shared by the examples it
+    carries; empty data elements carry zeros. With ``slot="per_example"``
+    every example gets a whole slot and its own channel realization (the
+    layout before version 0.5; ``"spread"`` then spreads its n symbols over
+    the band and every data OFDM symbol, see
+    :func:`~tosc_sionna.channels.ofdm_grid.symbol_positions`):
+    far more pilots per example than any system spends, kept for
+    comparison. :meth:`diversity` says how many independent fades an
+    example sees under each layout. Sionna's ``GenerateOFDMChannel``
     and ``ApplyOFDMChannel`` (the two halves of its ``OFDMChannel``) apply
     the frequency response (not normalized per example, so fading is kept;
     the 3GPP power delay profiles have unit energy) and the noise; at speed 0
     the response is computed for one OFDM symbol and repeated over the slot,
-    which it equals.
+    which it equals. ``snr_db`` may differ per example: each data element
+    gets its example's noise variance, and a slot's pilots the mean noise
+    variance of the examples it carries.
 
     The receiver estimates the channel at the n data elements (perfect CSI,
     or from the pilots: by default the LMMSE estimate ``E[h | pilots]`` from
-    all pilots of the grid, with the model's time and frequency covariances,
+    all pilots of the slot, with the model's time and frequency covariances,
     exact for TDL models; or Sionna's LS estimator with ``"nn"``/``"lin"``/
     ``"lin_time_avg"`` interpolation) and equalizes each symbol:
     ``"lmmse"``: ``x_hat = conj(g) y / (|g|^2 + no + e)``, effective noise
@@ -130,10 +147,9 @@ class OFDMChannel(ChannelLayer):
     fft_size : int or None, (default None)
         Number of subcarriers; overrides ``num_resource_blocks``.
     pilot_ofdm_symbol_indices : tuple of int, (default (2, 11))
-    mapping : "spread" (default) | "contiguous"
-        Placement of an example's symbols on the data resource elements:
-        spread over band and slot, or the first n in Sionna's order
-        (subcarrier by subcarrier, then OFDM symbol by symbol).
+    mapping : "contiguous" (default) | "spread"
+        Placement of an example's symbols on the slot's data resource
+        elements (see above).
     csi : "ls" (default) | "perfect"
     interpolation : "lmmse" (default) | "nn" | "lin" | "lin_time_avg"
         Channel estimation from the pilots (``csi="ls"`` only).
@@ -143,6 +159,8 @@ class OFDMChannel(ChannelLayer):
         parameters above.
     return_noise : bool, (default False)
         Also return the effective noise variance of every symbol.
+    slot : "shared" (default) | "per_example"
+        Examples of a batch share slots, or each example has its own.
 
     A layer built from user-supplied Sionna objects cannot be saved to a
     ``.keras`` file; build it again in code (it has no weights).
@@ -178,7 +196,8 @@ class OFDMChannel(ChannelLayer):
         resource_grid: ResourceGrid | None = None,
         return_noise: bool = False,
         num_resource_blocks: int | None = 38,
-        mapping: str = "spread",
+        mapping: str = "contiguous",
+        slot: str = "shared",
         **kwargs: Any,
     ) -> None:
         super().__init__(return_noise=return_noise, **kwargs)
@@ -199,6 +218,7 @@ class OFDMChannel(ChannelLayer):
             ("csi", csi, CSI_MODES),
             ("interpolation", interpolation, INTERPOLATIONS),
             ("mapping", mapping, MAPPINGS),
+            ("slot", slot, SLOTS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {value!r}.")
@@ -237,6 +257,8 @@ class OFDMChannel(ChannelLayer):
         self.fft_size = None if fft_size is None else int(fft_size)
         self.pilot_ofdm_symbol_indices = pilots
         self.mapping = mapping
+        self.slot = slot
+        self.examples_per_slot: int | None = None
         self.csi = csi
         self.interpolation = interpolation
         self.equalizer = equalizer
@@ -263,19 +285,29 @@ class OFDMChannel(ChannelLayer):
     def build_channel(self, num_symbols: int) -> None:
         rg = self.resource_grid or self._make_resource_grid(num_symbols)
         data, pilots, pilot_values = grid_positions(rg)
-        chosen = symbol_positions(data, num_symbols, self.mapping)
+        chosen = slot_positions(data, num_symbols, self.mapping, self.slot)  # [E, n]
         untracked(self, grid=rg)
-        self._capacity = len(data)
-        #: ``(ofdm_symbol, subcarrier)`` of each of the example's symbols
-        self.symbol_positions = data[chosen]
-        # data vector of the mapper: symbol k at data element chosen[k], zeros elsewhere
-        # (index num_symbols points at an appended zero column)
-        scatter = np.full(len(data), num_symbols)
-        scatter[chosen] = np.arange(num_symbols)
+        per_slot = self.examples_per_slot = int(chosen.shape[0])
+        #: ``(ofdm_symbol, subcarrier)`` of every symbol of a slot's examples, ``[E, n, 2]``
+        self.slot_positions = data[chosen]
+        #: ``(ofdm_symbol, subcarrier)`` of the symbols of a slot's first example, ``[n, 2]``
+        self.symbol_positions = self.slot_positions[0]
+        flat = chosen.reshape(-1)  # example-major: example j's symbols at [j n, (j + 1) n)
+        # data vector of the mapper: the slot's symbol i at data element flat[i], zeros
+        # elsewhere (index E n points at an appended zero column)
+        scatter = np.full(len(data), flat.size)
+        scatter[flat] = np.arange(flat.size)
         self._scatter = ops.constant(scatter, "int32")
         fft = rg.fft_size
-        self._used = ops.constant(self.symbol_positions @ [fft, 1], "int32")
+        used = self.slot_positions.reshape(-1, 2)
+        self._used = ops.constant(used @ [fft, 1], "int32")
         self._pilot_flat = ops.constant(pilots @ [fft, 1], "int32")
+        # whose noise each resource element gets: its example's, else (pilots, empty
+        # elements) the slot's mean, held in column E
+        owner = np.full(rg.num_ofdm_symbols * fft, per_slot)
+        owner[used @ [fft, 1]] = np.repeat(np.arange(per_slot), num_symbols)
+        self._owner = ops.constant(owner, "int32")
+        self._mean_column = ops.constant(np.arange(per_slot + 1) == per_slot, "float32")
         model = self.channel_model
         if isinstance(model, str):
             model = make_channel_model(
@@ -300,8 +332,7 @@ class OFDMChannel(ChannelLayer):
         if self.csi == "ls" and self.interpolation == "lmmse":
             r_t, r_f = self._covariances(model, rg)
             self._lmmse = PilotLMMSEEstimator(
-                r_t, r_f, pilots, pilot_values, self.symbol_positions,
-                dtype=self._apply.cdtype,
+                r_t, r_f, pilots, pilot_values, used, dtype=self._apply.cdtype,
             )
         elif self.csi == "ls":
             untracked(
@@ -312,9 +343,7 @@ class OFDMChannel(ChannelLayer):
             column = np.full(fft, -1)
             column[effective] = np.arange(len(effective))
             self._used_effective = ops.constant(
-                self.symbol_positions[:, 0] * len(effective)
-                + column[self.symbol_positions[:, 1]],
-                "int32",
+                used[:, 0] * len(effective) + column[used[:, 1]], "int32"
             )
 
     def _covariances(self, model: ChannelModel, rg: ResourceGrid) -> tuple[Any, Any]:
@@ -344,21 +373,53 @@ class OFDMChannel(ChannelLayer):
         """
         if self.num_symbols is None:
             raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
-        h = ops.reshape(self._generate(batch_size), [batch_size, -1])
-        return ops.gather(h, self._used)
+        slots = -(-int(batch_size) // self.examples_per_slot)
+        h = ops.reshape(self._generate(slots), [slots, -1])
+        return self._per_example(ops.gather(h, self._used), batch_size)
 
-    def bandwidth_ratio(self, source_dimension: int) -> dict[str, float]:
-        """Complex channel uses per source dimension (e.g. 784 pixels).
+    def _per_example(self, per_slot: Any, batch_size: Any) -> Any:
+        """``[slots, E n]`` values at the slot's used elements -> ``[batch, n]`` per example."""
+        return ops.reshape(per_slot, [-1, self.num_symbols])[:batch_size]
 
-        ``"data"``: the n symbols of an example; ``"with_pilots"``: plus the
-        grid's pilot resource elements; ``"grid"``: the whole grid an example
-        occupies (data, pilots and unused resource elements).
+    def diversity(self) -> dict[str, float]:
+        """Independent fades an example sees, from the model's channel covariance.
+
+        ``(tr R)^2 / tr(R^2)`` of the covariance ``R`` of the channel at an
+        example's resource elements (1: one flat fade; n: n independent
+        fades), for each example of a slot: ``"mean"``, ``"min"`` and
+        ``"max"`` over them. TDL models use their closed-form covariances
+        (time x frequency), other models covariances sampled from 2,048 draws.
         """
         if self.num_symbols is None:
             raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
+        r_t, r_f = self._covariances(self._model, self.grid)
+        looks = [effective_diversity(r_t, r_f, p) for p in self.slot_positions]
+        return {"mean": float(np.mean(looks)), "min": float(np.min(looks)),
+                "max": float(np.max(looks))}
+
+    def bandwidth_ratio(self, source_dimension: int,
+                        batch_size: int | None = None) -> dict[str, float]:
+        """Complex channel uses per source dimension (e.g. 784 pixels), per example.
+
+        ``"data"``: the n symbols of an example; ``"with_pilots"``: plus its
+        share of the pilot resource elements; ``"grid"``: its share of the
+        slots (data, pilots and empty resource elements). Shares are of full
+        slots (``E`` examples each) by default, or of the ``ceil(B / E)``
+        slots that a batch of ``batch_size`` examples occupies, its last slot
+        partly empty.
+        """
+        if self.num_symbols is None:
+            raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
+        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
         rg = self.grid
-        pilots = int(rg.num_pilot_symbols)
-        total = int(rg.num_ofdm_symbols * rg.fft_size)
+        per_slot = self.examples_per_slot
+        # slots per example
+        share = 1.0 / per_slot if batch_size is None else -(-int(batch_size) // per_slot) / int(
+            batch_size)
+        pilots = int(rg.num_pilot_symbols) * share
+        total = int(rg.num_ofdm_symbols * rg.fft_size) * share
         return {
             "data": self.num_symbols / source_dimension,
             "with_pilots": (self.num_symbols + pilots) / source_dimension,
@@ -367,23 +428,41 @@ class OFDMChannel(ChannelLayer):
 
     def transmit(self, s: Any, no: Any) -> tuple[Any, Any]:
         batch = ops.batch_size(s)
+        per_slot = self.examples_per_slot
+        n = self.num_symbols
+        if per_slot == 1:
+            slots, no_slot, no_grid = batch, no, no
+        else:
+            slots = (batch + per_slot - 1) // per_slot
+            s = ops.reshape(ops.pad_rows(s, slots * per_slot), [slots, per_slot * n])
+            valid = ops.reshape(ops.pad_rows(ops.ones([batch], no.dtype), slots * per_slot),
+                                [slots, per_slot])
+            no_examples = ops.reshape(ops.pad_rows(no, slots * per_slot), [slots, per_slot])
+            no_slot = ops.mean(no_examples, 1) / ops.mean(valid, 1)  # over its examples
+            # the slot's mean in column E and in the padding rows' places
+            no_examples = no_examples + (1.0 - valid) * no_slot[:, None]
+            mean_column = ops.cast(self._mean_column, no.dtype)
+            no_columns = ops.pad_zero_column(no_examples) + no_slot[:, None] * mean_column
+            no_grid = ops.reshape(ops.gather(no_columns, self._owner),
+                                  [slots, 1, 1, self.grid.num_ofdm_symbols, self.grid.fft_size])
         data = ops.gather(ops.pad_zero_column(s), self._scatter)
         x_rg = self._mapper(data[:, None, None, :])
-        h_freq = self._generate(batch)
-        y = self._apply(x_rg, h_freq, no)
-        y = ops.reshape(y, [batch, -1])  # [batch, T * fft]
-        y_used = ops.gather(y, self._used)
-        no_col = no[:, None]
+        h_freq = self._generate(slots)
+        y = self._apply(x_rg, h_freq, no_grid)
+        y = ops.reshape(y, [slots, -1])  # [slots, T * fft]
+        y_used = self._per_example(ops.gather(y, self._used), batch)
         if self.csi == "perfect":
-            h_hat = ops.gather(ops.reshape(h_freq, [batch, -1]), self._used)
-            err_var = ops.zeros_like(no_col)
+            h_hat = ops.gather(ops.reshape(h_freq, [slots, -1]), self._used)
+            err_var = ops.zeros_like(ops.real(h_hat))
         elif self.interpolation == "lmmse":
-            h_hat, err_var = self._lmmse(ops.gather(y, self._pilot_flat), no)
+            h_hat, err_var = self._lmmse(ops.gather(y, self._pilot_flat), no_slot)
         else:
-            h_ls, err_ls = self._estimator(y_rg_shape(y, self.grid), no)
-            h_hat = ops.gather(ops.reshape(h_ls, [batch, -1]), self._used_effective)
-            err_var = ops.gather(ops.reshape(err_ls, [batch, -1]), self._used_effective)
-        return equalize(y_used, h_hat, err_var, no_col, self.equalizer)
+            h_ls, err_ls = self._estimator(y_rg_shape(y, self.grid), no_slot)
+            h_hat = ops.gather(ops.reshape(h_ls, [slots, -1]), self._used_effective)
+            err_var = ops.gather(ops.reshape(err_ls, [slots, -1]), self._used_effective)
+        h_hat = self._per_example(h_hat, batch)
+        err_var = self._per_example(err_var, batch)
+        return equalize(y_used, h_hat, err_var, no[:, None], self.equalizer)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OFDMChannel:
@@ -392,6 +471,8 @@ class OFDMChannel(ChannelLayer):
             # saved before 0.2: keep that grid and mapping, not today's defaults
             config["mapping"] = "contiguous"
             config.setdefault("num_resource_blocks", None)
+        # saved before 0.5: every example had its own slot
+        config.setdefault("slot", "per_example")
         return cls(**config)
 
     def get_config(self) -> dict[str, Any]:
@@ -413,6 +494,7 @@ class OFDMChannel(ChannelLayer):
             fft_size=self.fft_size,
             pilot_ofdm_symbol_indices=list(self.pilot_ofdm_symbol_indices),
             mapping=self.mapping,
+            slot=self.slot,
             csi=self.csi,
             interpolation=self.interpolation,
             equalizer=self.equalizer,

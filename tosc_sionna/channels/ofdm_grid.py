@@ -19,7 +19,9 @@ from sionna.phy.ofdm import ResourceGrid, tdl_time_cov_mat
 from .backends import ops
 
 #: How an example's n symbols are placed on the grid's data resource elements.
-MAPPINGS = ("spread", "contiguous")
+MAPPINGS = ("contiguous", "spread")
+#: Who shares a slot: the examples of a batch, or each example its own slot.
+SLOTS = ("shared", "per_example")
 
 # Relative eigenvalue below which a pilot-covariance direction carries no channel energy.
 _RANK_TOL = 1e-9
@@ -93,6 +95,57 @@ def symbol_positions(data: np.ndarray, num_symbols: int, mapping: str) -> np.nda
         free[i] = False
         chosen.append(i)
     return np.asarray(chosen)
+
+
+def slot_positions(data: np.ndarray, num_symbols: int, mapping: str,
+                   slot: str) -> np.ndarray:
+    """Indices into ``data`` of every example a slot carries, ``[examples_per_slot, n]``.
+
+    * ``slot="shared"``: ``E = floor(D / n)`` examples fill the slot's ``D``
+      data resource elements (the remaining ``D - E n`` stay empty).
+      ``"contiguous"``: example ``j`` takes data elements ``j n .. j n + n - 1``
+      in Sionna's order (adjacent subcarriers of one data OFDM symbol, running
+      on into the next symbol at the band edge), a narrowband allocation;
+      ``"spread"``: with the data elements numbered subcarrier by subcarrier
+      (all data OFDM symbols of the lowest subcarrier first), example ``j``
+      takes every ``E``-th one from ``j`` (``j, j + E, j + 2E, ...``): a
+      comb over the whole band, its symbols about ``E / T`` subcarriers
+      apart for ``T`` data OFDM symbols.
+    * ``slot="per_example"``: one example per slot, placed by
+      :func:`symbol_positions`.
+    """
+    if slot not in SLOTS:
+        raise ValueError(f"slot must be one of {SLOTS}; got {slot!r}.")
+    if slot == "per_example":
+        return symbol_positions(data, num_symbols, mapping)[None, :]
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS}; got {mapping!r}.")
+    if num_symbols > len(data):
+        raise ValueError(
+            f"{num_symbols} complex symbols do not fit the resource grid's {len(data)} "
+            "data resource elements; use more resource blocks or OFDM symbols, or fewer "
+            "symbols."
+        )
+    per_slot = len(data) // num_symbols
+    j = np.arange(per_slot)[:, None]
+    k = np.arange(num_symbols)[None, :]
+    if mapping == "contiguous":
+        return j * num_symbols + k
+    by_subcarrier = np.lexsort((data[:, 0], data[:, 1]))
+    return by_subcarrier[j + k * per_slot]
+
+
+def effective_diversity(r_t: np.ndarray, r_f: np.ndarray, positions: np.ndarray) -> float:
+    """Independent fades an example sees: ``(tr R)^2 / tr(R^2)`` of its channel covariance.
+
+    ``R`` is the covariance of the channel at the example's resource elements
+    ``positions`` (``[n, 2]``, ``(ofdm_symbol, subcarrier)``) under the
+    separable model ``R_t (x) R_f``: 1 for one flat fade, ``n`` for ``n``
+    independent ones (the number of equal eigenvalues with the same spread).
+    """
+    r = r_t[np.ix_(positions[:, 0], positions[:, 0])] * r_f[np.ix_(positions[:, 1],
+                                                                   positions[:, 1])]
+    return float(np.real(np.trace(r)) ** 2 / np.sum(np.abs(r) ** 2))
 
 
 def tdl_covariances(

@@ -122,6 +122,12 @@ def pad_zero_column(x: tf.Tensor) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [0, 1]])
 
 
+def pad_rows(x: tf.Tensor, rows: Any) -> tf.Tensor:
+    """Append zero rows up to ``rows``: ``[batch, ...]`` -> ``[rows, ...]`` (rows >= batch)."""
+    extra = [[0, rows - tf.shape(x)[0]]] + [[0, 0]] * (len(x.shape) - 1)
+    return tf.pad(x, extra)
+
+
 def reshape(x: tf.Tensor, shape: Any) -> tf.Tensor:
     return tf.reshape(x, shape)
 

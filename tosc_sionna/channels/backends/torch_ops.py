@@ -125,6 +125,14 @@ def pad_zero_column(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
 
 
+def pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """Append zero rows up to ``rows``: ``[batch, ...]`` -> ``[rows, ...]`` (rows >= batch)."""
+    extra = rows - x.shape[0]
+    if extra == 0:
+        return x
+    return torch.cat([x, torch.zeros((extra, *x.shape[1:]), dtype=x.dtype, device=x.device)])
+
+
 def reshape(x: torch.Tensor, shape: Any) -> torch.Tensor:
     return torch.reshape(x, [int(s) for s in shape])
 
