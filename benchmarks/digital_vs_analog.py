@@ -178,7 +178,7 @@ def index_sweep(predictions: np.ndarray, labels: np.ndarray, n: int, channel: st
     # the 4 bits to 12 (a real system would shorten the code with known filler bits)
     values = np.zeros((len(predictions), 3), np.float32)
     values[:, 0] = predictions - 7.5
-    send = backend.compiled(lambda v, snr: layer(v, snr))
+    send = backend.compiled(lambda v, snr: layer(v, snr_db=snr))
     accuracy = []
     for snr in snrs:
         decoded = np.concatenate([

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     link(images[:2], np.full(2, 10.0, np.float32))
     tx, rx = serving.transmitter(link), serving.receiver(link)
     ttx, trx = serving.traced(link, images.shape[1:])
-    tlink = backend.inference(lambda x, s: link(x, s),
+    tlink = backend.inference(lambda x, s: link(x, snr_db=s),
                               input_signature=[((None, *images.shape[1:]), "float32"),
                                                ((None,), "float32")])
     export_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "tosc_latency_export"

@@ -39,7 +39,7 @@ def make_step(static: bool, batch: int, n: int):
     snr = backend.tensor(np.full(batch, 10.0))
 
     def loss(x):
-        y, no_eff = channel(x, snr)
+        y, no_eff = channel(x, snr_db=snr)
         return ops.mean(ops.square(y)) + ops.mean(no_eff)
 
     step = backend.gradient_step(loss, x)

@@ -60,7 +60,7 @@ def test_snr_checked_in_graph_mode():
     import tensorflow as tf
 
     channel = ts.AWGNChannel()
-    f = tf.function(lambda x, s: channel(x, s))
+    f = tf.function(lambda x, s: channel(x, snr_db=s))
     with pytest.raises(tf.errors.InvalidArgumentError, match="snr_db must be finite"):
         f(np.ones((2, 8), np.float32), tf.constant([1.0, 99.0]))
 

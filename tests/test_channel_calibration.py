@@ -39,7 +39,7 @@ def errors(channel, x, snr_db, calls=1):
     """Squared errors and reported effective noise, ``calls`` batches of ``x``."""
     err, no_eff = [], []
     for _ in range(calls):
-        y, ne = channel(x, snr_db)
+        y, ne = channel(x, snr_db=snr_db)
         err.append(np.abs(to_complex(y) - to_complex(x)) ** 2)
         no_eff.append(numpy(ne))
     return np.concatenate(err), np.concatenate(no_eff)
@@ -365,7 +365,7 @@ def test_noise_variance_instead_of_snr():
     for channel in (ts.AWGNChannel(return_noise=True),
                     ts.RayleighBlockFadingChannel(csi="ls", return_noise=True)):
         ts.set_seed(2)
-        y_snr, no_snr = channel(x, 10.0)
+        y_snr, no_snr = channel(x, snr_db=10.0)
         ts.set_seed(2)
         y_no, no_no = channel(x, no=0.1)
         np.testing.assert_allclose(numpy(y_no), numpy(y_snr), rtol=1e-5, atol=1e-6)
@@ -388,12 +388,12 @@ def test_sionna_precision_follows_config():
     try:
         sionna_config.precision = "double"
         channel = ts.RayleighBlockFadingChannel(csi="ls", return_noise=True)
-        y, no_eff = channel(x, 40.0)
+        y, no_eff = channel(x, snr_db=40.0)
         assert dtype_name(channel._fading.cdtype) == "complex128"
         assert dtype_name(y) == "float32" and dtype_name(no_eff) == "float32"
         assert np.mean(np.abs(to_complex(y) - to_complex(x)) ** 2) < 1e-3
         ofdm = ts.OFDMChannel(num_resource_blocks=4)
-        assert dtype_name(ofdm(x, 40.0)) == "float32"
+        assert dtype_name(ofdm(x, snr_db=40.0)) == "float32"
         assert dtype_name(ofdm._apply.cdtype) == "complex128"
     finally:
         sionna_config.precision = old
@@ -415,7 +415,7 @@ def test_lmmse_error_variance_without_cancellation_at_high_snr():
     # err = prior - sum |m|^2 / (lam + no) cancels in float32 at 60 dB; the
     # layer evaluates it in a stable form: compare with float64.
     channel = ts.OFDMChannel("tdl-c", num_resource_blocks=4, return_noise=True)
-    _, no_eff = channel(unit_symbols(64, 16), 60.0)
+    _, no_eff = channel(unit_symbols(64, 16), snr_db=60.0)
     estimator = channel._lmmse
     assert dtype_name(estimator._project) == "complex64"
     y_p = tensor(np.zeros([1, estimator._project.shape[0]]), "complex64")

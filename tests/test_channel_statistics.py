@@ -13,7 +13,7 @@ import tosc_sionna as ts
 def test_awgn_noise_variance_matches_nominal(snr_db):
     x = unit_symbols(64, 512)  # 32,768 complex symbols, independent noise on each
     channel = ts.AWGNChannel(return_noise=True)
-    y, no = channel(x, snr_db)
+    y, no = channel(x, snr_db=snr_db)
     noise = (to_complex(y) - to_complex(x)).ravel().astype(np.complex128)
     nominal = 10 ** (-snr_db / 10)
     n = noise.size
@@ -52,7 +52,7 @@ def test_rayleigh_gains_unit_power_and_independent_per_example():
 
 def test_rayleigh_gain_constant_within_example_and_differs_across():
     channel = ts.RayleighBlockFadingChannel(equalizer="zf", return_noise=True)
-    _, no_eff = channel(unit_symbols(1000, 8), 30.0)
+    _, no_eff = channel(unit_symbols(1000, 8), snr_db=30.0)
     no_eff = numpy(no_eff)
     # ZF with perfect CSI: no_eff = no / |h|^2, one value per example
     np.testing.assert_allclose(no_eff, no_eff[:, :1] * np.ones_like(no_eff), rtol=1e-6)
@@ -68,7 +68,7 @@ def test_rayleigh_mmse_error_matches_closed_form(snr_db):
     closed_form = rayleigh_lmmse_error(no)
     x = unit_symbols(50000, 4)  # 50,000 fades: the SE is taken over examples
     channel = ts.RayleighBlockFadingChannel(equalizer="lmmse", csi="perfect", return_noise=True)
-    y, no_eff = channel(x, snr_db)
+    y, no_eff = channel(x, snr_db=snr_db)
     assert_mean(np.abs(to_complex(y) - to_complex(x)) ** 2, closed_form, what="error")
     # the reported effective noise is the same error variance
     assert_mean(numpy(no_eff), closed_form, what="no_eff")
@@ -84,7 +84,7 @@ def test_rayleigh_ls_estimate_error_variance():
     for csi, pilots in (("perfect", None), ("ls", 1), ("ls", 16)):
         ts.set_seed(7)
         channel = ts.RayleighBlockFadingChannel(csi=csi, num_pilots=pilots or 1)
-        err = np.abs(to_complex(channel(x, 10.0)) - to_complex(x)) ** 2
+        err = np.abs(to_complex(channel(x, snr_db=10.0)) - to_complex(x)) ** 2
         assert_mean(err, rayleigh_lmmse_error(no, pilots), what=f"{csi} {pilots}")
         mses.append(err.mean())
     perfect, ls1, ls16 = mses
@@ -100,7 +100,7 @@ def test_rayleigh_outputs_finite_in_deep_fades():
         )
         assert np.all(np.isfinite(numpy(y))) and np.all(np.isfinite(numpy(no_eff)))
     # MMSE output is bounded: |x_hat| <= |y| |h| / (|h|^2 + no) <= |y| / (2 sqrt(no))
-    y, _ = ts.RayleighBlockFadingChannel(equalizer="lmmse", return_noise=True)(x, 20.0)
+    y, _ = ts.RayleighBlockFadingChannel(equalizer="lmmse", return_noise=True)(x, snr_db=20.0)
     assert np.max(np.abs(to_complex(y))) < 50
 
 
@@ -110,7 +110,7 @@ def test_ofdm_perfect_csi_high_snr_recovers_symbols():
     x = unit_symbols(1000, 64)
     channel = ts.OFDMChannel("tdl-a", csi="perfect", equalizer="lmmse", slot="per_example",
                              mapping="spread")
-    y = channel(x, 40.0)
+    y = channel(x, snr_db=40.0)
     mse = np.mean(np.abs(to_complex(y) - to_complex(x)) ** 2)
     assert mse < 1e-3
 
@@ -128,7 +128,7 @@ def test_ofdm_channel_models_have_unit_average_gain(model, resource_blocks, batc
     channel = ts.OFDMChannel(model, csi="perfect", equalizer="zf", return_noise=True,
                              num_resource_blocks=resource_blocks, slot="per_example",
                              mapping="spread")
-    _, no_eff = channel(unit_symbols(batch, 16), 40.0)
+    _, no_eff = channel(unit_symbols(batch, 16), snr_db=40.0)
     assert_mean(1e-4 / numpy(no_eff), 1.0, what=model)  # |H|^2 per symbol
 
 
@@ -137,7 +137,7 @@ def test_ofdm_ls_estimation_close_to_perfect_at_high_snr():
     mse = {}
     for csi in ("perfect", "ls"):
         ts.set_seed(3)
-        y = ts.OFDMChannel("tdl-a", delay_spread=30e-9, csi=csi)(x, 30.0)
+        y = ts.OFDMChannel("tdl-a", delay_spread=30e-9, csi=csi)(x, snr_db=30.0)
         mse[csi] = np.mean(np.abs(to_complex(y) - to_complex(x)) ** 2)
     assert mse["perfect"] < mse["ls"] < 20 * mse["perfect"]
     assert mse["ls"] < 0.05
@@ -150,7 +150,7 @@ def test_ofdm_mobility_makes_channel_vary_over_time():
             "tdl-a", speed=speed, csi="perfect", equalizer="zf",
             fft_size=1, num_ofdm_symbols=14, return_noise=True,
         )
-        _, no_eff = channel(unit_symbols(200, 12), 40.0)
+        _, no_eff = channel(unit_symbols(200, 12), snr_db=40.0)
         gain = np.log(1e-4 / numpy(no_eff))
         return np.mean(np.std(gain, axis=1))
 
@@ -168,7 +168,7 @@ def test_equalizer_names_agree_across_layers():
 def test_snr_tensor_per_example():
     # an SNR tensor of the backend (not only Python/NumPy values) sets each example's noise
     channel = ts.AWGNChannel(return_noise=True)
-    _, no = channel(unit_symbols(4, 8), tensor([0.0, 10.0, 20.0, 30.0], "float32"))
+    _, no = channel(unit_symbols(4, 8), snr_db=tensor([0.0, 10.0, 20.0, 30.0], "float32"))
     np.testing.assert_allclose(numpy(no)[:, 0], [1, 0.1, 0.01, 0.001], rtol=1e-5)
 
 
@@ -177,6 +177,6 @@ def test_snr_tensor_inside_tf_function():
     import tensorflow as tf
 
     channel = ts.AWGNChannel(return_noise=True)
-    f = tf.function(lambda x, s: channel(x, s))
+    f = tf.function(lambda x, s: channel(x, snr_db=s))
     _, no = f(unit_symbols(4, 8), tf.constant([0.0, 10.0, 20.0, 30.0]))
     np.testing.assert_allclose(no.numpy()[:, 0], [1, 0.1, 0.01, 0.001], rtol=1e-5)

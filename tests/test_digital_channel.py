@@ -43,7 +43,7 @@ def test_high_snr_decodes_bit_exactly(kwargs, k):
     layer = ts.DigitalChannel(**kwargs)
     x = values(16, k, clip=kwargs.get("clip", 3.0)) * 1.2  # some values are clipped too
     snr = 50.0 if kwargs.get("channel") == "rayleigh" else 30.0
-    y = layer(x, snr)
+    y = layer(x, snr_db=snr)
     assert y.shape == (16, k) and dtype_name(y) == "float32"
     expected = numpy(layer.quantize_values(x))
     np.testing.assert_array_equal(numpy(y), expected)
@@ -90,7 +90,7 @@ def test_channel_use_accounting(kwargs, k, k_info, n, uses):
     assert layer.channel_uses is None
     m = int(math.log2(kwargs["modulation_order"]))
     assert uses - (kwargs.get("num_pilots", 0)) == math.ceil(n / m)
-    layer(values(2, k), 20.0)
+    layer(values(2, k), snr_db=20.0)
     assert (layer.num_info_bits, layer.num_coded_bits, layer.channel_uses) == (k_info, n, uses)
     assert layer.effective_code_rate == pytest.approx(k_info / n)
     assert layer.effective_code_rate <= kwargs["code_rate"] + 1e-12
@@ -159,7 +159,7 @@ def test_config_and_keras_round_trip(tmp_path):
 def test_bad_configurations_raise(kwargs, k, match):
     with pytest.raises(ValueError, match=match):
         layer = ts.DigitalChannel(**kwargs)
-        layer(values(2, k), 10.0)
+        layer(values(2, k), snr_db=10.0)
 
 
 def test_bad_inputs_raise():
@@ -167,7 +167,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="exactly one of snr_db"):
         layer(values(2, 8), 10.0, no=0.1)
     with pytest.raises(ValueError, match="snr_db"):
-        layer(values(2, 8), 90.0)
+        layer(values(2, 8), snr_db=90.0)
     with pytest.raises(ValueError, match=r"\[batch, k\]"):
         ts.DigitalChannel()(np.zeros((2, 4, 2), np.float32), 10.0)
 
@@ -176,23 +176,23 @@ def test_reproducible_with_a_seed():
     layer = ts.DigitalChannel(num_bits=4, code_rate=0.5, modulation_order=16)
     x = values(8, 64)
     ts.set_seed(7)
-    y1 = numpy(layer(x, 6.0))  # near the cliff: decoding errors occur
+    y1 = numpy(layer(x, snr_db=6.0))  # near the cliff: decoding errors occur
     ts.set_seed(7)
-    y2 = numpy(layer(x, 6.0))
+    y2 = numpy(layer(x, snr_db=6.0))
     np.testing.assert_array_equal(y1, y2)
     assert not np.array_equal(y1, numpy(layer.quantize_values(x)))
-    assert not np.array_equal(y1, numpy(layer(x, 6.0)))
+    assert not np.array_equal(y1, numpy(layer(x, snr_db=6.0)))
 
 
 def test_noise_output_and_straight_through_gradient():
     layer = ts.DigitalChannel(num_bits=4, code_rate=0.5, modulation_order=16, return_noise=True)
     x = values(32, 64)
-    y, noise = layer(tensor(x), 30.0)
+    y, noise = layer(tensor(x), snr_db=30.0)
     assert noise.shape == (32, 64) and dtype_name(noise) == "float32"
     # decoded with certainty: only the granular quantization noise remains
     np.testing.assert_allclose(numpy(noise), layer.step**2 / 12, rtol=1e-3)
     # decoding fails at 0 dB: the receiver's estimate is of the right size
-    y, noise = layer(tensor(x), 0.0)
+    y, noise = layer(tensor(x), snr_db=0.0)
     err = np.mean((numpy(y) - x) ** 2)
     assert 0.5 < np.mean(numpy(noise)) / err < 2.0
 

@@ -36,7 +36,7 @@ def check_operating_point(bench, n):
 def test_quantizer_in_the_loop_forward_quantizes_and_gradient_is_identity(bench):
     layer = bench.QuantizerInTheLoop(num_bits=2, clip=1.4)
     x = np.random.default_rng(0).normal(0, 0.7, (64, 8)).astype(np.float32)
-    y = numpy(layer(x, 10.0))
+    y = numpy(layer(x, snr_db=10.0))
     np.testing.assert_array_equal(y, numpy(layer.quantize_values(x)))
     assert len(np.unique(y)) == 4  # 2 bits
     np.testing.assert_allclose(gradient(lambda v: 3.0 * layer(v, 10.0), x), 3.0)

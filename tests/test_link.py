@@ -87,7 +87,7 @@ def test_channel_layer_under_xla(name):
     import tensorflow as tf
 
     channel = CHANNELS[name]()
-    out = tf.function(lambda s, snr: channel(s, snr), jit_compile=True)(
+    out = tf.function(lambda s, snr: channel(s, snr_db=snr), jit_compile=True)(
         tf.random.normal([16, 24]), tf.fill([16], 5.0)
     )
     y_ch = out[0] if isinstance(out, tuple) else out
@@ -107,7 +107,7 @@ def test_channel_layer_under_torch_compile(name):
     import torch
 
     channel = CHANNELS[name]()
-    out = torch.compile(lambda s, snr: channel(s, snr))(
+    out = torch.compile(lambda s, snr: channel(s, snr_db=snr))(
         tensor(np.random.default_rng(0).normal(size=(16, 24)), "float32"),
         tensor(np.full(16, 5.0), "float32"),
     )

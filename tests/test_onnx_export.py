@@ -17,7 +17,7 @@ def test_onnx_ends_equal_the_keras_ends(tmp_path, use_noise):
     rng = np.random.default_rng(0)
     images = rng.random((5, 28, 28, 1)).astype(np.float32)
     snr = np.linspace(-5, 15, 5).astype(np.float32)
-    link(images, snr)
+    link(images, snr_db=snr)
     paths = serving.export_onnx(link, tmp_path, (28, 28, 1))
     assert sorted(p.name for p in paths.values()) == ["receiver.onnx", "transmitter.onnx"]
 
@@ -49,7 +49,7 @@ def test_traced_ends_equal_the_eager_ones():
     link = ts.make_link(ts.AWGNChannel())
     images = np.random.default_rng(1).random((3, 28, 28, 1)).astype(np.float32)
     snr = np.full((3,), 4.0, np.float32)
-    link(images, snr)
+    link(images, snr_db=snr)
     tx, rx = serving.traced(link, (28, 28, 1))
     symbols = numpy(tx(images, snr))
     np.testing.assert_allclose(symbols, numpy(serving.transmitter(link)(images, snr)), atol=1e-6)

@@ -19,7 +19,7 @@ def served_link(noise):
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(5, 12, 12, 3)).astype(np.float32)
     snr = np.array([-5.0, 0.0, 5.0, 10.0, 20.0], np.float32)
-    link(x, snr)
+    link(x, snr_db=snr)
     extra = (rng.uniform(0.01, 1.0, (5, 4)).astype(np.float32),) if noise else ()
     return link, x, snr, extra
 

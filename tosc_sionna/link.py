@@ -6,8 +6,11 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
+from .channels.backends import ops as backend_ops
+from .channels.base import ChannelLayer, noise_variance_to_snr_db
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
 from .presets import DEFAULT_NUM_SYMBOLS, DEFAULT_SNR_TRAIN_DB, DEFAULT_STUDENT, student_preset
 from .snr import check_snr_db, check_snr_range
@@ -16,6 +19,43 @@ from .snr import check_snr_db, check_snr_range
 _SAMPLE_STREAM = 2**30
 #: Constructor arguments of a 0.4 link that moved to the trainer (training only).
 _TRAINING_ONLY_0_4 = ("rate_weight", "feature_dim", "feature_weight")
+#: How far float images may stray outside [0, 1] (interpolation overshoot) before a refusal.
+PIXEL_TOLERANCE = 0.01
+
+
+def check_pixel_values(x: Any) -> None:
+    """Refuse concrete float images outside ``[0, 1]`` (beyond :data:`PIXEL_TOLERANCE`).
+
+    NumPy arrays and eager tensors are checked; traced tensors cannot be.
+    """
+    if isinstance(x, np.ndarray):
+        value = x
+    elif backend_ops.is_tensor(x):
+        value = backend_ops.static_value(x)
+        if value is None:
+            return
+    else:
+        return
+    if value.size == 0 or not np.issubdtype(value.dtype, np.floating):
+        return
+    low, high = float(np.min(value)), float(np.max(value))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("Images contain NaN or inf; the link takes floats in [0, 1].")
+    if low < -PIXEL_TOLERANCE or high > 1.0 + PIXEL_TOLERANCE:
+        raise ValueError(
+            f"Images must be floats in [0, 1] (or uint8 pixels); got values from {low:g} to "
+            f"{high:g}. Divide 0..255 pixels by 255 (tosc_sionna.data.student_inputs does).")
+
+
+def link_images(x: Any) -> Any:
+    """Images as the encoder takes them: uint8 pixels become floats ``x / 255``."""
+    dtype = str(getattr(x, "dtype", ""))
+    if "uint8" in dtype:
+        return ops.cast(x, "float32") / 255.0
+    if "int" in dtype or "bool" in dtype:
+        raise ValueError(
+            f"Images must be uint8 pixels (0..255) or floats in [0, 1]; got dtype {dtype}.")
+    return x
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
@@ -93,6 +133,12 @@ class TaskOrientedLink(keras.Model):
                 f"TaskOrientedLink no longer takes {', '.join(moved)} (since 0.5 the link "
                 "only computes outputs): pass them to tosc_sionna.training."
                 "DistillationTrainer (rate_weight -> beta).")
+        if not isinstance(channel, ChannelLayer):
+            raise TypeError(
+                f"The link's channel must be a tosc_sionna.ChannelLayer; got "
+                f"{type(channel).__module__}.{type(channel).__name__}. Wrap a Sionna block or "
+                "your own model in a ChannelLayer subclass with a transmit(s, no) method "
+                "(docs/channels.md, 'Your own channel').")
         super().__init__(**kwargs)
         channel_noise = bool(getattr(channel, "return_noise", False))
         self.encoder = encoder
@@ -219,7 +265,7 @@ class TaskOrientedLink(keras.Model):
         """
         snr = self._snr(x, snr_db, training)
         symbols, mu, log_var = self._send(x, snr, training, sample)
-        out = self.channel(symbols, snr)
+        out = self.channel(symbols, snr_db=snr)
         y, noise = out if isinstance(out, (tuple, list)) else (out, None)
         logits = self.receive(y, snr, noise, training=training,
                               return_embedding=return_embedding)
@@ -230,14 +276,43 @@ class TaskOrientedLink(keras.Model):
             result["logits"] = logits
         return result
 
-    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, x: Any, *args: Any, snr_db: Any = None, no: Any = None,
+                 **kwargs: Any) -> Any:
         # before Keras converts the inputs: a (images, features) pair is a 0.4 habit
         if isinstance(x, (tuple, list)):
             raise ValueError(
                 "TaskOrientedLink takes images only: teacher features are training targets "
                 "(TeacherCacheDataset(features=True) yields them in y['features'] for "
                 "tosc_sionna.training.DistillationTrainer).")
-        return super().__call__(x, *args, **kwargs)
+        if args:  # as for the channel layers: never guess between dB and a noise variance
+            value = args[0] if not backend_ops.is_tensor(args[0]) else "..."
+            raise TypeError(
+                f"TaskOrientedLink(x, {value}): the SNR argument is keyword-only; write "
+                f"snr_db={value} (Es/N0 in dB) or no={value} (noise variance per complex "
+                "symbol).")
+        if no is not None:
+            if snr_db is not None:
+                raise ValueError("Pass at most one of snr_db (dB) and no (noise variance).")
+            snr_db = noise_variance_to_snr_db(no)
+        if snr_db is not None:
+            kwargs["snr_db"] = snr_db
+        if not kwargs.get("training"):  # a training step's batch is not read back
+            check_pixel_values(x)
+        return super().__call__(link_images(x), **kwargs)
+
+    # a training step cannot read its batch back cheaply: arrays are checked once, here
+    # (uint8 batches are converted in __call__)
+    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)
+        return super().predict(x, *args, **kwargs)
 
     def call(self, x: Any, snr_db: Any = None, training: bool | None = None,
              sample: bool | None = None) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from .link import TaskOrientedLink
+from .link import TaskOrientedLink, check_pixel_values, link_images
 from .losses import (
     IBDistillationLoss,
     LabelledMean,
@@ -154,8 +154,16 @@ class DistillationTrainer(keras.Model):
             self.feature_head.build((None, self.link.decoder.embedding_dim))
         self.built = True
 
+    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)  # arrays once here; a training step's batch is not read back
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)
+        return super().evaluate(x, *args, **kwargs)
+
     def call(self, x: Any, training: bool | None = None) -> dict[str, Any]:
-        return self.link.propagate(x, training=training,
+        return self.link.propagate(link_images(x), training=training,
                                    return_embedding=self.feature_head is not None)
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,

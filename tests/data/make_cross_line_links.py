@@ -25,7 +25,7 @@ def main() -> None:
     rng = np.random.default_rng(7)
     images = rng.random((6, 28, 28, 1)).astype(np.float32)
     snr = np.linspace(-5.0, 20.0, 6).astype(np.float32)
-    link(images, snr)
+    link(images, snr_db=snr)
     # move every weight off its initial value, so that a load that drops one is seen
     for w in link.weights:
         w.assign(keras.ops.convert_to_numpy(w) + rng.normal(0, 0.05, tuple(w.shape)))

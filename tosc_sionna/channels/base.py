@@ -75,6 +75,25 @@ def check_static_snr_db(snr_db: Any) -> None:
         check_snr_db(value)
 
 
+def is_complex(x: Any) -> bool:
+    """Whether ``x`` (NumPy array, backend tensor or KerasTensor) has a complex dtype."""
+    return "complex" in str(getattr(x, "dtype", ""))
+
+
+def interleave(z: Any) -> Any:
+    """Complex ``[batch, n]`` -> float32 ``[batch, 2n]`` (Re, Im interleaved)."""
+    if not ops.is_tensor(z):
+        z = np.asarray(z)
+        if z.ndim != 2:
+            raise ValueError(
+                f"Complex symbols must have shape [batch, n]; got shape {z.shape}.")
+        return np.stack([z.real, z.imag], axis=-1).reshape(len(z), -1).astype(np.float32)
+    if len(z.shape) != 2:
+        raise ValueError(
+            f"Complex symbols must have shape [batch, n]; got shape {tuple(z.shape)}.")
+    return ops.cast(ops.complex_to_real(z), "float32")
+
+
 sionna_dtypes = ops.sionna_dtypes
 real_to_complex = ops.real_to_complex
 complex_to_real = ops.complex_to_real
@@ -139,7 +158,21 @@ class ChannelLayer(keras.layers.Layer):
         self.num_symbols: int | None = None
         ops.prepare()
 
-    def __call__(self, x: Any, snr_db: Any = None, no: Any = None, **kwargs: Any) -> Any:
+    #: Whether ``x`` holds complex symbols (False: real values, e.g. DigitalChannel's).
+    takes_symbols = True
+
+    def __call__(self, x: Any, *args: Any, snr_db: Any = None, no: Any = None,
+                 **kwargs: Any) -> Any:
+        # Sionna's channels take the noise variance as their second argument
+        # (AWGN()(x, no)); ours took the SNR in dB there. Neither reading is safe, so
+        # the noise argument is keyword-only: channel(x, 0.1) fails instead of running
+        # at 0.1 dB.
+        if args:
+            value = args[0] if not ops.is_tensor(args[0]) else "..."
+            raise TypeError(
+                f"{type(self).__name__}(x, {value}): the noise argument is keyword-only; "
+                f"write snr_db={value} (Es/N0 in dB) or no={value} (noise variance per "
+                "complex symbol, Sionna's convention).")
         # Sionna users think in noise variances: ``no=`` is the same contract,
         # converted once here so that every layer keeps one code path.
         if (snr_db is None) == (no is None):
@@ -150,11 +183,30 @@ class ChannelLayer(keras.layers.Layer):
         if no is not None:
             snr_db = noise_variance_to_snr_db(no)
         # Keras accepts only tensors as positional inputs: let users write
-        # layer(x, 10.0) by converting Python/NumPy SNRs (checked first).
+        # layer(x, snr_db=10.0) by converting Python/NumPy SNRs (checked first).
         if not (ops.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):
             check_snr_db(snr_db)
             snr_db = keras.ops.convert_to_tensor(np.asarray(snr_db, dtype=np.float32))
-        return super().__call__(x, snr_db, **kwargs)
+        complex_input = is_complex(x)
+        if complex_input:
+            # what a Sionna Mapper produces: [batch, n] complex in, [batch, n] complex out
+            # (Keras would cast it to float32 and drop the imaginary parts)
+            if not self.takes_symbols:
+                raise ValueError(
+                    f"{type(self).__name__} sends real values [batch, k]; got complex "
+                    f"{getattr(x, 'dtype', '')} input. Pass real values (e.g. the real "
+                    "and imaginary parts side by side).")
+            if isinstance(x, keras.KerasTensor):
+                raise ValueError(
+                    f"{type(self).__name__} takes complex symbols only as concrete tensors; "
+                    "in a functional model pass [batch, 2n] reals (Re, Im interleaved).")
+            x = interleave(x)
+        out = super().__call__(x, snr_db=snr_db, **kwargs)
+        if not complex_input:
+            return out
+        if isinstance(out, (tuple, list)):
+            return (ops.real_to_complex(ops.cast(out[0], "float32")), *out[1:])
+        return ops.real_to_complex(ops.cast(out, "float32"))
 
     def build(self, x_shape: Any, snr_db_shape: Any = None) -> None:
         self.num_symbols = check_symbol_shape(x_shape)

@@ -134,6 +134,8 @@ class DigitalChannel(ChannelLayer):
         Only with ``return_noise=True``: estimated squared error per value.
     """
 
+    takes_symbols = False  # real values [batch, k]
+
     def __init__(
         self,
         num_bits: int = 4,
