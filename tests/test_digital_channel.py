@@ -369,3 +369,16 @@ def test_crc_failure_erases_the_example():
     y, noise = (numpy(v) for v in layer(tensor(x), 20.0))
     np.testing.assert_array_equal(y, expected)
     np.testing.assert_allclose(noise, layer.step**2 / 12, rtol=1e-3)
+
+
+def test_repeated_shortened_and_crc_codes_in_a_functional_model():
+    """The new index maps, the copy sum and the CRC also run inside Keras' traced call."""
+    for kwargs, k in ((dict(num_bits=4, code_rate=4 / 128, modulation_order=4, clip=8.0), 1),
+                      (dict(num_bits=2, code_rate=0.1, modulation_order=4, crc="CRC11"), 6)):
+        x_in, snr_in = keras.Input((k,)), keras.Input(())
+        layer = ts.DigitalChannel(**kwargs, return_noise=True)
+        model = keras.Model([x_in, snr_in], layer(x_in, snr_in))
+        x = values(8, k, clip=layer.clip)
+        y, noise = model.predict([x, np.full(8, 30.0, np.float32)], verbose=0)
+        np.testing.assert_array_equal(y, numpy(layer.quantize_values(x)))
+        np.testing.assert_allclose(noise, layer.step**2 / 12, rtol=1e-3)
