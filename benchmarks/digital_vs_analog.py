@@ -1,42 +1,73 @@
-"""Analog semantic link vs the digital baseline (quantize, 5G LDPC, QAM) at equal bandwidth.
+"""Analog semantic link vs the digital baseline at its best and the finite-blocklength limit.
 
-For n = 16 and n = 64 complex channel uses per image (plus 4 pilots over
+For n = 16 and n = 64 complex data channel uses per image (plus 4 pilots over
 Rayleigh with LS estimation, the same for both links):
 
 * **analog**: the distilled student (the ``conv-w32-h256`` preset, width 32, stochastic
   encoder sending its mean, channel-adaptive modules) sending 2n reals as n
   uncoded complex symbols, trained over the channel it is evaluated on
   (AWGN, or block Rayleigh with LS CSI and the effective noise at the receiver);
-* **digital**: the same student architecture sending k reals, trained with
+* **digital, searched**: the same student architecture sending k reals, trained with
   the b-bit quantizer in the loop (straight-through estimator) and no
   channel errors (the separation assumption: the code delivers the bits),
   then evaluated through :class:`~tosc_sionna.DigitalChannel` (clip,
-  quantize, one 5G LDPC codeword, M-QAM, AWGN or block Rayleigh with LS CSI
-  and ZF, soft demapping, 20 BP iterations, dequantize) at operating points
-  (b, r, M) that spend exactly n channel uses;
-* **class index**: the analog student classifies at the transmitter
-  (noise-free) and sends the 4-bit class index, zero-padded to the 12-bit
-  5G LDPC minimum, with LDPC + QPSK at the lowest rate that fits n
-  (n = 16: rate 3/8, all 16 uses; n = 64: rate 1/5, the 5G minimum, 30 uses).
+  quantize, one 5G LDPC codeword, repetition below rate 1/5 and shortening
+  below 12 bits, the 5G output interleaver, M-QAM, AWGN or block Rayleigh
+  with LS CSI and ZF, soft demapping, 20 BP iterations, dequantize; no CRC:
+  a wrong value reaches the student's decoder as noise, while a CRC would
+  cost rate and erase the whole example). Every point of
+  :data:`SEARCH_SPACE` (b bits per value, k values, M-QAM) whose code rate
+  ``r = k b / (n log2 M)`` makes it spend exactly n data channel uses and
+  lies in 5G's [30/1024, 948/1024] is evaluated on the validation split
+  (the 5,000 held-out training images) and on the test split; per n,
+  channel and SNR the point best on **validation** is chosen and its
+  **test** accuracy reported (``digital_search[n].best_on_validation``;
+  ties go to the first point in search order). A student depends on (b, k)
+  only, so one student serves every M and both n;
+* **class index**: the analog AWGN student classifies at the transmitter
+  (noise-free) and sends the 4-bit class index as a shortened 5G LDPC
+  codeword (8 known filler bits) with QPSK at the rate that fills n
+  (n = 16: rate 1/8; n = 64: rate 1/32, the rate-1/5 mother codeword
+  repeated);
+* **finite-blocklength limit** (``finite_blocklength[n][channel]``): the
+  best any code could do for "classify at the transmitter, send the
+  decision": ``log2 C`` bits (C classes) over n data uses at the class
+  index's clean accuracy, a decoding error giving a random class, from the
+  normal approximation of :mod:`tosc_sionna.finite_blocklength` (AWGN, and
+  its quasi-static average over the Rayleigh fade), with and without the
+  ``1/2 log2 n`` term (the two bracket the limit); pilots are not part of
+  the bound. Drawn as the "ideal code" band.
 
 All students: the shipped Fashion-MNIST cache (EfficientNet-Lite0 teacher),
 IB distillation loss (alpha 0.5, tau 4, beta 1e-4), training SNR uniform in
 [-10, 20] dB, Adam with cosine decay from 2e-3, 5,000 training images held
-out (never trained on), one training seed. The schedule is shorter than
-kd_awgn's 30 epochs (``--epochs``, default 5) and the same for every
-student. Accuracy on the whole test split at SNR -10..20 dB in 2.5 dB steps,
-one channel draw per image (an independent fade and noise per image), with
-95% Wilson intervals over the images.
+out for validation (never trained on), one training seed. The schedule is
+shorter than kd_awgn's 30 epochs (``--epochs``, default 5) and the same for
+every student. Accuracy at SNR -10..20 dB in 2.5 dB steps, one channel draw
+per image (an independent fade and noise per image); the analog and index
+curves over the whole test split with 95% Wilson intervals.
 
-The "cliff" of a curve is the lowest SNR from which its accuracy stays
-within 1 point of the link's error-free accuracy (a digital link's AWGN
-accuracy at 20 dB; an analog student's own 20 dB accuracy;
-linear interpolation between grid points; none if not reached by 20 dB);
-``analog_vs_digital`` gives analog minus the best digital point per SNR.
-``--summarize FILE`` recomputes both for a results file. Results are written
+The "cliff" of an analog or index curve is the lowest SNR from which its
+accuracy stays within 1 point of the link's error-free accuracy (the index
+link's AWGN accuracy at 20 dB; an analog student's own 20 dB accuracy;
+linear interpolation between grid points; none if not reached by 20 dB).
+``analog_vs_digital`` gives, per n, channel and SNR, analog minus the best
+digital point on validation (test accuracy) and analog minus the limit.
+``--summarize FILE`` recomputes them for a results file. Results are written
 as they are measured, so an interrupted run keeps what it has:
 ``benchmarks/results/digital_vs_analog.json`` and ``digital_vs_analog.png``.
 Runs on either Sionna line (the results' provenance says which line measured).
+
+**Cost of the full run.** The search holds 73 points at n = 16 and 124 at
+n = 64 (87 below rate 1/5), from 49 distinct (b, k) students; with the 4
+analog students that is 53 students x 5 epochs x 430 steps (about 5-8 minutes
+a student on 2 CPU cores: 5-7 hours). The evaluation dominates: 197 points x
+2 channels x 13 SNRs x 15,000 validation and test images = 77 million
+decoded codewords, measured at 0.4-0.6 ms a codeword at n = 16 and 1-2 ms at
+n = 64 on 2 shared CPU cores (batches of 1,000): about 17-31 hours, so
+about a day on this machine (a GPU shortens the decoding). ``--quick``
+(n = 16, two points from one student, 60 steps, 1,000 images, 4 SNRs)
+takes a minute or two and writes the same structure.
 
     python -m benchmarks.digital_vs_analog [--epochs 5] [--quick] [--out DIR]
 """
@@ -58,19 +89,33 @@ import numpy as np  # noqa: E402
 
 from benchmarks import common, harness  # noqa: E402
 from benchmarks.common import backend  # noqa: E402
+from tosc_sionna import finite_blocklength as fbl  # noqa: E402
+from tosc_sionna.channels.digital import (  # noqa: E402
+    LDPC5G_RATE_MAX,
+    LDPC5G_RATE_MIN,
+    LDPC5G_RATE_MIN_REPEATED,
+)
 from tosc_sionna.data import TeacherCache, TeacherCacheDataset, default_teacher_cache  # noqa: E402
 from tosc_sionna.evaluation import accuracy_vs_snr  # noqa: E402
 
 NUM_PILOTS = 4
 CHANNELS = ("awgn", "rayleigh")
-#: Operating points (b bits per value, LDPC rate r, QAM order M, k values) per n:
-#: each spends exactly n complex channel uses (checked against DigitalChannel).
-OPERATING_POINTS = {
-    16: [(2, 1 / 2, 4, 8), (2, 1 / 2, 16, 16), (4, 2 / 3, 64, 16)],
-    64: [(4, 1 / 2, 4, 16), (4, 1 / 2, 16, 32), (4, 3 / 4, 64, 72)],
+#: Data channel uses per image.
+NS = (16, 64)
+#: The digital operating points searched for each n: every (b bits per value, k values,
+#: M-QAM) whose code rate r = k b / (n log2 M) lies in [30/1024, 948/1024] (5G NR's range:
+#: repetition below 1/5, shortening below 12 bits). k is even: the student sends k reals
+#: as k / 2 complex symbols.
+SEARCH_SPACE = {
+    "num_bits": (1, 2, 3, 4, 6),
+    "num_values": (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128),
+    "modulation_order": (4, 16, 64),
 }
-#: Class-index reference: code rate per n (12 info bits -> 2 n coded QPSK bits, >= 1/5).
-INDEX_RATE = {16: 12 / 32, 64: 1 / 5}
+#: --quick: two points of one student at n = 16, one shortened (8 bits, rate 1/4) and one
+#: shortened and repeated (rate 1/8 over 16-QAM)
+QUICK_POINTS = {16: [(2, 4, 4), (2, 4, 16)]}
+#: The class-index reference sends log2(16) = 4 bits (room for up to 16 classes).
+INDEX_BITS = 4
 #: Clip of the b-bit uniform quantizer, in units of the std of one real after
 #: power normalization (1/sqrt 2): Max's (1960) step for a Gaussian times 2^(b-1).
 CLIP_SIGMAS = {1: 1.596, 2: 1.992, 3: 2.344, 4: 2.680, 5: 3.008, 6: 3.328}
@@ -90,6 +135,68 @@ def digital_channel(b: int, r: float, m: int, channel: str, **kwargs) -> ts.Digi
     fading = {"csi": "ls", "num_pilots": NUM_PILOTS} if channel == "rayleigh" else {}
     return ts.DigitalChannel(num_bits=b, clip=clip, code_rate=r, modulation_order=m,
                              channel=channel, **fading, **kwargs)
+
+
+def code_rate(n: int, b: int, k: int, m: int) -> float:
+    """The rate at which k b-bit values fill exactly n M-QAM symbols."""
+    return k * b / (n * int(round(np.log2(m))))
+
+
+def search_points(n: int) -> list[dict]:
+    """The operating points of :data:`SEARCH_SPACE` that spend exactly n data channel uses
+    at a 5G code rate, in search order (b, then k, then M); sizes from
+    :meth:`~tosc_sionna.DigitalChannel.code_parameters` (no Sionna object built)."""
+    points = []
+    for b in SEARCH_SPACE["num_bits"]:
+        for k in SEARCH_SPACE["num_values"]:
+            for m in SEARCH_SPACE["modulation_order"]:
+                r = code_rate(n, b, k, m)
+                if not (LDPC5G_RATE_MIN_REPEATED <= r <= LDPC5G_RATE_MAX and k * b >= 1):
+                    continue
+                params = digital_channel(b, r, m, "awgn").code_parameters(k)
+                points.append({"num_bits": b, "num_values": k, "modulation_order": m,
+                               "code_rate": r, "below_one_fifth": r < LDPC5G_RATE_MIN,
+                               "filler_bits": params["filler_bits"],
+                               "channel_uses": params["channel_uses"],
+                               "channel_uses_rayleigh": n + NUM_PILOTS})
+    return points
+
+
+def point_label(point: dict) -> str:
+    return (f"b={point['num_bits']} k={point['num_values']} {point['modulation_order']}-QAM "
+            f"r={point['code_rate']:.3g}")
+
+
+def select_on_validation(points: list[dict], channel: str, snrs: list[float]) -> dict:
+    """Per SNR, the point with the best validation accuracy over ``channel`` (the first in
+    search order on ties) and its test accuracy."""
+    val = np.array([p[channel]["val_accuracy"] for p in points])
+    test = np.array([p[channel]["test_accuracy"] for p in points])
+    best = np.argmax(val, axis=0)  # first maximum: search order breaks ties
+    columns = np.arange(len(snrs))
+    return {"snr_db": list(snrs),
+            "point": [{key: points[i][key] for key in
+                       ("num_bits", "num_values", "modulation_order", "code_rate")}
+                      for i in best],
+            "label": [point_label(points[i]) for i in best],
+            "val_accuracy": val[best, columns].tolist(),
+            "test_accuracy": test[best, columns].tolist()}
+
+
+def bound_entry(n: int, channel: str, snrs: list[float], clean_accuracy: float,
+                num_classes: int) -> dict:
+    """The finite-blocklength limit of classify-then-send: log2(num_classes) bits over n data
+    uses, with and without the 1/2 log2 n term, and the task accuracy it allows."""
+    bits = float(np.log2(num_classes))
+    error = fbl.awgn_block_error if channel == "awgn" else fbl.rayleigh_block_error
+    entry = {"snr_db": list(snrs), "n": n, "bits": bits, "num_classes": num_classes,
+             "clean_accuracy": clean_accuracy}
+    for suffix, log_term in (("", True), ("_no_log_term", False)):
+        eps = error(n, bits, snrs, log_term=log_term)
+        entry[f"block_error{suffix}"] = np.asarray(eps).tolist()
+        entry[f"accuracy{suffix}"] = fbl.classify_then_send_accuracy(
+            clean_accuracy, num_classes, eps).tolist()
+    return entry
 
 
 def analog_channel(channel: str) -> keras.layers.Layer:
@@ -123,61 +230,64 @@ def cliff_db(snrs: list[float], accuracy: list[float], within: float = 0.01,
 
 
 def summarize(results: dict) -> dict:
-    """Cliffs against each link's error-free accuracy, and analog minus the best digital point.
+    """Cliffs of the analog and index curves, and per n, channel and SNR the margins of
+    analog against the best digital point on validation and against the limit.
 
-    A digital (or class-index) link's error-free accuracy is its accuracy over
-    AWGN at the top SNR (the code decodes every codeword there; the same
-    student serves both channels), so a Rayleigh curve that has not recovered
-    by 20 dB has no cliff in range (None) instead of one at its own low top.
-    An analog student is trained for its channel: its reference is its own
-    accuracy at the top SNR.
+    An index link's error-free accuracy is its accuracy over AWGN at the top
+    SNR (the code decodes every codeword there; the same classifier serves
+    both channels), so a Rayleigh curve that has not recovered by 20 dB has
+    no cliff in range (None) instead of one at its own low top. An analog
+    student is trained for its channel: its reference is its own accuracy at
+    the top SNR.
     """
     curves = results["curves"]
-
-    def link(c: dict) -> tuple:
-        return (c["kind"], c["n"], c.get("num_bits"), c.get("code_rate"),
-                c.get("modulation_order"))
-
     for c in curves:
         # an analog student is trained per channel: its own top SNR is its error-free level
         awgn = c if c["kind"] == "analog" else next(
-            (a for a in curves if a["channel"] == "awgn" and link(a) == link(c)), c)
+            (a for a in curves if a["channel"] == "awgn" and (a["kind"], a["n"]) ==
+             (c["kind"], c["n"])), c)
         c["error_free_accuracy"] = awgn["accuracy"][-1]
         c["cliff_db"] = cliff_db(c["snr_db"], c["accuracy"], reference=awgn["accuracy"][-1])
     margins = {}
     for n in sorted({c["n"] for c in curves}):
         for channel in CHANNELS:
-            here = [c for c in curves if (c["n"], c["channel"]) == (n, channel)]
-            analog = next((c for c in here if c["kind"] == "analog"), None)
-            digital = [c for c in here if c["kind"] == "digital"]
-            if analog is None or not digital:
+            analog = next((c for c in curves
+                           if (c["kind"], c["n"], c["channel"]) == ("analog", n, channel)), None)
+            best = results.get("digital_search", {}).get(str(n), {}).get(
+                "best_on_validation", {}).get(channel)
+            if analog is None or best is None:
                 continue
-            best = np.max([c["accuracy"] for c in digital], axis=0)
-            margins[f"n={n} {channel}"] = {
-                "snr_db": analog["snr_db"],
-                "analog_minus_best_digital": (np.array(analog["accuracy"]) - best).tolist(),
-                "analog_ahead_at_db": [s for s, d in zip(analog["snr_db"],
-                                                         np.array(analog["accuracy"]) - best,
-                                                         strict=True) if d > 0.005]}
+            acc = np.array(analog["accuracy"])
+            diff = acc - np.array(best["test_accuracy"])
+            entry = {"snr_db": analog["snr_db"],
+                     "analog_minus_best_digital": diff.tolist(),
+                     "analog_ahead_at_db": [s for s, d in zip(analog["snr_db"], diff,
+                                                              strict=True) if d > 0.005]}
+            bound = results.get("finite_blocklength", {}).get(str(n), {}).get(channel)
+            if bound is not None:
+                entry["analog_minus_limit"] = (acc - np.array(bound["accuracy"])).tolist()
+                entry["analog_minus_limit_no_log_term"] = (
+                    acc - np.array(bound["accuracy_no_log_term"])).tolist()
+            margins[f"n={n} {channel}"] = entry
     results["analog_vs_digital"] = margins
     results["cliff_definition"] = ("lowest SNR from which accuracy stays within 1 point of the "
-                                   "link's error-free accuracy (digital and index: its AWGN "
-                                   "accuracy at 20 dB; analog, trained per channel: its own "
-                                   "20 dB accuracy), interpolated; None: not reached by 20 dB")
+                                   "link's error-free accuracy (index: its AWGN accuracy at "
+                                   "20 dB; analog, trained per channel: its own 20 dB "
+                                   "accuracy), interpolated; None: not reached by 20 dB")
     return results
 
 
 def index_sweep(predictions: np.ndarray, labels: np.ndarray, n: int, channel: str,
                 snrs: list[float], batch: int = 2000) -> dict:
-    """Accuracy of sending the predicted class index with LDPC + QPSK."""
-    layer = ts.DigitalChannel(num_bits=4, clip=8.0, code_rate=INDEX_RATE[n], modulation_order=4,
+    """Accuracy of sending the predicted class index, shortened, with LDPC + QPSK over n uses."""
+    # 4 bits in the 2 n coded bits of n QPSK symbols; 8 known filler bits shorten the code
+    layer = ts.DigitalChannel(num_bits=INDEX_BITS, clip=8.0,
+                              code_rate=INDEX_BITS / (2 * n), modulation_order=4,
                               channel=channel,
                               **({"csi": "ls", "num_pilots": NUM_PILOTS}
                                  if channel == "rayleigh" else {}))
-    # index c -> value c - 7.5 (cell c of the 16 cells of width 1 on [-8, 8]); 2 zero values pad
-    # the 4 bits to 12 (a real system would shorten the code with known filler bits)
-    values = np.zeros((len(predictions), 3), np.float32)
-    values[:, 0] = predictions - 7.5
+    # index c -> value c - 7.5 (cell c of the 16 cells of width 1 on [-8, 8])
+    values = (predictions - 7.5).astype(np.float32)[:, None]
     send = backend.compiled(lambda v, snr: layer(v, snr_db=snr))
     accuracy = []
     for snr in snrs:
@@ -185,8 +295,10 @@ def index_sweep(predictions: np.ndarray, labels: np.ndarray, n: int, channel: st
             backend.to_numpy(send(backend.tensor(values[i:i + batch]), backend.tensor(snr)))[:, 0]
             for i in range(0, len(values), batch)])
         accuracy.append(float(np.mean(np.round(decoded + 7.5).astype(np.int64) == labels)))
+    params = layer.code_parameters(1)
     return {"snr_db": snrs, "accuracy": accuracy, "channel_uses": layer.channel_uses,
             "effective_code_rate": layer.effective_code_rate,
+            "repetitions": params["repetitions"], "filler_bits": params["filler_bits"],
             "clean_accuracy": float(np.mean(predictions == labels))}
 
 
@@ -201,12 +313,30 @@ def draw(results: dict, ns: list[int], axes) -> None:
     for row, channel in enumerate(CHANNELS):
         for col, n in enumerate(ns):
             ax = axes[row][col]
+            search = results.get("digital_search", {}).get(str(n), {})
+            for i, point in enumerate(search.get("points", [])):
+                if channel in point:
+                    ax.plot(point["snr_db"], point[channel]["test_accuracy"], color="0.8",
+                            lw=0.6, label="digital points searched (test)" if i == 0 else None)
+            best = search.get("best_on_validation", {}).get(channel)
+            if best is not None:
+                ax.plot(best["snr_db"], best["test_accuracy"], "--", color="C1", marker="s",
+                        markersize=3, label="digital, best on validation (test)")
             for c in results["curves"]:
                 if c["n"] != n or c["channel"] != channel:
                     continue
-                style = {"analog": "-", "digital": "--", "index": ":"}[c["kind"]]
-                ax.plot(c["snr_db"], c["accuracy"], style, marker="o", markersize=3,
-                        label=c["label"])
+                # "digital": a results file from before the search (one curve per point)
+                style = {"analog": ("-", "C0"), "index": (":", "C2"),
+                         "digital": ("--", None)}[c["kind"]]
+                ax.plot(c["snr_db"], c["accuracy"], style[0], color=style[1], marker="o",
+                        markersize=3, label=c["label"])
+            bound = results.get("finite_blocklength", {}).get(str(n), {}).get(channel)
+            if bound is not None:
+                ax.fill_between(bound["snr_db"], bound["accuracy_no_log_term"],
+                                bound["accuracy"], color="C3", alpha=0.25, lw=0)
+                ax.plot(bound["snr_db"], bound["accuracy"], color="C3", lw=1.0,
+                        label="ideal code: classify, send log2 C bits\n"
+                              "(normal approx.; band: without the 1/2 log2 n term)")
             ax.axhline(results["teacher_accuracy"], color="grey", lw=0.8,
                        label="teacher (clean)")
             ax.set_title(f"{channel.upper() if channel == 'awgn' else 'Rayleigh (LS)'}, "
@@ -220,7 +350,8 @@ def draw(results: dict, ns: list[int], axes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(
-        __doc__, quick="smoke run: 60 steps, n = 16 only, 1,000 test images, 4 SNRs",
+        __doc__, quick="smoke run: 60 steps, n = 16 only, two searched points, 1,000 "
+                       "validation and test images, 4 SNRs",
         epochs=5, out=common.RESULTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--summarize", metavar="FILE", default=None,
@@ -241,21 +372,21 @@ def main(argv: list[str] | None = None) -> int:
 
     ts.set_seed(args.seed)
     cache = TeacherCache(default_teacher_cache())
-    split = harness.splits(cache)
+    snrs = list(np.arange(-10.0, 20.01, 2.5))
+    ns, limit = list(NS), None
+    points = {n: search_points(n) for n in ns}
+    if args.quick:
+        ns, snrs, args.epochs, limit = [16], [-5.0, 5.0, 10.0, 20.0], 1, 1000
+        points = {n: [p for p in search_points(n) if (p["num_bits"], p["num_values"],
+                                                      p["modulation_order"]) in QUICK_POINTS[n]]
+                  for n in ns}
+    split = harness.splits(cache, limit=limit)
     data = TeacherCacheDataset(cache, batch_size=128, seed=args.seed, rows=split["train_rows"])
     x_test, y_test = split["x_test"], split["y_test"]
-    steps = len(data)
-    ns = list(OPERATING_POINTS)
-    points = OPERATING_POINTS
-    snrs = list(np.arange(-10.0, 20.01, 2.5))
-    if args.quick:
-        steps, ns, snrs, args.epochs = 60, [16], [-5.0, 5.0, 10.0, 20.0], 1
-        points = {16: OPERATING_POINTS[16][:1]}
-        x_test, y_test = x_test[:1000], y_test[:1000]
+    steps = 60 if args.quick else len(data)
+    num_classes = cache.spec.num_classes
     for n in ns:  # every operating point spends exactly n data channel uses
-        for b, r, m, k in points[n]:
-            uses = digital_channel(b, r, m, "awgn").code_parameters(k)["channel_uses"]
-            assert uses == n, (n, b, r, m, k, uses)
+        assert points[n] and all(p["channel_uses"] == n for p in points[n]), n
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,17 +394,24 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "benchmark": "digital_vs_analog", "quick": args.quick, "epochs": args.epochs,
         "steps_per_epoch": steps, "seed": args.seed, "snr_db": snrs,
-        "test_images": len(y_test), "draws": 1, "num_pilots_rayleigh": NUM_PILOTS,
+        "test_images": len(y_test), "validation_images": len(split["y_val"]), "draws": 1,
+        "num_pilots_rayleigh": NUM_PILOTS,
         "teacher_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
         "student": harness.PREVIOUS_STUDENT,  # deliberately not the default: see harness
-        "curves": [],
+        "search_space": {**SEARCH_SPACE, "n": ns,
+                         "code_rate_range": [LDPC5G_RATE_MIN_REPEATED, LDPC5G_RATE_MAX],
+                         "crc": None, "selection": "best validation accuracy per n, channel "
+                                                  "and SNR; its test accuracy reported"},
+        "curves": [], "digital_search": {}, "finite_blocklength": {},
     }
 
-    def record(curve: dict) -> None:
-        curve["cliff_db"] = cliff_db(curve["snr_db"], curve["accuracy"])
-        results["curves"].append(curve)
+    def save() -> None:
         summarize(results)
         common.write_results(out / f"{name}.json", results, argv, __name__)
+
+    def record(curve: dict) -> None:
+        results["curves"].append(curve)
+        save()
         print(f"{curve['label']:<44} n={curve['n']:<3} {curve['channel']:<8} "
               + " ".join(f"{a:.3f}" for a in curve["accuracy"]), flush=True)
 
@@ -293,26 +431,40 @@ def main(argv: list[str] | None = None) -> int:
                 predictions = np.argmax(analog.predict(x_test, batch_size=2000, verbose=0), -1)
             curve = index_sweep(predictions, y_test, n, channel, snrs)
             record({"kind": "index", "n": n, "channel": channel,
-                    "label": f"class index, LDPC r={curve['effective_code_rate']:.3g} + QPSK "
-                             f"({curve['channel_uses']} uses)", **curve})
-        for b, r, m, k in points[n]:
+                    "label": f"class index, shortened LDPC r={curve['effective_code_rate']:.3g} "
+                             f"+ QPSK ({curve['channel_uses']} uses)", **curve})
+            results["finite_blocklength"].setdefault(str(n), {})[channel] = bound_entry(
+                n, channel, snrs, curve["clean_accuracy"], num_classes)
+            save()
+        search = results["digital_search"][str(n)] = {"points": [], "best_on_validation": {}}
+        for point in points[n]:
+            b, k, m, r = (point[key] for key in ("num_bits", "num_values", "modulation_order",
+                                                 "code_rate"))
             if (b, k) not in digital_students:  # the quantizer is all training sees
                 ts.set_seed(args.seed)
                 digital_students[(b, k)] = train(
                     QuantizerInTheLoop(num_bits=b, clip=CLIP_SIGMAS[b] / np.sqrt(2.0)),
                     k // 2, data, args.epochs, steps, args.seed)
             student, seconds = digital_students[(b, k)]
+            entry = {**point, "label": point_label(point), "snr_db": snrs,
+                     "train_seconds": seconds}
             for channel in CHANNELS:
                 layer = digital_channel(b, r, m, channel)
-                link = harness.relink(student, layer)
-                ts.set_seed(args.seed)
-                curve = sweep(link)
-                record({"kind": "digital", "n": n, "channel": channel,
-                        "label": f"digital b={b} r={r:.3g} {m}-QAM (k={k})",
-                        "num_bits": b, "code_rate": r, "modulation_order": m, "num_values": k,
-                        "effective_code_rate": layer.effective_code_rate,
-                        "channel_uses": layer.channel_uses, "clip": layer.clip,
-                        "train_seconds": seconds, **curve})
+                val, test = harness.evaluate(harness.relink(student, layer), split, snrs,
+                                             draws=1, seed=args.seed, test=True)
+                built = layer.code_parameters(k)  # after build: the known bits are found
+                entry.update(effective_code_rate=layer.effective_code_rate, clip=layer.clip,
+                             repetitions=built["repetitions"],
+                             mother_bits=built["mother_bits"])
+                entry[channel] = {"val_accuracy": val, "test_accuracy": test}
+            search["points"].append(entry)
+            search["best_on_validation"] = {
+                channel: select_on_validation(search["points"], channel, snrs)
+                for channel in CHANNELS}
+            save()
+            print(f"{entry['label']:<40} n={n:<3} "
+                  + " | ".join(f"{c}: " + " ".join(f"{a:.3f}" for a in entry[c]["test_accuracy"])
+                               for c in CHANNELS), flush=True)
         plot(results, out / f"{name}.png")
     print(f"wrote {out / (name + '.json')} and {out / (name + '.png')}")
     return 0

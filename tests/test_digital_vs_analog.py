@@ -16,21 +16,88 @@ def bench():
     return load_benchmark("digital_vs_analog")
 
 
-def test_every_operating_point_spends_exactly_n_channel_uses(bench):
-    assert len(bench.OPERATING_POINTS) >= 1
-    for n in sorted(bench.OPERATING_POINTS):
-        check_operating_point(bench, n)
+def test_search_enumerates_every_point_that_spends_exactly_n_channel_uses(bench):
+    import math
+
+    from tosc_sionna.channels.digital import LDPC5G_RATE_MAX, LDPC5G_RATE_MIN_REPEATED
+
+    space = bench.SEARCH_SPACE
+    for n in bench.NS:
+        points = bench.search_points(n)
+        found = {(p["num_bits"], p["num_values"], p["modulation_order"]) for p in points}
+        # exactly the grid points at a 5G code rate that fill n uses
+        expected = {(b, k, m) for b in space["num_bits"] for k in space["num_values"]
+                    for m in space["modulation_order"]
+                    if LDPC5G_RATE_MIN_REPEATED <= k * b / (n * math.log2(m)) <= LDPC5G_RATE_MAX}
+        assert found == expected and len(points) == len(found), n
+        for p in points:
+            b, k, m, r = p["num_bits"], p["num_values"], p["modulation_order"], p["code_rate"]
+            assert k % 2 == 0  # the encoder emits pairs of reals
+            awgn = bench.digital_channel(b, r, m, "awgn").code_parameters(k)
+            rayleigh = bench.digital_channel(b, r, m, "rayleigh").code_parameters(k)
+            assert awgn["channel_uses"] == p["channel_uses"] == n
+            assert rayleigh["channel_uses"] == p["channel_uses_rayleigh"] == n + bench.NUM_PILOTS
+            assert awgn["effective_code_rate"] == pytest.approx(r, abs=1e-12)
+            assert awgn["n"] == n * math.log2(m)
+    low = [p for p in bench.search_points(64) if p["code_rate"] < 1 / 5]
+    assert low and all(p["below_one_fifth"] for p in low)
+    assert any(p["filler_bits"] > 0 for p in bench.search_points(16))  # shortened points too
+    # the quick run's points are searched points
+    for n, quick in bench.QUICK_POINTS.items():
+        assert set(quick) <= {(p["num_bits"], p["num_values"], p["modulation_order"])
+                              for p in bench.search_points(n)}
 
 
-def check_operating_point(bench, n):
-    assert len(bench.OPERATING_POINTS[n]) >= 3, n
-    for b, r, m, k in bench.OPERATING_POINTS[n]:
-        assert k % 2 == 0  # the encoder emits pairs of reals
-        awgn = bench.digital_channel(b, r, m, "awgn").code_parameters(k)
-        rayleigh = bench.digital_channel(b, r, m, "rayleigh").code_parameters(k)
-        assert awgn["channel_uses"] == n
-        assert rayleigh["channel_uses"] == n + bench.NUM_PILOTS  # as the analog LS link
-        assert awgn["effective_code_rate"] == pytest.approx(r, abs=1e-9)
+def test_a_point_below_one_fifth_decodes_with_its_student_budget(bench):
+    """A searched point below rate 1/5 at n = 64 runs through the layer: repeated, bit-exact
+    at high SNR, and it spends 64 uses (68 with the Rayleigh pilots)."""
+    low = min((p for p in bench.search_points(64) if p["filler_bits"] == 0),
+              key=lambda p: p["code_rate"])
+    layer = bench.digital_channel(low["num_bits"], low["code_rate"], low["modulation_order"],
+                                  "awgn")
+    x = np.random.default_rng(0).normal(0, 0.7, (16, low["num_values"])).astype(np.float32)
+    np.testing.assert_array_equal(numpy(layer(x, 30.0)), numpy(layer.quantize_values(x)))
+    assert layer.code_parameters(low["num_values"])["repetitions"] > 1
+    assert layer.channel_uses == 64
+
+
+def test_selection_picks_the_best_on_validation_and_reports_its_test_accuracy(bench):
+    snrs = [0.0, 10.0, 20.0]
+
+    def point(b, val, test):
+        return {"num_bits": b, "num_values": 8, "modulation_order": 4, "code_rate": b / 4,
+                "awgn": {"val_accuracy": val, "test_accuracy": test}}
+
+    points = [point(1, [0.50, 0.80, 0.85], [0.90, 0.70, 0.80]),
+              point(2, [0.40, 0.85, 0.85], [0.10, 0.88, 0.90]),
+              point(3, [0.30, 0.60, 0.86], [0.95, 0.50, 0.84])]
+    best = bench.select_on_validation(points, "awgn", snrs)
+    assert [p["num_bits"] for p in best["point"]] == [1, 2, 3]
+    assert best["val_accuracy"] == [0.50, 0.85, 0.86]
+    # the test accuracy of the validation choice, not the best test accuracy
+    assert best["test_accuracy"] == [0.90, 0.88, 0.84]
+    assert best["snr_db"] == snrs and best["label"][0].startswith("b=1 k=8 4-QAM")
+    # ties: the first point in search order
+    tied = bench.select_on_validation([point(1, [0.5] * 3, [0.1] * 3),
+                                       point(2, [0.5] * 3, [0.9] * 3)], "awgn", snrs)
+    assert [p["num_bits"] for p in tied["point"]] == [1, 1, 1]
+
+
+def test_bound_entries_are_the_finite_blocklength_values(bench):
+    from tosc_sionna import finite_blocklength as fbl
+
+    snrs = [-5.0, 0.0, 10.0]
+    for channel, error in (("awgn", fbl.awgn_block_error),
+                           ("rayleigh", fbl.rayleigh_block_error)):
+        entry = bench.bound_entry(16, channel, snrs, 0.9, 10)
+        assert entry["bits"] == pytest.approx(np.log2(10)) and entry["n"] == 16
+        for suffix, log_term in (("", True), ("_no_log_term", False)):
+            eps = error(16, np.log2(10), snrs, log_term=log_term)
+            np.testing.assert_allclose(entry[f"block_error{suffix}"], eps)
+            np.testing.assert_allclose(entry[f"accuracy{suffix}"],
+                                       fbl.classify_then_send_accuracy(0.9, 10, eps))
+        # the 1/2 log2 n term only helps
+        assert np.all(np.array(entry["accuracy"]) >= np.array(entry["accuracy_no_log_term"]))
 
 
 def test_quantizer_in_the_loop_forward_quantizes_and_gradient_is_identity(bench):
@@ -49,7 +116,16 @@ def test_class_index_reference_is_exact_at_high_snr_and_chance_like_at_very_low(
     ts.set_seed(0)
     curve = bench.index_sweep(predictions, labels, 16, "awgn", [-15.0, 30.0], batch=200)
     assert curve["channel_uses"] == 16
-    assert curve["effective_code_rate"] == pytest.approx(12 / 32)
+    # 4 bits shortened (8 known filler bits) in 32 coded bits
+    assert curve["effective_code_rate"] == pytest.approx(4 / 32)
+    assert curve["filler_bits"] == 8 and curve["repetitions"] == 1.0
+    # n = 64: the rate-1/5 mother codeword (50 unknown bits) repeated over 128 bits
+    ts.set_seed(0)
+    wide = bench.index_sweep(predictions, labels, 64, "rayleigh", [40.0], batch=200)
+    assert wide["channel_uses"] == 64 + bench.NUM_PILOTS
+    assert wide["effective_code_rate"] == pytest.approx(4 / 128)
+    assert wide["repetitions"] == pytest.approx(128 / 50)
+    assert wide["accuracy"][0] == wide["clean_accuracy"]
     assert curve["clean_accuracy"] == pytest.approx(np.mean(predictions == labels))
     assert curve["accuracy"][1] == curve["clean_accuracy"]  # decoded bit-exactly
     assert curve["accuracy"][0] < 0.3  # at -15 dB the code fails
@@ -67,26 +143,40 @@ def test_cliff_is_where_the_curve_reaches_its_plateau(bench):
     assert bench.cliff_db(snrs, [0.1, 0.3, 0.5, 0.7, 0.89], reference=0.9) == pytest.approx(10.0)
 
 
-def test_summary_takes_each_links_error_free_accuracy_from_awgn(bench):
+def test_summary_margins_against_best_on_validation_and_the_limit(bench):
     snrs = [0.0, 10.0, 20.0]
 
-    def curve(kind, channel, acc, **extra):
+    def curve(kind, channel, acc):
         return {"kind": kind, "n": 16, "channel": channel, "label": kind, "snr_db": snrs,
-                "accuracy": acc, **extra}
+                "accuracy": acc}
 
-    point = {"num_bits": 2, "code_rate": 0.5, "modulation_order": 4}
-    results = bench.summarize({"curves": [
-        curve("analog", "awgn", [0.85, 0.90, 0.90]),
-        curve("analog", "rayleigh", [0.60, 0.80, 0.89]),
-        curve("digital", "awgn", [0.20, 0.91, 0.91], **point),
-        curve("digital", "rayleigh", [0.10, 0.50, 0.80], **point),
-    ]})
+    def best(test):
+        return {"snr_db": snrs, "test_accuracy": test}
+
+    def bound(acc, acc_no_log):
+        return {"snr_db": snrs, "accuracy": acc, "accuracy_no_log_term": acc_no_log}
+
+    results = bench.summarize({
+        "curves": [curve("analog", "awgn", [0.85, 0.90, 0.90]),
+                   curve("analog", "rayleigh", [0.60, 0.80, 0.89]),
+                   curve("index", "awgn", [0.20, 0.91, 0.91]),
+                   curve("index", "rayleigh", [0.10, 0.50, 0.80])],
+        "digital_search": {"16": {"best_on_validation": {
+            "awgn": best([0.20, 0.91, 0.91]), "rayleigh": best([0.30, 0.70, 0.90])}}},
+        "finite_blocklength": {"16": {"awgn": bound([0.80, 0.90, 0.90], [0.70, 0.90, 0.90]),
+                                      "rayleigh": bound([0.5, 0.8, 0.9], [0.4, 0.7, 0.9])}},
+    })
     rayleigh = [c for c in results["curves"] if c["channel"] == "rayleigh"]
-    # analog students are trained per channel (own top SNR); a digital one serves both
+    # analog students are trained per channel (own top SNR); the index link serves both
     assert [c["error_free_accuracy"] for c in rayleigh] == [0.89, 0.91]
     assert rayleigh[0]["cliff_db"] == pytest.approx(10.0 + 0.08 / 0.09 * 10.0)
     assert rayleigh[1]["cliff_db"] is None
     margin = results["analog_vs_digital"]["n=16 awgn"]
     np.testing.assert_allclose(margin["analog_minus_best_digital"], [0.65, -0.01, -0.01])
+    np.testing.assert_allclose(margin["analog_minus_limit"], [0.05, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(margin["analog_minus_limit_no_log_term"], [0.15, 0.0, 0.0],
+                               atol=1e-12)
     assert margin["analog_ahead_at_db"] == [0.0]
-    assert results["analog_vs_digital"]["n=16 rayleigh"]["analog_ahead_at_db"] == snrs
+    ray = results["analog_vs_digital"]["n=16 rayleigh"]
+    np.testing.assert_allclose(ray["analog_minus_best_digital"], [0.30, 0.10, -0.01])
+    assert ray["analog_ahead_at_db"] == [0.0, 10.0]
