@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: kd_awgn --quick, F = 0.01, teacher-free "
                            "and alpha 0.05, the first seed", seeds=[0, 1, 2], epochs=6,
                            out=common.RESULTS, out_help="results folder, or a .json results file")
-    parser.add_argument("--draws", type=int, default=1)
+    parser.add_argument("--draws", type=int, default=1, help="channel draws per SNR (default 1)")
     parser.add_argument("--student", choices=list(ts.STUDENT_PRESETS), default=ts.DEFAULT_STUDENT,
                         help=f"the student (default {ts.DEFAULT_STUDENT}, the main job's; "
                              "conv-w32-h256: the study's first runs)")
