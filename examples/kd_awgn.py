@@ -32,7 +32,7 @@ written, and refuses runs whose settings differ.
         [--snr-train LOW HIGH] [--labelled-fraction F [--no-teacher]] [--cache FILE]
         [--online-teacher DIR] [--out DIR] [--seed S | --seeds S ...] [--dataset D]
         [--downsample K] [--student NAME] [--width W] [--[no-]separable]
-        [--hidden-units U ...]
+        [--hidden-units U ...] [--val-fraction V] [--val-seed S] [--val-snrs DB ...]
         [--feature-weight G] [--alpha A] [--temperature T] [--beta B | --deterministic-encoder]
     python examples/kd_awgn.py --combine RESULTS.json ... --out DIR
 """
@@ -133,6 +133,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "split under 50,000). The split is seeded by --val-seed, the same for "
                         "every training seed")
     parser.add_argument("--val-seed", type=int, default=0)
+    parser.add_argument("--val-snrs", type=float, nargs="+", default=[0.0, 10.0], metavar="DB",
+                        help="SNRs of the validation sweep (default 0 10)")
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--beta", type=float, default=None,
                         help="weight of the rate term of the stochastic encoder (default 1e-4)")
@@ -233,6 +235,7 @@ def check_args(args: argparse.Namespace) -> str | None:
          f"--seeds must differ; got {args.seeds}"),
         (args.val_fraction is None or (args.val_fraction >= 0 and np.isfinite(args.val_fraction)),
          f"--val-fraction must be >= 0; got {args.val_fraction}"),
+        (np.isfinite(args.val_snrs).all(), f"--val-snrs must be finite; got {args.val_snrs}"),
     ]
     return next((message for ok, message in checks if not ok), None)
 
@@ -274,7 +277,7 @@ def train_and_evaluate(args: argparse.Namespace, seed: int, data: TeacherCacheDa
 
     validation = None
     if len(y_val):  # the numbers to choose settings on; the test split is for final ones
-        validation = accuracy_vs_snr(link, x_val, y_val, [0.0, 10.0], draws=draws,
+        validation = accuracy_vs_snr(link, x_val, y_val, args.val_snrs, draws=draws,
                                      sample_encoder=args.sample_encoder)
         print("validation (held-out training images): " + ", ".join(
             f"{a:.4f} at {s:g} dB" for s, a in zip(validation["snr_db"],

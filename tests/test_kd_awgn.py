@@ -129,6 +129,7 @@ def test_bad_arguments_are_one_line_errors(capsys):
         (["--no-teacher", "--alpha", "0.3"], "do not give --alpha with it"),
         (["--temperature", "0"], "--temperature must be > 0"),
         (["--val-fraction", "-1"], "--val-fraction"),
+        (["--val-snrs", "0", "nan"], "--val-snrs must be finite"),
         (["--val-fraction", "60000"], "cannot hold out 60000.0 of 60000 rows"),
         (["--seed", "1", "--seeds", "2", "3"], "give --seed or --seeds, not both"),
         (["--seeds", "2", "2"], "--seeds must differ"),
