@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     link = ts.make_link(ts.AWGNChannel(), num_symbols=16, num_classes=10, stochastic=True,
                         seed=0, width=args.width, separable=args.separable,
                         hidden_units=tuple(args.hidden_units))
-    link(images[:2], np.full(2, 10.0, np.float32))
+    link(images[:2], snr_db=np.full(2, 10.0, np.float32))
     tx, rx = serving.transmitter(link), serving.receiver(link)
     ttx, trx = serving.traced(link, images.shape[1:])
     tlink = backend.inference(lambda x, s: link(x, snr_db=s),

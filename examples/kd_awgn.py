@@ -68,10 +68,13 @@ from tosc_sionna.data import (  # noqa: E402
 )
 from tosc_sionna.evaluation import accuracy_vs_snr, format_table, plot_accuracy_vs_snr  # noqa: E402
 
+#: --channel: AWGN, flat block Rayleigh, and OFDM over every model OFDMChannel knows
+#: ("ofdm-" + its name: ofdm-rayleigh, ofdm-tdl-a ... ofdm-tdl-e, ofdm-cdl-a ... ofdm-cdl-e)
 CHANNELS = {
     "awgn": lambda: ts.AWGNChannel(),
     "rayleigh": lambda: ts.RayleighBlockFadingChannel(csi="ls", num_pilots=4, return_noise=True),
-    "ofdm-tdl-a": lambda: ts.OFDMChannel("tdl-a", return_noise=True),
+    **{f"ofdm-{model}": (lambda model=model: ts.OFDMChannel(model, return_noise=True))
+       for model in ts.CHANNEL_MODELS},
 }
 
 

@@ -377,7 +377,7 @@ def test_noise_variance_instead_of_snr():
         with pytest.raises(ValueError, match="no|snr_db"):
             channel(x, no=bad)
     with pytest.raises(ValueError, match="exactly one"):
-        channel(x, 10.0, no=0.1)
+        channel(x, snr_db=10.0, no=0.1)
     with pytest.raises(ValueError, match="exactly one"):
         channel(x)
 

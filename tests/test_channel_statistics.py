@@ -30,7 +30,7 @@ def test_awgn_noise_variance_matches_nominal(snr_db):
 
 def test_awgn_per_example_snr():
     x = unit_symbols(2, 20000)
-    y = ts.AWGNChannel()(x, np.array([0.0, 20.0], np.float32))
+    y = ts.AWGNChannel()(x, snr_db=np.array([0.0, 20.0], np.float32))
     power = np.mean(np.abs(to_complex(y) - to_complex(x)) ** 2, axis=1)
     for measured, nominal in zip(power, [1.0, 0.01], strict=True):  # SE no / sqrt(20,000)
         assert_mean_known_se(measured, nominal, nominal / np.sqrt(x.shape[1] // 2))
@@ -96,7 +96,7 @@ def test_rayleigh_outputs_finite_in_deep_fades():
     x = unit_symbols(100000, 4)
     for equalizer in ("lmmse", "zf"):
         y, no_eff = ts.RayleighBlockFadingChannel(equalizer=equalizer, return_noise=True)(
-            x, -30.0
+            x, snr_db=-30.0
         )
         assert np.all(np.isfinite(numpy(y))) and np.all(np.isfinite(numpy(no_eff)))
     # MMSE output is bounded: |x_hat| <= |y| |h| / (|h|^2 + no) <= |y| / (2 sqrt(no))

@@ -126,7 +126,7 @@ def test_config_and_keras_round_trip(tmp_path):
     snr_in = keras.Input(())
     z = keras.layers.Dense(16)(x_in)
     y = ts.DigitalChannel(num_bits=4, code_rate=0.5, modulation_order=16, return_noise=True)(
-        z, snr_in
+        z, snr_db=snr_in
     )
     model = keras.Model([x_in, snr_in], y)
     x, snr = values(4, 16), np.full(4, 30.0, np.float32)
@@ -185,11 +185,11 @@ def test_bad_configurations_raise(kwargs, k, match):
 def test_bad_inputs_raise():
     layer = ts.DigitalChannel()
     with pytest.raises(ValueError, match="exactly one of snr_db"):
-        layer(values(2, 8), 10.0, no=0.1)
+        layer(values(2, 8), snr_db=10.0, no=0.1)
     with pytest.raises(ValueError, match="snr_db"):
         layer(values(2, 8), snr_db=90.0)
     with pytest.raises(ValueError, match=r"\[batch, k\]"):
-        ts.DigitalChannel()(np.zeros((2, 4, 2), np.float32), 10.0)
+        ts.DigitalChannel()(np.zeros((2, 4, 2), np.float32), snr_db=10.0)
 
 
 def test_reproducible_with_a_seed():
@@ -217,13 +217,13 @@ def test_noise_output_and_straight_through_gradient():
     assert 0.5 < np.mean(numpy(noise)) / err < 2.0
 
     # no gradient through the hard decisions (none at all, or zeros: gradient() gives zeros)
-    grad = gradient(lambda v: ts.DigitalChannel()(v, 20.0), x)
+    grad = gradient(lambda v: ts.DigitalChannel()(v, snr_db=20.0), x)
     assert np.all(grad == 0)
     st = ts.DigitalChannel(straight_through=True)
     seen = []
 
     def scaled(v):
-        seen.append(st(v, 20.0))
+        seen.append(st(v, snr_db=20.0))
         return 3.0 * seen[-1]
 
     np.testing.assert_array_equal(gradient(scaled, x), 3.0)
@@ -271,7 +271,7 @@ def test_code_parameters_of_repeated_and_shortened_codes(kwargs, k, expected_bef
     params = layer.code_parameters(k)
     assert {key: params[key] for key in expected_before} == pytest.approx(expected_before)
     assert params["effective_code_rate"] == pytest.approx(params["k_info"] / params["n"])
-    layer(values(4, k, clip=layer.clip), 30.0)
+    layer(values(4, k, clip=layer.clip), snr_db=30.0)
     built = layer.code_parameters(k)
     assert {key: built[key] for key in expected_after} == pytest.approx(expected_after)
     assert layer.channel_uses == expected_before["channel_uses"]
@@ -286,7 +286,7 @@ def test_shortened_code_never_sends_a_filler_bit():
     from tosc_sionna.channels.digital import generator_matrix
 
     layer = ts.DigitalChannel(num_bits=4, code_rate=4 / 32, modulation_order=4)
-    layer(values(2, 1), 30.0)
+    layer(values(2, 1), snr_db=30.0)
     generator = generator_matrix(layer._encoder, layer._dtypes[0])  # [12, n_enc]
     sent = np.unique(numpy(layer._tx_index))
     assert len(sent) == 32 and np.all(generator[:4, sent].any(axis=0))
@@ -301,7 +301,7 @@ def test_interleaver_equals_sionnas_without_shortening_or_repetition():
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
     layer = ts.DigitalChannel(num_bits=4, code_rate=0.5, modulation_order=16, num_iter=10)
-    layer(values(2, 16), 30.0)  # 64 bits, n = 128
+    layer(values(2, 16), snr_db=30.0)  # 64 bits, n = 128
     old = LDPC5GEncoder(64, 128, num_bits_per_symbol=4)
     old_decoder = LDPC5GDecoder(old, hard_out=False, return_infobits=True, num_iter=10)
     rng = np.random.default_rng(2)
@@ -318,7 +318,7 @@ def codeword_errors(layer, k, snr, batch=1000, seed=3, pad=False):
     if pad:
         x[:, 1:] = 0.0
     ts.set_seed(5)
-    wrong = numpy(layer(x, snr)) != numpy(layer.quantize_values(x))
+    wrong = numpy(layer(x, snr_db=snr)) != numpy(layer.quantize_values(x))
     return float(np.mean(wrong[:, 0] if pad else np.any(wrong, axis=1)))
 
 
@@ -358,7 +358,7 @@ def test_crc_failure_erases_the_example():
     expected = numpy(layer.quantize_values(x))
     for snr, low, high in ((-10.0, 1.0, 1.0), (2.0, 0.25, 0.75)):
         ts.set_seed(1)
-        y, noise = (numpy(v) for v in layer(tensor(x), snr))
+        y, noise = (numpy(v) for v in layer(tensor(x), snr_db=snr))
         exact = np.all(y == expected, axis=1)
         erased = np.all(y == 0.0, axis=1)
         assert np.all(exact | erased) and low <= erased.mean() <= high, (snr, erased.mean())
@@ -366,7 +366,7 @@ def test_crc_failure_erases_the_example():
     plain = ts.DigitalChannel(num_bits=2, clip=2.0, code_rate=0.3, modulation_order=4)
     y = numpy(plain(tensor(x), -10.0))
     assert np.mean(np.any(y != expected, axis=1) & np.any(y != 0.0, axis=1)) > 0.9
-    y, noise = (numpy(v) for v in layer(tensor(x), 20.0))
+    y, noise = (numpy(v) for v in layer(tensor(x), snr_db=20.0))
     np.testing.assert_array_equal(y, expected)
     np.testing.assert_allclose(noise, layer.step**2 / 12, rtol=1e-3)
 
@@ -377,7 +377,7 @@ def test_repeated_shortened_and_crc_codes_in_a_functional_model():
                       (dict(num_bits=2, code_rate=0.1, modulation_order=4, crc="CRC11"), 6)):
         x_in, snr_in = keras.Input((k,)), keras.Input(())
         layer = ts.DigitalChannel(**kwargs, return_noise=True)
-        model = keras.Model([x_in, snr_in], layer(x_in, snr_in))
+        model = keras.Model([x_in, snr_in], layer(x_in, snr_db=snr_in))
         x = values(8, k, clip=layer.clip)
         y, noise = model.predict([x, np.full(8, 30.0, np.float32)], verbose=0)
         np.testing.assert_array_equal(y, numpy(layer.quantize_values(x)))

@@ -56,7 +56,7 @@ def test_a_point_below_one_fifth_decodes_with_its_student_budget(bench):
     layer = bench.digital_channel(low["num_bits"], low["code_rate"], low["modulation_order"],
                                   "awgn")
     x = np.random.default_rng(0).normal(0, 0.7, (16, low["num_values"])).astype(np.float32)
-    np.testing.assert_array_equal(numpy(layer(x, 30.0)), numpy(layer.quantize_values(x)))
+    np.testing.assert_array_equal(numpy(layer(x, snr_db=30.0)), numpy(layer.quantize_values(x)))
     assert layer.code_parameters(low["num_values"])["repetitions"] > 1
     assert layer.channel_uses == 64
 
@@ -106,7 +106,7 @@ def test_quantizer_in_the_loop_forward_quantizes_and_gradient_is_identity(bench)
     y = numpy(layer(x, snr_db=10.0))
     np.testing.assert_array_equal(y, numpy(layer.quantize_values(x)))
     assert len(np.unique(y)) == 4  # 2 bits
-    np.testing.assert_allclose(gradient(lambda v: 3.0 * layer(v, 10.0), x), 3.0)
+    np.testing.assert_allclose(gradient(lambda v: 3.0 * layer(v, snr_db=10.0), x), 3.0)
 
 
 def test_class_index_reference_is_exact_at_high_snr_and_chance_like_at_very_low(bench):

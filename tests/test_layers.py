@@ -161,7 +161,7 @@ def test_ofdm_with_user_objects_refuses_to_serialize():
 
     # perfect CSI: the LS + LMMSE estimator's set-up (seconds) is not what this tests
     channel = ts.OFDMChannel(TDL("B", 100e-9, 3.5e9), csi="perfect")
-    y = channel(np.ones((2, 8), np.float32), 10.0)
+    y = channel(np.ones((2, 8), np.float32), snr_db=10.0)
     assert y.shape == (2, 8)
     with pytest.raises(NotImplementedError, match="cannot be serialized"):
         channel.get_config()
@@ -175,6 +175,6 @@ def test_ofdm_with_user_resource_grid():
         pilot_pattern="kronecker", pilot_ofdm_symbol_indices=[0],
     )
     channel = ts.OFDMChannel("tdl-c", resource_grid=rg, csi="perfect")
-    y = channel(np.ones((3, 96), np.float32), 40.0)  # 48 symbols = all data REs
+    y = channel(np.ones((3, 96), np.float32), snr_db=40.0)  # 48 symbols = all data REs
     assert channel.grid is rg
     assert np.mean((numpy(y) - 1) ** 2) < 1e-2

@@ -175,16 +175,19 @@ def test_labelled_mean_ignores_unlabelled_rows_and_accumulates():
     assert isinstance(clone, losses.LabelledMean) and clone.name == "accuracy"
 
 
-def test_distillation_kl_is_finite_for_float16_logits():
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_distillation_kl_is_finite_for_half_precision_logits(dtype):
     # the probability floor would round to 0 in float16: the loss works in float32
     assert np.float16(losses.PROB_FLOOR) == 0.0
     p_t = np.zeros((2, 10), np.float32)
     p_t[:, 3] = 1.0  # a one-hot teacher: zeros to floor
-    got = np.asarray(losses.distillation_kl(p_t, LOGITS[:2].astype(np.float16), 4.0))
-    want = np.asarray(losses.distillation_kl(p_t, LOGITS[:2].astype(np.float16)
-                                             .astype(np.float32), 4.0))
-    assert got.dtype == np.float32 and np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, want, rtol=1e-6)
+    half = keras.ops.cast(LOGITS[:2], dtype)
+    for teacher in (p_t, keras.ops.cast(p_t, dtype)):
+        got = keras.ops.convert_to_numpy(losses.distillation_kl(teacher, half, 4.0))
+        want = np.asarray(losses.distillation_kl(
+            p_t, keras.ops.convert_to_numpy(keras.ops.cast(half, "float32")), 4.0))
+        assert got.dtype == np.float32 and np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_soft_label_distillation_is_a_keras_distillation_loss():

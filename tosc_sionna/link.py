@@ -154,6 +154,10 @@ class TaskOrientedLink(keras.Model):
                 "noise: build the channel with return_noise=True."
             )
         self.power_normalization = PowerNormalization()
+        if isinstance(snr_train_db, (str, bytes)) or len(tuple(snr_train_db)) != 2:
+            raise ValueError(
+                f"snr_train_db must be a (low, high) pair of dB; got {snr_train_db!r}. For one "
+                "training SNR pass (snr, snr).")
         self.snr_train_db = check_snr_range(*snr_train_db)
         check_snr_db(snr_eval_db)
         self._snr_eval_db_init = float(snr_eval_db)

@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..checks import check_bool
 from ..shapes import check_symbol_shape
 from ..snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
 from .backends import ops
@@ -154,7 +155,7 @@ class ChannelLayer(keras.layers.Layer):
         # The channel computes in float32 even under a mixed-precision policy.
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.return_noise = bool(return_noise)
+        self.return_noise = check_bool("return_noise", return_noise)
         self.num_symbols: int | None = None
         ops.prepare()
 

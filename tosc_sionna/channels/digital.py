@@ -12,6 +12,7 @@ from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
+from ..checks import check_bool, check_int
 from .awgn import AWGNChannel
 from .backends import ops
 from .base import ChannelLayer, noise_variance_to_snr_db, sionna_dtypes, untracked
@@ -259,8 +260,6 @@ class DigitalChannel(ChannelLayer):
             raise ValueError(f"channel must be one of {DIGITAL_CHANNELS}; got {channel!r}.")
         if csi not in CSI_MODES:
             raise ValueError(f"csi must be one of {CSI_MODES}; got {csi!r}.")
-        if int(num_pilots) < 1:
-            raise ValueError(f"num_pilots must be >= 1; got {num_pilots}.")
         if demapping_method not in DEMAPPING_METHODS:
             raise ValueError(
                 f"demapping_method must be one of {DEMAPPING_METHODS}; got {demapping_method!r}."
@@ -277,9 +276,9 @@ class DigitalChannel(ChannelLayer):
         self.num_iter = int(num_iter)
         self.channel = channel
         self.csi = csi
-        self.num_pilots = int(num_pilots)
+        self.num_pilots = check_int("num_pilots", num_pilots, 1)
         self.demapping_method = demapping_method
-        self.straight_through = bool(straight_through)
+        self.straight_through = check_bool("straight_through", straight_through)
         self.crc = crc
         self.num_values: int | None = None
         self.num_info_bits: int | None = None

@@ -17,6 +17,7 @@ from sionna.phy.channel import (
 from sionna.phy.channel.tr38901 import CDL, TDL, Antenna
 from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid, ResourceGridMapper
 
+from ..checks import check_int, check_real
 from .backends import ops
 from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 from .ofdm_grid import (
@@ -231,7 +232,9 @@ class OFDMChannel(ChannelLayer):
             resource_grid.num_tx != 1 or resource_grid.num_streams_per_tx != 1
         ):
             raise ValueError("resource_grid must have one transmitter and one stream.")
-        pilots = tuple(int(i) for i in pilot_ofdm_symbol_indices)
+        num_ofdm_symbols = check_int("num_ofdm_symbols", num_ofdm_symbols, 2)
+        pilots = tuple(check_int("pilot_ofdm_symbol_indices", i)
+                       for i in pilot_ofdm_symbol_indices)
         if any(i < 0 or i >= num_ofdm_symbols for i in pilots) or len(set(pilots)) != len(
             pilots
         ):
@@ -241,20 +244,21 @@ class OFDMChannel(ChannelLayer):
             )
         if len(pilots) >= num_ofdm_symbols:
             raise ValueError("At least one OFDM symbol must carry data.")
-        if num_resource_blocks is not None and int(num_resource_blocks) < 1:
-            raise ValueError(f"num_resource_blocks must be >= 1; got {num_resource_blocks}.")
-        if fft_size is not None and int(fft_size) < 1:
-            raise ValueError(f"fft_size must be >= 1; got {fft_size}.")
         untracked(self, channel_model=channel_model, resource_grid=resource_grid)
-        self.delay_spread = float(delay_spread)
-        self.carrier_frequency = float(carrier_frequency)
-        self.speed = float(speed)
-        self.subcarrier_spacing = float(subcarrier_spacing)
-        self.num_ofdm_symbols = int(num_ofdm_symbols)
+        # physical ranges: a negative speed or a zero carrier would run and give numbers
+        self.delay_spread = check_real("delay_spread", delay_spread, 0.0, 1e-3, low_open=True,
+                                       unit="s")
+        self.carrier_frequency = check_real("carrier_frequency", carrier_frequency, 0.0,
+                                            low_open=True, unit="Hz")
+        self.speed = check_real("speed", speed, 0.0, 3e8, unit="m/s")
+        self.subcarrier_spacing = check_real("subcarrier_spacing", subcarrier_spacing, 0.0,
+                                             low_open=True, unit="Hz")
+        self.num_ofdm_symbols = num_ofdm_symbols
         self.num_resource_blocks = (
-            None if num_resource_blocks is None else int(num_resource_blocks)
+            None if num_resource_blocks is None
+            else check_int("num_resource_blocks", num_resource_blocks, 1)
         )
-        self.fft_size = None if fft_size is None else int(fft_size)
+        self.fft_size = None if fft_size is None else check_int("fft_size", fft_size, 1)
         self.pilot_ofdm_symbol_indices = pilots
         self.mapping = mapping
         self.slot = slot

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from sionna.phy.channel import AWGN, RayleighBlockFading
 
+from ..checks import check_int
 from .backends import ops
 from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 
@@ -78,11 +79,9 @@ class RayleighBlockFadingChannel(ChannelLayer):
         equalizer = check_equalizer(equalizer)
         if csi not in CSI_MODES:
             raise ValueError(f"csi must be one of {CSI_MODES}; got {csi!r}.")
-        if int(num_pilots) < 1:
-            raise ValueError(f"num_pilots must be >= 1; got {num_pilots}.")
         self.equalizer = equalizer
         self.csi = csi
-        self.num_pilots = int(num_pilots)
+        self.num_pilots = check_int("num_pilots", num_pilots, 1)
 
     def build_channel(self, num_symbols: int) -> None:
         # precision=None: Sionna's config.precision decides

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from ..checks import check_bool, check_int
 from ..snr import check_snr_db
 
 # SNRs enter the MLP scaled to about unit range.
@@ -51,10 +52,8 @@ class ChannelAdaptiveModule(keras.layers.Layer):
 
     def __init__(self, hidden_units: int = 64, use_noise: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if int(hidden_units) < 1:
-            raise ValueError(f"hidden_units must be >= 1; got {hidden_units}.")
-        self.hidden_units = int(hidden_units)
-        self.use_noise = bool(use_noise)
+        self.hidden_units = check_int("hidden_units", hidden_units, 1)
+        self.use_noise = check_bool("use_noise", use_noise)
         self.hidden = layers.Dense(self.hidden_units, activation="relu")
         self.scales = None
 

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import layers
 
+from ..checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
 class SemanticDecoder(keras.layers.Layer):
@@ -39,10 +41,12 @@ class SemanticDecoder(keras.layers.Layer):
         self, num_classes: int, hidden_units: tuple[int, ...] = (256,), **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be >= 2; got {num_classes}.")
-        self.num_classes = int(num_classes)
-        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.num_classes = check_int("num_classes", num_classes, 2)
+        if isinstance(hidden_units, (int, float)):
+            raise ValueError(
+                f"hidden_units must be a sequence of layer sizes, e.g. ({hidden_units},); got "
+                f"{hidden_units!r}.")
+        self.hidden_units = tuple(check_int("hidden_units", u, 1) for u in hidden_units)
         self.hidden = [layers.Dense(u, activation="relu") for u in self.hidden_units]
         self.logits = layers.Dense(self.num_classes)
 

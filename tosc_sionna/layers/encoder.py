@@ -8,6 +8,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from ..checks import check_bool, check_int
+
 # (filters as a multiple of ``width``, stride) of each 3x3 convolution
 _STAGES = ((1, 2), (1, 1), (2, 2), (2, 1), (4, 1))
 
@@ -85,19 +87,13 @@ class SemanticEncoder(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if int(downsample) < 1:
-            raise ValueError(f"downsample must be >= 1; got {downsample}.")
-        self.downsample = int(downsample)
+        self.downsample = check_int("downsample", downsample, 1)
         self.pre_pool = (layers.AveragePooling2D(self.downsample)
                          if self.downsample > 1 else None)
-        if int(num_symbols) < 1 or int(width) < 1:
-            raise ValueError(
-                f"num_symbols and width must be >= 1; got {num_symbols} and {width}."
-            )
-        self.num_symbols = int(num_symbols)
-        self.width = int(width)
-        self.stochastic = bool(stochastic)
-        self.separable = bool(separable)
+        self.num_symbols = check_int("num_symbols", num_symbols, 1)
+        self.width = check_int("width", width, 1)
+        self.stochastic = check_bool("stochastic", stochastic)
+        self.separable = check_bool("separable", separable)
         self.convs = [
             (layers.SeparableConv2D if self.separable and i > 0 else layers.Conv2D)(
                 m * self.width, 3, strides=s, padding="same", use_bias=False)

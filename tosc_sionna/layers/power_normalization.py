@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from ..checks import check_real
 from ..shapes import check_symbol_shape
 
 
@@ -38,7 +39,7 @@ class PowerNormalization(keras.layers.Layer):
 
     def __init__(self, epsilon: float = 1e-24, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
+        self.epsilon = check_real("epsilon", epsilon, 0.0, low_open=True)
 
     def build(self, input_shape: Any) -> None:
         check_symbol_shape(input_shape)
