@@ -200,6 +200,17 @@ def test_the_previous_default_student_stays_reachable_by_flags():
                                               link.decoder)) == params
 
 
+def test_every_channel_model_of_the_layers_is_a_channel_choice():
+    job = load_script(JOB)
+    expected = {"awgn", "rayleigh", *(f"ofdm-{m}" for m in ts.CHANNEL_MODELS)}
+    assert set(job.CHANNELS) == expected
+    for name in ("ofdm-cdl-e", "ofdm-tdl-d", "ofdm-rayleigh"):
+        assert job.parse(["--channel", name]).channel == name
+        channel = job.CHANNELS[name]()
+        assert isinstance(channel, ts.OFDMChannel) and channel.channel_model == name[5:]
+        assert channel.return_noise
+
+
 @pytest.mark.slow
 def test_deterministic_encoder_flag_builds_and_records_it(monkeypatch, tmp_path):
     job = load_script(JOB)
