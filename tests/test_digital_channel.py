@@ -364,7 +364,7 @@ def test_crc_failure_erases_the_example():
         assert np.all(exact | erased) and low <= erased.mean() <= high, (snr, erased.mean())
         np.testing.assert_allclose(noise[erased], 2.0**2 / 3, rtol=1e-6)
     plain = ts.DigitalChannel(num_bits=2, clip=2.0, code_rate=0.3, modulation_order=4)
-    y = numpy(plain(tensor(x), -10.0))
+    y = numpy(plain(tensor(x), snr_db=-10.0))
     assert np.mean(np.any(y != expected, axis=1) & np.any(y != 0.0, axis=1)) > 0.9
     y, noise = (numpy(v) for v in layer(tensor(x), snr_db=20.0))
     np.testing.assert_array_equal(y, expected)
