@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,6 +222,19 @@ def test_cli_errors_and_exit_codes(models, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["extract"])
     assert exit_info.value.code == 2
+
+
+def test_a_teacher_without_an_image_processor_is_one_line(models, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    shutil.copytree(models["vit"], bare)
+    (bare / "preprocessor_config.json").unlink()
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", bare, "--limit", 16, "--out", out, "-q") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tosc-cache: ")
+    assert f"{bare}: it has no preprocessor_config.json" in err
+    assert "AutoImageProcessor.from_pretrained(BASE_MODEL).save_pretrained(" in err
+    assert not out.exists()
 
 
 def test_progress_lines_when_piped(models, tmp_path, capsys):
