@@ -85,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
     group = ex.add_mutually_exclusive_group()
     group.add_argument("--topk", type=int, default=None,
-                       help="store the top-k probabilities (default 5, or every class when "
-                       "there are fewer)")
+                       help="store the top-k probabilities (default 5; a K above the "
+                       "number of classes keeps every class)")
     group.add_argument("--logits", action="store_true", help="store all logits as float16")
     ex.add_argument("--basis", type=int, metavar="RANK",
                     help="store a rank-RANK basis of the logits fitted per cache (once), RANK "

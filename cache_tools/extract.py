@@ -140,14 +140,15 @@ class ExtractionOptions:
 
     ``model``: a local model directory or hub id; ``out``: the cache file to write.
 
-    ``topk`` probabilities are kept (``"auto"``: 5, or all classes when
-    fewer); ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a
-    rank-R basis of the logits, fitted on the teacher's outputs for the first
-    ``CALIBRATION_ROWS`` logit rows (samples x views), plus the ``topk``
-    largest classes' residuals. ``tcq_bytes=B`` stores B bytes per row (sample
-    and view): a trellis-coded basis (rank ``basis_rank``, default 256) and
-    residuals of the ``topk`` (default 128) classes it ranks highest, fitted on
-    the first ``TCQ_CALIBRATION_ROWS`` logit rows. ``features`` also stores
+    ``topk`` probabilities are kept (``"auto"``: 5; a ``topk`` above the
+    number of classes keeps every class); ``topk=None`` stores full float16
+    logits. ``basis_rank=R`` stores a rank-R basis of the logits, fitted on
+    the teacher's outputs for the first ``CALIBRATION_ROWS`` logit rows
+    (samples x views), plus the ``topk`` largest classes' residuals.
+    ``tcq_bytes=B`` stores B bytes per row (sample and view): a trellis-coded
+    basis (rank ``basis_rank``, default 256) and residuals of the ``topk``
+    (default 128) classes it ranks highest, fitted on the first
+    ``TCQ_CALIBRATION_ROWS`` logit rows. ``features`` also stores
     pooled teacher features (``"float16"`` or ``"int8"``). ``batch_size``
     counts images per teacher forward (rows x views). ``test_accuracy`` also
     runs the teacher over the (unaugmented) test split and records its
@@ -235,6 +236,8 @@ class ExtractionOptions:
             rank = rank or default_rank
         if topk == "auto":
             topk = min(5, num_classes)
+        elif topk is not None and not self.tcq_bytes:
+            topk = min(int(topk), num_classes)  # more than there are classes: every class
         probs = ("logits" if topk is None else "tcq" if self.tcq_bytes else "basis" if rank
                  else "topk")
         return probs, 0 if topk is None else int(topk), int(rank or 0), 8 * int(self.tcq_bytes or 0)

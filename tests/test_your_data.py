@@ -15,6 +15,7 @@ import tiny_teachers as tt
 from script_modules import KD_JOB, load_script
 
 from cache_tools import cli
+from cache_tools.extract import ExtractionOptions
 from cache_tools.labels import LabelMismatchError, align_labels
 from tosc_cache import TeacherCache
 from tosc_cache.augment import augment, default_pad
@@ -81,7 +82,8 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {"vit": tt.make_vit(root / "vit"),
             "encoder": tt.make_vit_encoder(root / "encoder"),
-            "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij"))}
+            "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij")),
+            "pair": tt.make_vit(root / "pair", class_names=["a", "b"])}
 
 
 @pytest.mark.slow
@@ -189,6 +191,29 @@ def test_unrelated_labels_refused_unless_mapped(saved_fashion, models, tmp_path,
                    "--limit", 16, "--label-map", bad, "--out", tmp_path / "d.h5", "-q") == 2
     err = capsys.readouterr().err
     assert "'zz'" in err and "'Sweater'" in err and not (tmp_path / "d.h5").exists()
+
+
+def test_topk_above_the_class_count_keeps_every_class(models, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "pair"
+    for c, name in enumerate("ab"):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.random.default_rng(4 * c + i).integers(0, 256, (28, 28), np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{i}.png")
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["pair"], "--dataset", folder, "--topk", 5,
+                   "--out", out, "-q") == 0
+    cache = TeacherCache(out)
+    assert (cache.spec.probs, cache.spec.topk, cache.num_classes) == ("topk", 2, 2)
+    np.testing.assert_allclose(cache.teacher_probs().sum(-1), 1, atol=1e-3)
+    assert cache.attrs["compression_kl_max"] < 1e-4  # nothing dropped: float16 rounding only
+    options = ExtractionOptions("m", "o.h5", topk=5)
+    assert options.compression(2) == ("topk", 2, 0, 0)
+    assert options.compression(1000) == ("topk", 5, 0, 0)
+    assert ExtractionOptions("m", "o.h5", topk=40, basis_rank=3).compression(10) == \
+        ("basis", 10, 3, 0)
 
 
 def test_label_alignment_by_name_and_many_to_one():
