@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check a cache's integrity and its match to the data")
     verify.add_argument("file")
-    verify.add_argument("--dataset", help="the dataset (default: the one the cache names)")
+    verify.add_argument("--dataset", help="the dataset (default: the one the cache names); "
+                        "where it is now, if it moved")
     verify.add_argument("--split", help="the split (default: the one the cache names)")
     verify.add_argument("--data-dir")
     return parser

@@ -379,7 +379,12 @@ def test_verify_and_reader_follow_a_dataset_that_moved(saved_fashion, models, tm
     moved = tmp_path / "moved"
     copy.rename(moved)
     assert run_cli("verify", out) == 2  # not where the cache says
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"extracted from the dataset {copy} (split 'train'), which is not there any" in err
+    assert "If it moved, pass its new place: --dataset NEW_PATH" in err
+    with pytest.raises(DatasetNotFoundError, match=r"DataSource\(dataset=NEW_PATH\)"):
+        TeacherCacheDataset(out)
     assert run_cli("verify", out, "--dataset", moved) == 0
     TeacherCacheDataset(out, DataSource(dataset=str(moved)))
 
