@@ -7,6 +7,10 @@ reloaded offline.
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 
 import datasets
 import numpy as np
@@ -408,6 +412,43 @@ def test_an_unreachable_hub_id_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DatasetNotFoundError, match="needs network access.*save_to_disk"):
         load_dataset("someone/no-such-dataset-here", "train")
+
+
+def test_a_bare_name_fails_fast_without_network(models, tmp_path, monkeypatch):
+    """`--dataset photoz` (neither a folder nor on a reachable Hub): exit 2 in a few
+    seconds, not after ~25 s of the hub client's retries."""
+    with socket.socket() as s:  # a port nobody listens on: the Hub refuses to connect
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_ENDPOINT"] = endpoint
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "cache_tools", "extract", "--model",
+                             str(models["vit"]), "--dataset", "photoz", "--out",
+                             str(tmp_path / "p.h5")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    seconds = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert err.count("\n") == 1 and "Hugging Face dataset 'photoz'" in err
+    assert f"the Hub, {endpoint}, cannot be reached" in err and "save_to_disk" in err
+    # the whole command, torch's import included: measured ~3 s (~28 s before)
+    assert seconds < 10, seconds
+    # the load alone, in this process (libraries imported), offline mode off
+    from huggingface_hub import constants
+
+    for module, name in ((constants, "ENDPOINT"), (datasets.config, "HF_ENDPOINT")):
+        monkeypatch.setattr(module, name, endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    start = time.monotonic()
+    with pytest.raises(DatasetNotFoundError, match="cannot be reached.*offline, pass a folder"):
+        load_dataset("photoz", "train")
+    load_seconds = time.monotonic() - start
+    assert load_seconds < 5, load_seconds  # measured ~0.2 s
+    assert constants.HF_HUB_OFFLINE is False  # offline mode was for that one call
+    print(f"photoz refused in {seconds:.2f} s (command), {load_seconds:.2f} s (load)")
 
 
 def test_fashion_mnist_download_is_checked(tmp_path, monkeypatch):
