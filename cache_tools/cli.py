@@ -16,10 +16,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from typing import Any
 
 from tosc_cache import __version__
+from tosc_cache.errors import ResumedEnvironmentWarning
 
+from .labels import LabelsByIndexWarning
 from .preprocessing import CACHE_INSTALL
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -77,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="never mirror the augmented views (digits, text)")
     ex.add_argument("--label-map", metavar="FILE",
                     help="JSON object teacher class -> dataset class, for a classifier "
-                    "trained on other classes (several may map to one)")
+                    "trained on other classes (several may map to one), or one with "
+                    "transformers' default names LABEL_0, LABEL_1, ... in another order than "
+                    "the dataset's (without a map such names are taken by index, with a note)")
     ex.add_argument("--out", required=True, help="cache file to write (.h5)")
     ex.add_argument("--limit", type=int, help="only the first N samples")
     ex.add_argument("--views", type=int, default=1,
@@ -263,8 +268,28 @@ def _print_info(info: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
+#: Warnings the command shows as one line, ``tosc-cache: note: ...`` (every time).
+NOTES = (LabelsByIndexWarning, ResumedEnvironmentWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, NOTES):
+                print(f"tosc-cache: note: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        for category in NOTES:
+            warnings.simplefilter("always", category)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     from tosc_cache.datasets import DatasetFormatError, DatasetNotFoundError
     from tosc_cache.errors import CacheError, MissingDependencyError, UsageError
 

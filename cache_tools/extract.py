@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,7 +24,13 @@ from tosc_cache.spec import CacheSpec, calibration_rows
 from tosc_cache.writer import CacheWriter, encode_rows, staging_dir
 
 from .head import fit_linear_head
-from .labels import LabelAlignment, LabelMismatchError, align_labels, read_label_map
+from .labels import (
+    LabelAlignment,
+    LabelMismatchError,
+    LabelsByIndexWarning,
+    align_labels,
+    read_label_map,
+)
 from .teachers import KINDS, Teacher, load_teacher, teacher_description
 
 #: progress(rows_done, rows_total) is called after each batch (on rank 0).
@@ -317,6 +324,8 @@ def _extract(
             alignment = align_labels(teacher.class_names, class_names, mapping)
         except LabelMismatchError as err:
             raise UsageError(f"{model}: {err}") from err
+        if alignment.by_index and rank == 0:
+            warnings.warn(LabelsByIndexWarning(alignment.notice(str(model))), stacklevel=2)
     elif o.label_map is not None:
         raise UsageError(f"--label-map applies to classifier teachers; {model} is a "
                          f"{teacher.kind} teacher, which takes the dataset's classes.")

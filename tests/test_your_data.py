@@ -21,6 +21,7 @@ from script_modules import KD_JOB, load_script
 from cache_tools import cli
 from cache_tools.extract import ExtractionOptions
 from cache_tools.labels import LabelMismatchError, align_labels
+from cache_tools.teachers import load_teacher
 from tosc_cache import TeacherCache
 from tosc_cache.augment import augment, default_pad
 from tosc_cache.datasets import (
@@ -87,6 +88,8 @@ def models(tmp_path_factory):
     return {"vit": tt.make_vit(root / "vit"),
             "encoder": tt.make_vit_encoder(root / "encoder"),
             "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij")),
+            "unnamed": tt.make_unnamed_vit(root / "unnamed"),
+            "unnamed2": tt.make_unnamed_vit(root / "unnamed2", num_labels=2),
             "pair": tt.make_vit(root / "pair", class_names=["a", "b"])}
 
 
@@ -195,6 +198,49 @@ def test_unrelated_labels_refused_unless_mapped(saved_fashion, models, tmp_path,
                    "--limit", 16, "--label-map", bad, "--out", tmp_path / "d.h5", "-q") == 2
     err = capsys.readouterr().err
     assert "'zz'" in err and "'Sweater'" in err and not (tmp_path / "d.h5").exists()
+
+
+def test_default_label_names_are_aligned_by_index(models, tmp_path, capsys):
+    """A teacher fine-tuned without id2label (LABEL_0 ... LABEL_9) on the built-in
+    Fashion-MNIST: aligned by index with a one-line note, as docs/your-data.md says."""
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["unnamed"], "--limit", 32, "--logits",
+                   "--out", out, "-q") == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tosc-cache: note: ")
+    assert "LABEL_0 ... LABEL_9 (transformers' defaults" in err
+    assert "in the dataset's order (LABEL_0 = 'T-shirt/top', ..., LABEL_9 = 'Ankle boot')" in err
+    assert "If the teacher's order differs, pass --label-map FILE" in err
+    cache = TeacherCache(out)
+    assert cache.spec.class_names == list(FASHION_MNIST_CLASSES)
+    options = cache.spec.dataset_options
+    assert options["teacher_class_names"] == [f"LABEL_{i}" for i in range(10)]
+    assert options["label_permutation"] == list(range(10))
+    images, _ = load_fashion_mnist("train")
+    logits, _ = load_teacher(models["unnamed"])(images[:32])
+    np.testing.assert_allclose(cache.teacher_probs()[:, 0], softmax(logits), atol=2e-3)
+    assert run_cli("verify", out) == 0
+    # another order: a label map of the default names, and no note
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({f"LABEL_{i}": FASHION_MNIST_CLASSES[9 - i]
+                                   for i in range(10)}))
+    capsys.readouterr()
+    assert run_cli("extract", "--model", models["unnamed"], "--limit", 32, "--logits",
+                   "--label-map", mapping, "--out", tmp_path / "mapped.h5", "-q") == 0
+    assert capsys.readouterr().err == ""
+    mapped = TeacherCache(tmp_path / "mapped.h5")
+    np.testing.assert_allclose(mapped.teacher_probs()[:, 0], softmax(logits)[:, ::-1],
+                               atol=2e-3)
+    # another number of classes: nothing to align by index, refused in one line
+    assert run_cli("extract", "--model", models["unnamed2"], "--limit", 32,
+                   "--out", tmp_path / "two.h5", "-q") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 classes carry transformers' default names" in err
+    assert "LABEL_0, LABEL_1" in err and "the dataset has 10 classes" in err
+    assert "--label-map FILE" in err and not (tmp_path / "two.h5").exists()
+    # a dataset whose classes are really named LABEL_i is aligned by name, without a note
+    by_name = align_labels(["LABEL_1", "LABEL_0"], ["LABEL_0", "LABEL_1"])
+    assert by_name.permutation == [1, 0] and not by_name.by_index
 
 
 def test_topk_above_the_class_count_keeps_every_class(models, tmp_path):
