@@ -83,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
                     "trained on other classes (several may map to one), or one with "
                     "transformers' default names LABEL_0, LABEL_1, ... in another order than "
                     "the dataset's (without a map such names are taken by index, with a note)")
-    ex.add_argument("--out", required=True, help="cache file to write (.h5)")
+    ex.add_argument("--out", required=True,
+                    help="cache file to write (.h5); OUT.partial/ holds the work done until "
+                    "it is complete, OUT.lock the lock of the extraction running (a second "
+                    "one into OUT is refused)")
     ex.add_argument("--limit", type=int, help="only the first N samples")
     ex.add_argument("--views", type=int, default=1,
                     help="views per sample; view 0 unaugmented (default 1)")

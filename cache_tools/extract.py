@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -272,14 +273,68 @@ def extract(
     """
     if not isinstance(options, ExtractionOptions):
         raise TypeError(f"extract takes an ExtractionOptions; got {type(options).__name__}.")
-    if Path(options.out).exists() and not options.overwrite:  # before any teacher runs
-        raise FileExistsError(f"{options.out} already exists; pass overwrite=True "
-                              "(--overwrite) to replace it.")
+    _refuse_existing(options)  # before any teacher runs
     processes = Processes(options.device)
     try:
-        return _extract(processes, options, progress, on_batch)
+        # rank 0 holds the lock for the launch (torchrun ends the others if it refuses)
+        with extraction_lock(options.out, take=processes.rank == 0):
+            _refuse_existing(options)  # an extraction that held the lock may just have ended
+            return _extract(processes, options, progress, on_batch)
     finally:
         processes.close()
+
+
+def _refuse_existing(options: ExtractionOptions) -> None:
+    if Path(options.out).exists() and not options.overwrite:
+        raise FileExistsError(f"{options.out} already exists; pass overwrite=True "
+                              "(--overwrite) to replace it.")
+
+
+class ExtractionInProgressError(UsageError):
+    """Another live process is extracting into the same output (``tosc-cache`` exits 2)."""
+
+
+def lock_path(out: str | os.PathLike) -> Path:
+    """The lock an extraction into ``out`` holds while it runs: ``OUT.lock``."""
+    return Path(str(out) + ".lock")
+
+
+@contextlib.contextmanager
+def extraction_lock(out: str | os.PathLike, take: bool = True) -> Iterator[None]:
+    """Hold ``OUT.lock`` (an OS file lock, :mod:`filelock`) while extracting into ``out``,
+    or raise :class:`ExtractionInProgressError` at once if another live process holds it.
+
+    The operating system releases the lock when its process dies, even by
+    SIGKILL, so a killed extraction never blocks its resume. The lock file is
+    removed while still held when the extraction ends (filelock: a process
+    that opened it just before takes no lock on the removed file; that one is
+    refused like any other).
+    """
+    if not take:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=0)
+    busy = ExtractionInProgressError(
+        f"another extraction is writing {out} (a live process holds {path}): wait for it to "
+        "finish, or stop it and run this command again to resume its work.")
+    try:
+        lock.acquire()
+    except Timeout:
+        raise busy from None
+    if not path.exists():  # removed by an extraction that ended as we took it
+        lock.release()
+        raise busy
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            lock.release()
 
 
 def _extract(
