@@ -16,10 +16,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from typing import Any
 
 from tosc_cache import __version__
+from tosc_cache.errors import ResumedEnvironmentWarning
 
+from .labels import LabelsByIndexWarning
 from .preprocessing import CACHE_INSTALL
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -77,16 +80,21 @@ def _parser() -> argparse.ArgumentParser:
                     help="never mirror the augmented views (digits, text)")
     ex.add_argument("--label-map", metavar="FILE",
                     help="JSON object teacher class -> dataset class, for a classifier "
-                    "trained on other classes (several may map to one)")
-    ex.add_argument("--out", required=True, help="cache file to write (.h5)")
+                    "trained on other classes (several may map to one), or one with "
+                    "transformers' default names LABEL_0, LABEL_1, ... in another order than "
+                    "the dataset's (without a map such names are taken by index, with a note)")
+    ex.add_argument("--out", required=True,
+                    help="cache file to write (.h5); OUT.partial/ holds the work done until "
+                    "it is complete, OUT.lock the lock of the extraction running (a second "
+                    "one into OUT is refused)")
     ex.add_argument("--limit", type=int, help="only the first N samples")
     ex.add_argument("--views", type=int, default=1,
                     help="views per sample; view 0 unaugmented (default 1)")
     ex.add_argument("--seed", type=int, default=0, help="seed of the augmented views")
     group = ex.add_mutually_exclusive_group()
     group.add_argument("--topk", type=int, default=None,
-                       help="store the top-k probabilities (default 5, or every class when "
-                       "there are fewer)")
+                       help="store the top-k probabilities (default 5; a K above the "
+                       "number of classes keeps every class)")
     group.add_argument("--logits", action="store_true", help="store all logits as float16")
     ex.add_argument("--basis", type=int, metavar="RANK",
                     help="store a rank-RANK basis of the logits fitted per cache (once), RANK "
@@ -121,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check a cache's integrity and its match to the data")
     verify.add_argument("file")
-    verify.add_argument("--dataset", help="the dataset (default: the one the cache names)")
+    verify.add_argument("--dataset", help="the dataset (default: the one the cache names); "
+                        "where it is now, if it moved")
     verify.add_argument("--split", help="the split (default: the one the cache names)")
     verify.add_argument("--data-dir")
     return parser
@@ -262,8 +271,28 @@ def _print_info(info: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
+#: Warnings the command shows as one line, ``tosc-cache: note: ...`` (every time).
+NOTES = (LabelsByIndexWarning, ResumedEnvironmentWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, NOTES):
+                print(f"tosc-cache: note: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        for category in NOTES:
+            warnings.simplefilter("always", category)
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     from tosc_cache.datasets import DatasetFormatError, DatasetNotFoundError
     from tosc_cache.errors import CacheError, MissingDependencyError, UsageError
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +25,13 @@ from tosc_cache.spec import CacheSpec, calibration_rows
 from tosc_cache.writer import CacheWriter, encode_rows, staging_dir
 
 from .head import fit_linear_head
-from .labels import LabelAlignment, LabelMismatchError, align_labels, read_label_map
+from .labels import (
+    LabelAlignment,
+    LabelMismatchError,
+    LabelsByIndexWarning,
+    align_labels,
+    read_label_map,
+)
 from .teachers import KINDS, Teacher, load_teacher, teacher_description
 
 #: progress(rows_done, rows_total) is called after each batch (on rank 0).
@@ -140,14 +148,15 @@ class ExtractionOptions:
 
     ``model``: a local model directory or hub id; ``out``: the cache file to write.
 
-    ``topk`` probabilities are kept (``"auto"``: 5, or all classes when
-    fewer); ``topk=None`` stores full float16 logits. ``basis_rank=R`` stores a
-    rank-R basis of the logits, fitted on the teacher's outputs for the first
-    ``CALIBRATION_ROWS`` logit rows (samples x views), plus the ``topk``
-    largest classes' residuals. ``tcq_bytes=B`` stores B bytes per row (sample
-    and view): a trellis-coded basis (rank ``basis_rank``, default 256) and
-    residuals of the ``topk`` (default 128) classes it ranks highest, fitted on
-    the first ``TCQ_CALIBRATION_ROWS`` logit rows. ``features`` also stores
+    ``topk`` probabilities are kept (``"auto"``: 5; a ``topk`` above the
+    number of classes keeps every class); ``topk=None`` stores full float16
+    logits. ``basis_rank=R`` stores a rank-R basis of the logits, fitted on
+    the teacher's outputs for the first ``CALIBRATION_ROWS`` logit rows
+    (samples x views), plus the ``topk`` largest classes' residuals.
+    ``tcq_bytes=B`` stores B bytes per row (sample and view): a trellis-coded
+    basis (rank ``basis_rank``, default 256) and residuals of the ``topk``
+    (default 128) classes it ranks highest, fitted on the first
+    ``TCQ_CALIBRATION_ROWS`` logit rows. ``features`` also stores
     pooled teacher features (``"float16"`` or ``"int8"``). ``batch_size``
     counts images per teacher forward (rows x views). ``test_accuracy`` also
     runs the teacher over the (unaugmented) test split and records its
@@ -235,6 +244,8 @@ class ExtractionOptions:
             rank = rank or default_rank
         if topk == "auto":
             topk = min(5, num_classes)
+        elif topk is not None and not self.tcq_bytes:
+            topk = min(int(topk), num_classes)  # more than there are classes: every class
         probs = ("logits" if topk is None else "tcq" if self.tcq_bytes else "basis" if rank
                  else "topk")
         return probs, 0 if topk is None else int(topk), int(rank or 0), 8 * int(self.tcq_bytes or 0)
@@ -262,14 +273,68 @@ def extract(
     """
     if not isinstance(options, ExtractionOptions):
         raise TypeError(f"extract takes an ExtractionOptions; got {type(options).__name__}.")
-    if Path(options.out).exists() and not options.overwrite:  # before any teacher runs
-        raise FileExistsError(f"{options.out} already exists; pass overwrite=True "
-                              "(--overwrite) to replace it.")
+    _refuse_existing(options)  # before any teacher runs
     processes = Processes(options.device)
     try:
-        return _extract(processes, options, progress, on_batch)
+        # rank 0 holds the lock for the launch (torchrun ends the others if it refuses)
+        with extraction_lock(options.out, take=processes.rank == 0):
+            _refuse_existing(options)  # an extraction that held the lock may just have ended
+            return _extract(processes, options, progress, on_batch)
     finally:
         processes.close()
+
+
+def _refuse_existing(options: ExtractionOptions) -> None:
+    if Path(options.out).exists() and not options.overwrite:
+        raise FileExistsError(f"{options.out} already exists; pass overwrite=True "
+                              "(--overwrite) to replace it.")
+
+
+class ExtractionInProgressError(UsageError):
+    """Another live process is extracting into the same output (``tosc-cache`` exits 2)."""
+
+
+def lock_path(out: str | os.PathLike) -> Path:
+    """The lock an extraction into ``out`` holds while it runs: ``OUT.lock``."""
+    return Path(str(out) + ".lock")
+
+
+@contextlib.contextmanager
+def extraction_lock(out: str | os.PathLike, take: bool = True) -> Iterator[None]:
+    """Hold ``OUT.lock`` (an OS file lock, :mod:`filelock`) while extracting into ``out``,
+    or raise :class:`ExtractionInProgressError` at once if another live process holds it.
+
+    The operating system releases the lock when its process dies, even by
+    SIGKILL, so a killed extraction never blocks its resume. The lock file is
+    removed while still held when the extraction ends (filelock: a process
+    that opened it just before takes no lock on the removed file; that one is
+    refused like any other).
+    """
+    if not take:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=0)
+    busy = ExtractionInProgressError(
+        f"another extraction is writing {out} (a live process holds {path}): wait for it to "
+        "finish, or stop it and run this command again to resume its work.")
+    try:
+        lock.acquire()
+    except Timeout:
+        raise busy from None
+    if not path.exists():  # removed by an extraction that ended as we took it
+        lock.release()
+        raise busy
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            lock.release()
 
 
 def _extract(
@@ -314,6 +379,8 @@ def _extract(
             alignment = align_labels(teacher.class_names, class_names, mapping)
         except LabelMismatchError as err:
             raise UsageError(f"{model}: {err}") from err
+        if alignment.by_index and rank == 0:
+            warnings.warn(LabelsByIndexWarning(alignment.notice(str(model))), stacklevel=2)
     elif o.label_map is not None:
         raise UsageError(f"--label-map applies to classifier teachers; {model} is a "
                          f"{teacher.kind} teacher, which takes the dataset's classes.")

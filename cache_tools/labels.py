@@ -9,6 +9,12 @@ probabilities add up, i.e. the dataset class's logit is the log-sum-exp of
 theirs; teacher classes left out of the map are dropped (the distribution is
 renormalized over the mapped ones). Every dataset class needs at least one
 teacher class.
+
+A classifier fine-tuned without ``id2label`` carries transformers' default
+names ``LABEL_0``, ``LABEL_1``, ...: they name no class, so such a teacher is
+aligned by index (teacher class ``i`` is dataset class ``i``) when the class
+counts match, with a :class:`LabelsByIndexWarning` saying so; other counts are
+refused. A label map (``{"LABEL_3": "Dress", ...}``) still applies.
 """
 
 from __future__ import annotations
@@ -28,6 +34,17 @@ class LabelMismatchError(ValueError):
     """A teacher's classes are not the dataset's, and no label map says how they relate."""
 
 
+class LabelsByIndexWarning(UserWarning):
+    """A teacher's classes carry transformers' default names (``LABEL_i``) and were taken
+    to be the dataset's classes in the dataset's order."""
+
+
+def default_names(names: Sequence[str]) -> bool:
+    """The names are transformers' defaults for a config without ``id2label``:
+    ``LABEL_0``, ``LABEL_1``, ... in order."""
+    return len(names) > 0 and all(str(n) == f"LABEL_{i}" for i, n in enumerate(names))
+
+
 def normalize(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", str(name)).strip().casefold()
 
@@ -39,6 +56,17 @@ class LabelAlignment:
     teacher_names: tuple[str, ...]
     dataset_names: tuple[str, ...]
     targets: tuple[int, ...]
+    #: The teacher's classes had transformers' default names and were aligned by index.
+    by_index: bool = False
+
+    def notice(self, model: str) -> str:
+        """One line saying that ``model``'s classes were aligned by index (``by_index``)."""
+        n, data = len(self.teacher_names), self.dataset_names
+        return (f"{model} names its {n} classes {_range(self.teacher_names)} (transformers' "
+                f"defaults: fine-tuned without id2label); they are taken as the dataset's "
+                f"classes in the dataset's order (LABEL_0 = {data[0]!r}, ..., "
+                f"LABEL_{n - 1} = {data[-1]!r}). If the teacher's order differs, pass "
+                "--label-map FILE, a JSON object {\"LABEL_0\": \"<dataset class>\", ...}.")
 
     @property
     def identity(self) -> bool:
@@ -111,6 +139,15 @@ def align_labels(
         targets = [index.get(normalize(name), -1) for name in teacher]
         if len(teacher) == len(data) and sorted(targets) == list(range(len(data))):
             return LabelAlignment(teacher, data, tuple(targets))
+        if default_names(teacher):  # unnamed: by index, or refused
+            if len(teacher) == len(data):
+                return LabelAlignment(teacher, data, tuple(range(len(data))), by_index=True)
+            raise LabelMismatchError(
+                f"The teacher's {len(teacher)} classes carry transformers' default names "
+                f"{_range(teacher)} (fine-tuned without id2label), which can only be matched "
+                f"by index, and the dataset has {len(data)} classes {_show(data)}. Map them "
+                "with --label-map FILE (a JSON object {\"LABEL_0\": \"<dataset class>\", "
+                "...}), or use a teacher trained on these classes.")
         raise LabelMismatchError(
             f"The teacher's {len(teacher)} classes are not the dataset's {len(data)}: teacher "
             f"{_show(teacher)}; dataset {_show(data)}. Map them with --label-map FILE (a JSON "
@@ -135,6 +172,10 @@ def align_labels(
         raise LabelMismatchError(f"The label map gives no teacher class to the dataset "
                                  f"classes {missing}.")
     return LabelAlignment(teacher, data, tuple(targets))
+
+
+def _range(names: Sequence[str]) -> str:
+    return f"{names[0]} ... {names[-1]}" if len(names) > 2 else ", ".join(names)
 
 
 def _show(names: Sequence[str], limit: int = 12) -> str:

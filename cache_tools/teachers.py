@@ -157,6 +157,27 @@ def _last_linear(model: Any, out_features: int) -> Any:
     return found
 
 
+def _image_processor(transformers: Any, source: str, model_id: str) -> Any:
+    """The model's image processor, or a one-line FileNotFoundError naming the fix."""
+    try:
+        return transformers.AutoImageProcessor.from_pretrained(source)
+    except OSError as err:
+        folder = Path(source)
+        if folder.is_dir():
+            found = [name for name in ("preprocessor_config.json", "processor_config.json")
+                     if (folder / name).is_file()]
+            problem = (f"its {found[0]} cannot be read as an image processor"
+                       if found else "it has no preprocessor_config.json")
+            raise FileNotFoundError(
+                f"{model_id}: {problem} (the image processor: how images are resized and "
+                "normalized for this model). Copy the one of the model it was fine-tuned "
+                f"from: AutoImageProcessor.from_pretrained(BASE_MODEL).save_pretrained("
+                f"{str(folder)!r}).") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FileNotFoundError(
+            f"Cannot load the image processor of {model_id!r} ({first}).") from err
+
+
 def load_teacher(
     model: str | Path,
     kind: str = "auto",
@@ -195,7 +216,7 @@ def load_teacher(
         ) from err
     if kind == "auto":
         kind = detect_kind(config)
-    processor = transformers.AutoImageProcessor.from_pretrained(source)
+    processor = _image_processor(transformers, source, model_id)
     preprocess = Preprocess.from_processor(processor, image_size,
                                            resampler=trained_resampler(source))
     text_inputs: dict[str, Any] = {}

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,8 @@ from tosc_cache.probability import kl_divergence, softmax
 from tosc_sionna.data import DataSource, LabelPolicy, TeacherCacheDataset
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # everything loads from local directories
+KILLER = Path(__file__).with_name("extract_and_kill.py")
+WAITER = Path(__file__).with_name("extract_and_wait.py")
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +225,81 @@ def test_cli_errors_and_exit_codes(models, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["extract"])
     assert exit_info.value.code == 2
+
+
+def test_a_teacher_without_an_image_processor_is_one_line(models, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    shutil.copytree(models["vit"], bare)
+    (bare / "preprocessor_config.json").unlink()
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", bare, "--limit", 16, "--out", out, "-q") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tosc-cache: ")
+    assert f"{bare}: it has no preprocessor_config.json" in err
+    assert "AutoImageProcessor.from_pretrained(BASE_MODEL).save_pretrained(" in err
+    assert not out.exists()
+
+
+def test_a_second_extraction_into_a_live_output_is_refused(models, tmp_path, capsys):
+    """A resubmitted job while the first still runs: refused at once, in one line; the
+    first finishes cleanly and leaves neither stage nor lock."""
+    out, stage, lock = tmp_path / "c.h5", tmp_path / "c.h5.partial", tmp_path / "c.h5.lock"
+    args = ["extract", "--model", str(models["vit"]), "--out", str(out), "--limit", "64",
+            "--batch-size", "16", "-q"]
+    go = tmp_path / "go"
+    # the first stores one batch, then holds on (a long extraction) until `go` appears
+    first = subprocess.Popen([sys.executable, str(WAITER), str(go), *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(stage.glob("rows-*.npz")):
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+        shards = sorted(stage.glob("rows-*.npz"))
+        assert len(shards) == 1 and lock.exists()
+        start = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "cache_tools", *args],
+                                capture_output=True, text=True, timeout=120)
+        seconds = time.monotonic() - start
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.count("\n") == 1, second.stderr
+        assert f"another extraction is writing {out}" in second.stderr
+        assert "run this command again" in second.stderr
+        # in-process (torch already imported): refused before any data or teacher is loaded
+        start = time.monotonic()
+        assert run_cli(*args) == 2
+        assert run_cli(*args, "--overwrite") == 2
+        in_process = time.monotonic() - start
+        assert capsys.readouterr().err.count("another extraction is writing") == 2
+        assert sorted(stage.glob("rows-*.npz")) == shards  # the second ones wrote nothing
+        assert in_process < 10, in_process  # measured ~0.1 s (two refusals)
+        print(f"second extraction refused in {seconds:.2f} s (a new process), "
+              f"{in_process / 2:.3f} s (in process)")
+    finally:
+        go.touch()
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert first.stderr.read() == ""
+    assert not stage.exists() and not lock.exists()
+    assert run_cli("verify", out) == 0
+
+
+def test_a_killed_extraction_does_not_lock_out_its_resume(models, tmp_path):
+    """The lock of a SIGKILLed extraction dies with it: the same command resumes."""
+    args = ["--model", models["vit"], "--limit", 64, "--views", 2, "--batch-size", 16, "-q"]
+    whole = tmp_path / "whole.h5"
+    assert run_cli("extract", "--out", whole, *args) == 0
+    out, stage, lock = tmp_path / "k.h5", tmp_path / "k.h5.partial", tmp_path / "k.h5.lock"
+    killed = subprocess.run([sys.executable, str(KILLER), "0", "2", "extract", "--out",
+                             str(out), *map(str, args)], timeout=300)
+    assert killed.returncode == -signal.SIGKILL  # a real kill, after its 2nd batch
+    assert len(list(stage.glob("rows-*.npz"))) == 2 and not out.exists()
+    assert lock.exists()  # the file stays; the OS released the lock on it
+    assert run_cli("extract", "--out", out, *args) == 0
+    assert not stage.exists() and not lock.exists()
+    a, b = TeacherCache(whole), TeacherCache(out)
+    assert a.arrays.keys() == b.arrays.keys()
+    for name in a.arrays:
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
 
 
 def test_progress_lines_when_piped(models, tmp_path, capsys):

@@ -7,6 +7,10 @@ reloaded offline.
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 
 import datasets
 import numpy as np
@@ -15,7 +19,9 @@ import tiny_teachers as tt
 from script_modules import KD_JOB, load_script
 
 from cache_tools import cli
+from cache_tools.extract import ExtractionOptions
 from cache_tools.labels import LabelMismatchError, align_labels
+from cache_tools.teachers import load_teacher
 from tosc_cache import TeacherCache
 from tosc_cache.augment import augment, default_pad
 from tosc_cache.datasets import (
@@ -81,7 +87,10 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {"vit": tt.make_vit(root / "vit"),
             "encoder": tt.make_vit_encoder(root / "encoder"),
-            "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij"))}
+            "letters": tt.make_vit(root / "letters", class_names=list("abcdefghij")),
+            "unnamed": tt.make_unnamed_vit(root / "unnamed"),
+            "unnamed2": tt.make_unnamed_vit(root / "unnamed2", num_labels=2),
+            "pair": tt.make_vit(root / "pair", class_names=["a", "b"])}
 
 
 @pytest.mark.slow
@@ -189,6 +198,72 @@ def test_unrelated_labels_refused_unless_mapped(saved_fashion, models, tmp_path,
                    "--limit", 16, "--label-map", bad, "--out", tmp_path / "d.h5", "-q") == 2
     err = capsys.readouterr().err
     assert "'zz'" in err and "'Sweater'" in err and not (tmp_path / "d.h5").exists()
+
+
+def test_default_label_names_are_aligned_by_index(models, tmp_path, capsys):
+    """A teacher fine-tuned without id2label (LABEL_0 ... LABEL_9) on the built-in
+    Fashion-MNIST: aligned by index with a one-line note, as docs/your-data.md says."""
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["unnamed"], "--limit", 32, "--logits",
+                   "--out", out, "-q") == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tosc-cache: note: ")
+    assert "LABEL_0 ... LABEL_9 (transformers' defaults" in err
+    assert "in the dataset's order (LABEL_0 = 'T-shirt/top', ..., LABEL_9 = 'Ankle boot')" in err
+    assert "If the teacher's order differs, pass --label-map FILE" in err
+    cache = TeacherCache(out)
+    assert cache.spec.class_names == list(FASHION_MNIST_CLASSES)
+    options = cache.spec.dataset_options
+    assert options["teacher_class_names"] == [f"LABEL_{i}" for i in range(10)]
+    assert options["label_permutation"] == list(range(10))
+    images, _ = load_fashion_mnist("train")
+    logits, _ = load_teacher(models["unnamed"])(images[:32])
+    np.testing.assert_allclose(cache.teacher_probs()[:, 0], softmax(logits), atol=2e-3)
+    assert run_cli("verify", out) == 0
+    # another order: a label map of the default names, and no note
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({f"LABEL_{i}": FASHION_MNIST_CLASSES[9 - i]
+                                   for i in range(10)}))
+    capsys.readouterr()
+    assert run_cli("extract", "--model", models["unnamed"], "--limit", 32, "--logits",
+                   "--label-map", mapping, "--out", tmp_path / "mapped.h5", "-q") == 0
+    assert capsys.readouterr().err == ""
+    mapped = TeacherCache(tmp_path / "mapped.h5")
+    np.testing.assert_allclose(mapped.teacher_probs()[:, 0], softmax(logits)[:, ::-1],
+                               atol=2e-3)
+    # another number of classes: nothing to align by index, refused in one line
+    assert run_cli("extract", "--model", models["unnamed2"], "--limit", 32,
+                   "--out", tmp_path / "two.h5", "-q") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 classes carry transformers' default names" in err
+    assert "LABEL_0, LABEL_1" in err and "the dataset has 10 classes" in err
+    assert "--label-map FILE" in err and not (tmp_path / "two.h5").exists()
+    # a dataset whose classes are really named LABEL_i is aligned by name, without a note
+    by_name = align_labels(["LABEL_1", "LABEL_0"], ["LABEL_0", "LABEL_1"])
+    assert by_name.permutation == [1, 0] and not by_name.by_index
+
+
+def test_topk_above_the_class_count_keeps_every_class(models, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "pair"
+    for c, name in enumerate("ab"):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.random.default_rng(4 * c + i).integers(0, 256, (28, 28), np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{i}.png")
+    out = tmp_path / "c.h5"
+    assert run_cli("extract", "--model", models["pair"], "--dataset", folder, "--topk", 5,
+                   "--out", out, "-q") == 0
+    cache = TeacherCache(out)
+    assert (cache.spec.probs, cache.spec.topk, cache.num_classes) == ("topk", 2, 2)
+    np.testing.assert_allclose(cache.teacher_probs().sum(-1), 1, atol=1e-3)
+    assert cache.attrs["compression_kl_max"] < 1e-4  # nothing dropped: float16 rounding only
+    options = ExtractionOptions("m", "o.h5", topk=5)
+    assert options.compression(2) == ("topk", 2, 0, 0)
+    assert options.compression(1000) == ("topk", 5, 0, 0)
+    assert ExtractionOptions("m", "o.h5", topk=40, basis_rank=3).compression(10) == \
+        ("basis", 10, 3, 0)
 
 
 def test_label_alignment_by_name_and_many_to_one():
@@ -354,7 +429,12 @@ def test_verify_and_reader_follow_a_dataset_that_moved(saved_fashion, models, tm
     moved = tmp_path / "moved"
     copy.rename(moved)
     assert run_cli("verify", out) == 2  # not where the cache says
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"extracted from the dataset {copy} (split 'train'), which is not there any" in err
+    assert "If it moved, pass its new place: --dataset NEW_PATH" in err
+    with pytest.raises(DatasetNotFoundError, match=r"DataSource\(dataset=NEW_PATH\)"):
+        TeacherCacheDataset(out)
     assert run_cli("verify", out, "--dataset", moved) == 0
     TeacherCacheDataset(out, DataSource(dataset=str(moved)))
 
@@ -378,6 +458,43 @@ def test_an_unreachable_hub_id_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DatasetNotFoundError, match="needs network access.*save_to_disk"):
         load_dataset("someone/no-such-dataset-here", "train")
+
+
+def test_a_bare_name_fails_fast_without_network(models, tmp_path, monkeypatch):
+    """`--dataset photoz` (neither a folder nor on a reachable Hub): exit 2 in a few
+    seconds, not after ~25 s of the hub client's retries."""
+    with socket.socket() as s:  # a port nobody listens on: the Hub refuses to connect
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["HF_ENDPOINT"] = endpoint
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "cache_tools", "extract", "--model",
+                             str(models["vit"]), "--dataset", "photoz", "--out",
+                             str(tmp_path / "p.h5")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    seconds = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert err.count("\n") == 1 and "Hugging Face dataset 'photoz'" in err
+    assert f"the Hub, {endpoint}, cannot be reached" in err and "save_to_disk" in err
+    # the whole command, torch's import included: measured ~3 s (~28 s before)
+    assert seconds < 10, seconds
+    # the load alone, in this process (libraries imported), offline mode off
+    from huggingface_hub import constants
+
+    for module, name in ((constants, "ENDPOINT"), (datasets.config, "HF_ENDPOINT")):
+        monkeypatch.setattr(module, name, endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    start = time.monotonic()
+    with pytest.raises(DatasetNotFoundError, match="cannot be reached.*offline, pass a folder"):
+        load_dataset("photoz", "train")
+    load_seconds = time.monotonic() - start
+    assert load_seconds < 5, load_seconds  # measured ~0.2 s
+    assert constants.HF_HUB_OFFLINE is False  # offline mode was for that one call
+    print(f"photoz refused in {seconds:.2f} s (command), {load_seconds:.2f} s (load)")
 
 
 def test_fashion_mnist_download_is_checked(tmp_path, monkeypatch):

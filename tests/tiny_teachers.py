@@ -102,3 +102,20 @@ def make_clip(path: Path, seed: int = 0) -> Path:
 def make_vit_encoder(path: Path, seed: int = 0) -> Path:
     """A ViT backbone without a task head (the encoder kind)."""
     return _save_vit(path, seed, head=False)
+
+
+def make_unnamed_vit(path: Path, num_labels: int = 10, seed: int = 0) -> Path:
+    """A classifier fine-tuned without ``id2label``: transformers names its classes
+    ``LABEL_0``, ``LABEL_1``, ..."""
+    t = _quiet()
+    import torch
+
+    torch.manual_seed(seed)
+    config = t.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, num_labels=num_labels,
+    )
+    assert config.id2label == {i: f"LABEL_{i}" for i in range(num_labels)}
+    t.ViTForImageClassification(config).save_pretrained(path)
+    t.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path

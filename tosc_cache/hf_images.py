@@ -16,8 +16,11 @@ folder is the ``train`` split), or a
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import socket
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,8 @@ LABEL_COLUMNS = ("label", "labels", "fine_label", "coarse_label")
 GREY_MODES = ("1", "L", "I", "I;16", "F")
 #: Rows decoded per Arrow read when hashing or scanning a split.
 BLOCK_ROWS = 256
+#: Seconds a hub id waits for a connection to the Hub before it is taken as unreachable.
+HUB_PROBE_SECONDS = 1.5
 
 
 def _datasets() -> Any:
@@ -232,16 +237,78 @@ def load_split(
         raise DatasetNotFoundError(
             f"{source} is not a dataset folder (saved with save_to_disk, or one sub-folder "
             "of images per class).")
+    # Unreachable (no network, a firewall) and not in offline mode, the hub client would
+    # retry for ~25 s: ask once, briefly, and then read the HF cache only.
+    unreachable = not datasets.config.HF_HUB_OFFLINE and not hub_reachable()
     try:
-        loaded = datasets.load_dataset(str(source), split=split)
+        with _hub_offline(datasets) if unreachable else contextlib.nullcontext():
+            loaded = datasets.load_dataset(str(source), split=split)
     except Exception as err:  # noqa: BLE001 - offline, unknown id, unknown split: all one story
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if unreachable:
+            reason = f"the Hub, {_endpoint()}, cannot be reached" + (
+                ", and the HF cache does not hold it" if isinstance(err, ConnectionError)
+                else f"; from the HF cache: {reason}")
         raise DatasetNotFoundError(
-            f"Could not load the Hugging Face dataset {source!r}, split {split!r} ({err}). "
+            f"Could not load the Hugging Face dataset {source!r}, split {split!r} ({reason}). "
             "A hub id needs network access (or a filled HF cache); offline, pass a folder "
             "written by save_to_disk or an image folder instead."
         ) from err
     return split_arrays(loaded, f"{source} ({split})", image_column, label_column, resize,
                         channels)
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the Hugging Face Hub (``HF_ENDPOINT``), or to the
+    proxy the environment names for it, opens within ``timeout`` seconds, name
+    lookup included (it runs in a thread so that a hanging lookup cannot hold us)."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    url = urlsplit(_endpoint())
+    default_port = 443 if url.scheme == "https" else 80
+    host, port = url.hostname or "", url.port or default_port
+    proxy = getproxies().get(url.scheme)
+    if proxy and not proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or "", via.port or (443 if via.scheme == "https" else 80)
+    opened: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            opened.append(True)
+        except (OSError, ValueError):
+            pass
+
+    probe = threading.Thread(target=connect, name="hub-probe", daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return bool(opened)
+
+
+@contextlib.contextmanager
+def _hub_offline(datasets: Any) -> Iterator[None]:
+    """Hugging Face's offline mode (``HF_HUB_OFFLINE=1``: the HF cache only) for one call."""
+    from huggingface_hub import constants
+
+    saved = (constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE,
+             getattr(datasets.config, "HF_DATASETS_OFFLINE", None))
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    if saved[2] is not None:
+        datasets.config.HF_DATASETS_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved[:2]
+        if saved[2] is not None:
+            datasets.config.HF_DATASETS_OFFLINE = saved[2]
 
 
 def _image_folder(path: Path, split: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import load_dataset
+from .datasets import DatasetNotFoundError, load_dataset
 from .integrity import INTEGRITY_CHECKS, SAMPLE_ROWS
 from .reader import TeacherCache
 
@@ -117,9 +117,16 @@ def pair(
     split = spec.split if source.split is None else source.split
     names = None
     if source.images is None:
-        images, labels, names = load_dataset(
-            spec.dataset if source.dataset is None else source.dataset, split,
-            source.data_dir, **cache.read_options)
+        try:
+            images, labels, names = load_dataset(
+                spec.dataset if source.dataset is None else source.dataset, split,
+                source.data_dir, **cache.read_options)
+        except DatasetNotFoundError as err:
+            if (source.dataset is not None or spec.dataset == "fashion-mnist"
+                    or os.path.exists(os.path.expanduser(spec.dataset))):
+                raise  # given here, built in, or there but unfit: the message says it all
+            raise DatasetNotFoundError(_recorded_dataset_missing(spec.dataset, split, err)) \
+                from err
     else:
         images, labels = source.images, source.labels
     random_access(images)
@@ -127,6 +134,21 @@ def pair(
     cache.check_data(spec.dataset, split, images, labels, rows=checks.rows,
                      sample_size=int(checks.sample_size), seed=seed, class_names=names)
     return PairedCache(cache, images, labels)
+
+
+#: How to pair a cache with its data where it is now.
+MOVED_FIX = ("pass its new place: --dataset NEW_PATH (tosc-cache verify, kd_awgn.py) or "
+             "DataSource(dataset=NEW_PATH) in Python; the row hashes check that it holds the "
+             "same images and labels")
+
+
+def _recorded_dataset_missing(name: str, split: str, err: Exception) -> str:
+    """One line: the dataset the cache records cannot be loaded, and how to point to it."""
+    if os.path.isabs(name) and not os.path.exists(name):
+        return (f"This cache was extracted from the dataset {name} (split {split!r}), which is "
+                f"not there any more. If it moved, {MOVED_FIX}.")
+    return (f"This cache was extracted from the dataset {name!r} (split {split!r}), which "
+            f"cannot be loaded here: {err} If it is elsewhere, {MOVED_FIX}.")
 
 
 def random_access(images: Any) -> None:
