@@ -99,7 +99,8 @@ def awgn_block_error(n: int, bits: float, snr_db: Any, log_term: bool = True) ->
     """
     _check_sizes(n, bits)
     numerator = n * awgn_capacity(snr_db) - bits + (0.5 * math.log2(n) if log_term else 0.0)
-    return _q(numerator / np.sqrt(n * awgn_dispersion(snr_db)))
+    with np.errstate(divide="ignore"):  # V -> 0 in a deep fade: the error tends to 1
+        return _q(numerator / np.sqrt(n * awgn_dispersion(snr_db)))
 
 
 def rayleigh_block_error(n: int, bits: float, snr_db: Any, log_term: bool = True,
