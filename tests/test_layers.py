@@ -56,7 +56,7 @@ def test_encoder_rgb_and_large_images_with_downsampling():
                                rtol=1e-5, atol=1e-6)
     clone = ts.SemanticEncoder.from_config(pooled.get_config())
     assert clone.downsample == 4 and clone.get_config() == pooled.get_config()
-    with pytest.raises(ValueError, match="downsample must be >= 1"):
+    with pytest.raises(ValueError, match="downsample must be an integer >= 1"):
         ts.SemanticEncoder(8, downsample=0)
 
 

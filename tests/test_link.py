@@ -76,7 +76,8 @@ def test_channel_layer_on_backend_tensors(name):
     # tensors of the backend in (a [batch] SNR tensor included), finite symbols out
     channel = CHANNELS[name]()
     rng = np.random.default_rng(0)
-    out = channel(tensor(rng.normal(size=(16, 24)), "float32"), snr_db=tensor(np.full(16, 5.0), "float32"))
+    out = channel(tensor(rng.normal(size=(16, 24)), "float32"),
+                  snr_db=tensor(np.full(16, 5.0), "float32"))
     y_ch = out[0] if isinstance(out, tuple) else out
     assert y_ch.shape == (16, 24) and np.all(np.isfinite(numpy(y_ch)))
 
