@@ -297,7 +297,7 @@ def test_diversity_is_the_number_of_independent_fades_it_measures():
 def diversity_of_first(channel):
     from tosc_sionna.channels.ofdm_grid import effective_diversity
 
-    r_t, r_f = channel._covariances(channel._model, channel.grid)
+    r_t, r_f = channel._covariances()
     return effective_diversity(r_t, r_f, channel.slot_positions[0])
 
 

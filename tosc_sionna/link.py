@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from .channels.backends import ops as backend_ops
-from .channels.base import ChannelLayer, noise_variance_to_snr_db
+from .channels.base import ChannelLayer, noise_keywords
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
 from .presets import DEFAULT_NUM_SYMBOLS, DEFAULT_SNR_TRAIN_DB, DEFAULT_STUDENT, student_preset
 from .snr import check_snr_db, check_snr_range
@@ -58,8 +58,25 @@ def link_images(x: Any) -> Any:
     return x
 
 
+class ImageArrayChecks:
+    """``fit`` and ``evaluate`` of a model that takes images check an image array once.
+
+    A training step cannot read its batch back cheaply, so arrays are checked
+    here, before Keras slices them (``uint8`` batches are converted where the
+    model is called).
+    """
+
+    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)
+        return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
+        check_pixel_values(x)
+        return super().evaluate(x, *args, **kwargs)
+
+
 @keras.saving.register_keras_serializable(package="tosc_sionna")
-class TaskOrientedLink(keras.Model):
+class TaskOrientedLink(ImageArrayChecks, keras.Model):
     r"""Semantic encoder -> CAM -> power normalization -> channel -> CAM -> decoder.
 
     A pure model: it computes outputs and registers no loss and no metric.
@@ -288,31 +305,13 @@ class TaskOrientedLink(keras.Model):
                 "TaskOrientedLink takes images only: teacher features are training targets "
                 "(TeacherCacheDataset(features=True) yields them in y['features'] for "
                 "tosc_sionna.training.DistillationTrainer).")
-        if args:  # as for the channel layers: never guess between dB and a noise variance
-            value = args[0] if not backend_ops.is_tensor(args[0]) else "..."
-            raise TypeError(
-                f"TaskOrientedLink(x, {value}): the SNR argument is keyword-only; write "
-                f"snr_db={value} (Es/N0 in dB) or no={value} (noise variance per complex "
-                "symbol).")
-        if no is not None:
-            if snr_db is not None:
-                raise ValueError("Pass at most one of snr_db (dB) and no (noise variance).")
-            snr_db = noise_variance_to_snr_db(no)
+        # as for the channel layers: never guess between dB and a noise variance
+        snr_db = noise_keywords("TaskOrientedLink", args, snr_db, no, required=False)
         if snr_db is not None:
             kwargs["snr_db"] = snr_db
         if not kwargs.get("training"):  # a training step's batch is not read back
             check_pixel_values(x)
         return super().__call__(link_images(x), **kwargs)
-
-    # a training step cannot read its batch back cheaply: arrays are checked once, here
-    # (uint8 batches are converted in __call__)
-    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
-        check_pixel_values(x)
-        return super().fit(x, *args, **kwargs)
-
-    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
-        check_pixel_values(x)
-        return super().evaluate(x, *args, **kwargs)
 
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         check_pixel_values(x)

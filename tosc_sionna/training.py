@@ -20,7 +20,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from .link import TaskOrientedLink, check_pixel_values, link_images
+from .link import ImageArrayChecks, TaskOrientedLink, link_images
 from .losses import (
     IBDistillationLoss,
     LabelledMean,
@@ -38,7 +38,7 @@ DEFAULT_BATCH_SIZE = 128
 
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
-class DistillationTrainer(keras.Model):
+class DistillationTrainer(ImageArrayChecks, keras.Model):
     r"""Trains a :class:`~tosc_sionna.TaskOrientedLink` on cached teacher outputs.
 
     ``fit``/``evaluate`` take batches ``(images, targets)`` with the targets
@@ -153,14 +153,6 @@ class DistillationTrainer(keras.Model):
         if self.feature_head is not None and not self.feature_head.built:
             self.feature_head.build((None, self.link.decoder.embedding_dim))
         self.built = True
-
-    def fit(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
-        check_pixel_values(x)  # arrays once here; a training step's batch is not read back
-        return super().fit(x, *args, **kwargs)
-
-    def evaluate(self, x: Any = None, *args: Any, **kwargs: Any) -> Any:
-        check_pixel_values(x)
-        return super().evaluate(x, *args, **kwargs)
 
     def call(self, x: Any, training: bool | None = None) -> dict[str, Any]:
         return self.link.propagate(link_images(x), training=training,

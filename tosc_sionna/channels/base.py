@@ -76,6 +76,34 @@ def check_static_snr_db(snr_db: Any) -> None:
         check_snr_db(value)
 
 
+def noise_keywords(owner: str, args: tuple, snr_db: Any, no: Any, required: bool) -> Any:
+    """The SNR in dB from a call's keywords; a positional noise argument is refused.
+
+    Sionna's channels take the noise variance as their second argument
+    (``AWGN()(x, no)``); this package once took the SNR in dB there. Neither
+    reading is safe, so the noise argument of every channel layer and of the
+    link is keyword-only: ``owner(x, 0.1)`` fails instead of running at 0.1 dB.
+    ``no`` is converted to dB once, here. ``required``: exactly one of the two
+    (channel layers), else at most one (None: the caller's default).
+    """
+    if args:
+        value = args[0] if not ops.is_tensor(args[0]) else "..."
+        raise TypeError(
+            f"{owner}(x, {value}): the noise argument is keyword-only; write snr_db={value} "
+            f"(Es/N0 in dB) or no={value} (noise variance per complex symbol, Sionna's "
+            "convention).")
+    if snr_db is not None and no is not None:
+        raise ValueError(
+            "Pass exactly one of snr_db (Es/N0 in dB) and no (noise variance per complex "
+            "symbol, no = 10 ** (-snr_db / 10))." if required else
+            "Pass at most one of snr_db (dB) and no (noise variance).")
+    if required and snr_db is None and no is None:
+        raise ValueError(
+            "Pass exactly one of snr_db (Es/N0 in dB) and no (noise variance per complex "
+            "symbol, no = 10 ** (-snr_db / 10)).")
+    return noise_variance_to_snr_db(no) if no is not None else snr_db
+
+
 def is_complex(x: Any) -> bool:
     """Whether ``x`` (NumPy array, backend tensor or KerasTensor) has a complex dtype."""
     return "complex" in str(getattr(x, "dtype", ""))
@@ -164,25 +192,9 @@ class ChannelLayer(keras.layers.Layer):
 
     def __call__(self, x: Any, *args: Any, snr_db: Any = None, no: Any = None,
                  **kwargs: Any) -> Any:
-        # Sionna's channels take the noise variance as their second argument
-        # (AWGN()(x, no)); ours took the SNR in dB there. Neither reading is safe, so
-        # the noise argument is keyword-only: channel(x, 0.1) fails instead of running
-        # at 0.1 dB.
-        if args:
-            value = args[0] if not ops.is_tensor(args[0]) else "..."
-            raise TypeError(
-                f"{type(self).__name__}(x, {value}): the noise argument is keyword-only; "
-                f"write snr_db={value} (Es/N0 in dB) or no={value} (noise variance per "
-                "complex symbol, Sionna's convention).")
         # Sionna users think in noise variances: ``no=`` is the same contract,
         # converted once here so that every layer keeps one code path.
-        if (snr_db is None) == (no is None):
-            raise ValueError(
-                "Pass exactly one of snr_db (Es/N0 in dB) and no (noise variance per "
-                "complex symbol, no = 10 ** (-snr_db / 10))."
-            )
-        if no is not None:
-            snr_db = noise_variance_to_snr_db(no)
+        snr_db = noise_keywords(type(self).__name__, args, snr_db, no, required=True)
         # Keras accepts only tensors as positional inputs: let users write
         # layer(x, snr_db=10.0) by converting Python/NumPy SNRs (checked first).
         if not (ops.is_tensor(snr_db) or isinstance(snr_db, keras.KerasTensor)):

@@ -324,6 +324,7 @@ class OFDMChannel(ChannelLayer):
         # No per-example normalization: it would cancel the fading of narrow
         # grids. The 3GPP power delay profiles already have unit total energy.
         self._static = isinstance(self.channel_model, str) and self.speed == 0.0
+        untracked(self, _cov=None)  # this model's covariances on this grid: _covariances
         untracked(
             self,
             _model=model,
@@ -334,7 +335,7 @@ class OFDMChannel(ChannelLayer):
             rg.fft_size, rg.subcarrier_spacing, precision=self._generate_full.precision
         )
         if self.csi == "ls" and self.interpolation == "lmmse":
-            r_t, r_f = self._covariances(model, rg)
+            r_t, r_f = self._covariances()
             self._lmmse = PilotLMMSEEstimator(
                 r_t, r_f, pilots, pilot_values, used, dtype=self._apply.cdtype,
             )
@@ -350,16 +351,22 @@ class OFDMChannel(ChannelLayer):
                 used[:, 0] * len(effective) + column[used[:, 1]], "int32"
             )
 
-    def _covariances(self, model: ChannelModel, rg: ResourceGrid) -> tuple[Any, Any]:
-        name = self.channel_model
-        if name == "rayleigh":
-            return np.ones([rg.num_ofdm_symbols] * 2), np.ones([rg.fft_size] * 2)
-        if isinstance(name, str) and name.startswith("tdl-"):
-            return tdl_covariances(
-                name[-1].upper(), model, rg, self.carrier_frequency, self.speed,
-                LOS_ANGLE_OF_ARRIVAL,
-            )
-        return sampled_covariances(model, rg)
+    def _covariances(self) -> tuple[Any, Any]:
+        """Time and frequency covariances of the built model on the built grid, computed
+        once (a CDL or user model's are sampled: seconds) for the estimator and diversity."""
+        if self._cov is None:
+            name, model, rg = self.channel_model, self._model, self.grid
+            if name == "rayleigh":
+                cov = np.ones([rg.num_ofdm_symbols] * 2), np.ones([rg.fft_size] * 2)
+            elif isinstance(name, str) and name.startswith("tdl-"):
+                cov = tdl_covariances(
+                    name[-1].upper(), model, rg, self.carrier_frequency, self.speed,
+                    LOS_ANGLE_OF_ARRIVAL,
+                )
+            else:
+                cov = sampled_covariances(model, rg)
+            untracked(self, _cov=cov)  # NumPy arrays: nothing for Keras to track
+        return self._cov
 
     def _generate(self, batch_size: Any) -> Any:
         """Frequency responses ``[batch, 1, 1, 1, 1, T, fft]`` (Sionna's layout)."""
@@ -396,7 +403,7 @@ class OFDMChannel(ChannelLayer):
         """
         if self.num_symbols is None:
             raise ValueError("Build the layer first (call it once, or build((None, 2n))).")
-        r_t, r_f = self._covariances(self._model, self.grid)
+        r_t, r_f = self._covariances()
         looks = [effective_diversity(r_t, r_f, p) for p in self.slot_positions]
         return {"mean": float(np.mean(looks)), "min": float(np.min(looks)),
                 "max": float(np.max(looks))}

@@ -46,6 +46,18 @@ def grid_positions(rg: ResourceGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return data, pilots, values
 
 
+def check_placement(data: np.ndarray, num_symbols: int, mapping: str) -> None:
+    """Refuse an unknown mapping, or more symbols than the grid's data resource elements."""
+    if mapping not in MAPPINGS:
+        raise ValueError(f"mapping must be one of {MAPPINGS}; got {mapping!r}.")
+    if num_symbols > len(data):
+        raise ValueError(
+            f"{num_symbols} complex symbols do not fit the resource grid's {len(data)} "
+            "data resource elements; use more resource blocks or OFDM symbols, or fewer "
+            "symbols."
+        )
+
+
 def symbol_positions(data: np.ndarray, num_symbols: int, mapping: str) -> np.ndarray:
     """Indices into ``data`` (see :func:`grid_positions`) of an example's symbols.
 
@@ -58,14 +70,7 @@ def symbol_positions(data: np.ndarray, num_symbols: int, mapping: str) -> np.nda
       example spans the whole band and all data OFDM symbols, so it sees the
       channel's frequency and time selectivity.
     """
-    if mapping not in MAPPINGS:
-        raise ValueError(f"mapping must be one of {MAPPINGS}; got {mapping!r}.")
-    if num_symbols > len(data):
-        raise ValueError(
-            f"{num_symbols} complex symbols do not fit the resource grid's {len(data)} "
-            "data resource elements; use more resource blocks or OFDM symbols, or fewer "
-            "symbols."
-        )
+    check_placement(data, num_symbols, mapping)
     if mapping == "contiguous":
         return np.arange(num_symbols)
     times = np.unique(data[:, 0])
@@ -118,14 +123,7 @@ def slot_positions(data: np.ndarray, num_symbols: int, mapping: str,
         raise ValueError(f"slot must be one of {SLOTS}; got {slot!r}.")
     if slot == "per_example":
         return symbol_positions(data, num_symbols, mapping)[None, :]
-    if mapping not in MAPPINGS:
-        raise ValueError(f"mapping must be one of {MAPPINGS}; got {mapping!r}.")
-    if num_symbols > len(data):
-        raise ValueError(
-            f"{num_symbols} complex symbols do not fit the resource grid's {len(data)} "
-            "data resource elements; use more resource blocks or OFDM symbols, or fewer "
-            "symbols."
-        )
+    check_placement(data, num_symbols, mapping)
     per_slot = len(data) // num_symbols
     j = np.arange(per_slot)[:, None]
     k = np.arange(num_symbols)[None, :]
