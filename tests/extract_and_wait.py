@@ -12,8 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from cache_tools import cli
-from cache_tools import extract as extract_module
+from extract_and_kill import run_with_batch_hook  # this folder: the scripts' own
 
 #: Seconds to wait for GO_FILE before going on anyway (a test that died mid-way).
 PATIENCE = 300
@@ -21,7 +20,6 @@ PATIENCE = 300
 
 def main() -> int:
     go, argv = Path(sys.argv[1]), sys.argv[2:]
-    real = extract_module.extract
 
     def wait_after_first(event):
         if event.batches == 1:
@@ -29,11 +27,7 @@ def main() -> int:
             while not go.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
 
-    def extract(options, progress=None, on_batch=None):
-        return real(options, progress=progress, on_batch=wait_after_first)
-
-    extract_module.extract = extract  # what cli.main imports when it runs
-    return cli.main(argv)
+    return run_with_batch_hook(wait_after_first, argv)
 
 
 if __name__ == "__main__":
