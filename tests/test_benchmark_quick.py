@@ -51,6 +51,11 @@ BENCHMARKS = {
 LINE = {
     "xla_training": "tensorflow",  # XLA is TensorFlow's: on torch it exits 2 (tested below)
     "backends": "torch",  # runs both lines in subprocesses: once (CI's torch tier) is enough
+    # each also has a quick run in its own test file, pinned to the other line, so every
+    # line runs each script once (CI time), not twice
+    "few_labels": "tensorflow",
+    "student_frontier": "torch",
+    "fast_distillation": "torch",
 }
 
 

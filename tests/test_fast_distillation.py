@@ -8,6 +8,8 @@ from script_modules import load_benchmark
 bench = load_benchmark("fast_distillation")
 
 
+# the structure check's quick run (test_benchmark_quick) runs on the torch line
+@pytest.mark.tensorflow
 @pytest.mark.benchmark
 def test_quick_run_times_and_scores_variants_keeping_other_processes_runs(tmp_path, monkeypatch):
     path = tmp_path / "fast_distillation_quick.json"

@@ -181,6 +181,8 @@ def test_summarize_recomputes_the_summary_of_a_file(tmp_path):
     assert results["provenance"]["command"].startswith("python ")
 
 
+# the structure check's quick run (test_benchmark_quick) runs on the TensorFlow line
+@pytest.mark.torch
 @pytest.mark.benchmark
 def test_quick_study_collects_each_run_with_provenance_and_resumes(tmp_path, monkeypatch):
     path = tmp_path / "few.json"

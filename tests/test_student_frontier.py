@@ -47,6 +47,8 @@ def test_bad_feature_or_teacher_caches_exit_2(tiny_cache, tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+# the structure check's quick run (test_benchmark_quick) runs on the torch line
+@pytest.mark.tensorflow
 @pytest.mark.benchmark
 def test_quick_run_keeps_what_another_process_writes_meanwhile(tmp_path, monkeypatch):
     path = tmp_path / "student_frontier_quick.json"
