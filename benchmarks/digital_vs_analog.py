@@ -29,8 +29,8 @@ Rayleigh with LS estimation, the same for both links):
   validation images resolve an accuracy to about +-1 point (95%), which can
   only make the selection pick a slightly worse point: the reported test
   numbers are still measured on images and channel draws the selection never
-  saw. A student depends on (b, k) only, so one student serves every M and
-  both n;
+  saw (:func:`benchmarks.harness.evaluate_test` seeds its own draws). A
+  student depends on (b, k) only, so one student serves every M and both n;
 * **class index**: the analog AWGN student classifies at the transmitter
   (noise-free) and sends the 4-bit class index as a shortened 5G LDPC
   codeword (8 known filler bits) with QPSK at the rate that fills n
@@ -68,8 +68,10 @@ settings (:data:`RESUME_KEYS`: seed, epochs, validation images, SNRs, ...):
 an n whose analog and index curves are there is not measured again, a point
 with its validation numbers is not evaluated again, a chosen pair with its
 test numbers not tested again, and only the students still needed are
-trained (every student is trained from a fresh data order, so a student
-retrained for a test pass is the one its validation numbers came from).
+trained (each from a fresh data order: retrained for a test pass on the same
+machine and Sionna line, a student is the one its validation numbers came
+from, as a quick run resumed from a file lacking one point and one test
+reproduced to the last digit).
 Delete the file, or pass other settings, to start over.
 Runs on either Sionna line (the results' provenance says which line measured).
 
@@ -88,7 +90,7 @@ codeword at n = 16 and 1-2 ms at n = 64 on 2 shared CPU cores (batches of
   codewords per n (n = 16: 0.4-0.6 h, n = 64: 0.9-1.9 h); fewer where a
   point wins at several SNRs;
 
-at most 17 million codewords and 3.5-6.6 hours of decoding (10.2 million and
+at most 17 million codewords and 3.5-6.7 hours of decoding (10.2 million and
 2.2-4.2 hours for validation, the test pass at most 6.8 million and 1.3-2.4
 hours), against 77 million codewords and 17-31 hours when every point was
 also evaluated on the test split and on all 5,000 validation images. With
