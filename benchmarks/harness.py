@@ -96,3 +96,13 @@ def evaluate(link: ts.TaskOrientedLink, split: dict[str, Any], snrs: list[float]
     return val, accuracy_vs_snr(link, split["x_test"], split["y_test"], snrs, draws=draws,
                                 batch_size=1000)["accuracy"]
 
+
+def evaluate_test(link: ts.TaskOrientedLink, split: dict[str, Any], snrs: list[float],
+                  draws: int, seed: int) -> list[float]:
+    """Test accuracy alone (a test pass run after a selection on validation), channel draws
+    seeded by ``2000 + seed``: not the validation's draws (``1000 + seed``), so no lucky
+    fade or noise draw that won the selection is replayed on the test images."""
+    ts.set_seed(2000 + seed)
+    return accuracy_vs_snr(link, split["x_test"], split["y_test"], snrs, draws=draws,
+                           batch_size=1000)["accuracy"]
+

@@ -180,3 +180,101 @@ def test_summary_margins_against_best_on_validation_and_the_limit(bench):
     ray = results["analog_vs_digital"]["n=16 rayleigh"]
     np.testing.assert_allclose(ray["analog_minus_best_digital"], [0.30, 0.10, -0.01])
     assert ray["analog_ahead_at_db"] == [0.0, 10.0]
+
+
+SNRS3 = [0.0, 10.0, 20.0]
+#: fake validation accuracies of the first four points at n = 16: AWGN chooses points 0, 1, 1
+#: (a tie at 20 dB goes to the first), Rayleigh 2, 2, 0; point 3 is never chosen
+FAKE_VAL = {"awgn": [[0.5, 0.6, 0.7], [0.4, 0.8, 0.9], [0.3, 0.7, 0.9], [0.1, 0.2, 0.3]],
+            "rayleigh": [[0.2, 0.3, 0.6], [0.1, 0.3, 0.5], [0.4, 0.5, 0.5], [0.3, 0.1, 0.2]]}
+
+
+def fake_evaluate(points, calls):
+    """An evaluation that measures nothing: validation from FAKE_VAL, test = 1 - validation
+    (so a choice by test accuracy would differ), each call recorded."""
+    index = {(p["num_bits"], p["num_values"], p["modulation_order"]): i
+             for i, p in enumerate(points)}
+
+    def evaluate(entry, channel, split):
+        i = index[(entry["num_bits"], entry["num_values"], entry["modulation_order"])]
+        calls.append((i, channel, split))
+        val = FAKE_VAL[channel][i]
+        return val if split == "validation" else [1.0 - a for a in val]
+
+    return evaluate
+
+
+def test_search_evaluates_every_point_on_validation_and_tests_only_the_chosen_pairs(bench):
+    points = bench.search_points(16)[:4]
+    calls, saved = [], []
+    search = {"points": [], "best_on_validation": {}}
+    bench.run_search(points, SNRS3, fake_evaluate(points, calls), search,
+                     lambda: saved.append(len(calls)))
+    validation = [c for c in calls if c[2] == "validation"]
+    tested = [c[:2] for c in calls if c[2] == "test"]
+    assert validation == [(i, ch, "validation") for i in range(4) for ch in bench.CHANNELS]
+    # the test pass comes after every point's validation, and covers exactly the chosen pairs
+    assert calls.index((0, "awgn", "test")) > calls.index((3, "rayleigh", "validation"))
+    assert tested == [(0, "awgn"), (0, "rayleigh"), (1, "awgn"), (2, "rayleigh")]
+    assert bench.chosen_pairs(search["points"]) == tested
+    for i, entry in enumerate(search["points"]):
+        for channel in bench.CHANNELS:
+            assert entry[channel]["val_accuracy"] == FAKE_VAL[channel][i]
+            expected = ([1.0 - a for a in FAKE_VAL[channel][i]] if (i, channel) in tested
+                        else None)  # not chosen: never tested
+            assert entry[channel]["test_accuracy"] == expected
+    best = search["best_on_validation"]
+    assert [p["num_bits"] for p in best["awgn"]["point"]] == [
+        points[i]["num_bits"] for i in (0, 1, 1)]
+    assert best["awgn"]["test_accuracy"] == pytest.approx([0.5, 0.2, 0.1])
+    assert best["rayleigh"]["val_accuracy"] == [0.4, 0.5, 0.6]
+    assert best["rayleigh"]["test_accuracy"] == pytest.approx([0.6, 0.5, 0.4])
+    # written as measured: after each point's validation and each test
+    assert saved == [2, 4, 6, 8, 9, 10, 11, 12, 12]
+
+
+def test_search_resumes_what_the_results_file_has(bench):
+    points = bench.search_points(16)[:4]
+    first = {"points": [], "best_on_validation": {}}
+    bench.run_search(points, SNRS3, fake_evaluate(points, []), first, lambda: None)
+    # an interrupted run: points 2 and 0 validated (in another order), point 0 tested over
+    # AWGN only, point 1's entry lost
+    prior = [dict(first["points"][2]), dict(first["points"][0])]
+    prior[0]["rayleigh"] = {**prior[0]["rayleigh"], "test_accuracy": None}
+    prior[1]["rayleigh"] = {**prior[1]["rayleigh"], "test_accuracy": None}
+    search = {"points": prior, "best_on_validation": {}}
+    calls, on_disk = [], []
+    bench.run_search(points, SNRS3, fake_evaluate(points, calls), search,
+                     lambda: on_disk.append([bench.point_key(p) for p in search["points"]]))
+    assert calls == [(1, "awgn", "validation"), (1, "rayleigh", "validation"),
+                     (3, "awgn", "validation"), (3, "rayleigh", "validation"),
+                     (0, "rayleigh", "test"), (1, "awgn", "test"), (2, "rayleigh", "test")]
+    # the resumed points stay in the file while the others are measured
+    assert on_disk[0][:2] == [bench.point_key(points[2]), bench.point_key(points[0])]
+    assert search["points"] == first["points"]  # in search order, the same numbers
+    assert search["best_on_validation"] == first["best_on_validation"]
+
+
+def test_validation_subset_is_a_fixed_seeded_draw_of_the_held_out_images(bench):
+    subset = bench.validation_subset(5000, 2000)
+    assert len(subset) == len(np.unique(subset)) == 2000
+    assert np.all(np.diff(subset) > 0) and 0 <= subset[0] and subset[-1] < 5000
+    np.testing.assert_array_equal(subset, bench.validation_subset(5000, 2000))  # fixed
+    assert not np.array_equal(subset, np.arange(2000))  # drawn, not the first images
+    assert not np.array_equal(subset, bench.validation_subset(5000, 2000, seed=1))
+    assert set(bench.validation_subset(5000, 500)) <= set(subset)  # nested
+    np.testing.assert_array_equal(bench.validation_subset(1000, 1000), np.arange(1000))
+    with pytest.raises(ValueError):
+        bench.validation_subset(5000, 5001)
+
+
+def test_a_run_resumes_only_from_a_file_with_its_settings(bench, tmp_path):
+    import json
+
+    settings = {key: 1 for key in bench.RESUME_KEYS}
+    path = tmp_path / "digital_vs_analog.json"
+    assert bench.resumable(path, settings) == {}
+    path.write_text(json.dumps({**settings, "curves": [{"n": 16}]}))
+    assert bench.resumable(path, settings)["curves"] == [{"n": 16}]
+    for key in ("epochs", "seed", "validation_images", "snr_db"):
+        assert bench.resumable(path, {**settings, key: 2}) == {}, key
