@@ -10,11 +10,9 @@ sys.path.insert(0, str(ROOT))
 
 project = "tosc-sionna"
 author = "tosc-sionna contributors"
-copyright = "tosc-sionna contributors"  # noqa: A001 - Sphinx's name for it
-try:
-    from tosc_cache import __version__ as release  # NumPy + h5py only: no Keras
-except ImportError:  # the build then fails at autodoc, with the real error
-    release = ""
+copyright = "tosc-sionna contributors"
+from tosc_cache import __version__ as release  # noqa: E402 - this checkout's; no Keras
+
 version = release
 
 extensions = [
@@ -26,7 +24,7 @@ extensions = [
 ]
 
 # pages are .md (MyST); a notebook is a .md with jupytext's md:myst header
-source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
+source_suffix = {".md": "myst-nb"}
 exclude_patterns = ["_build", "README.md", "**/.ipynb_checkpoints", ".DS_Store"]
 
 # -- MyST and notebooks --------------------------------------------------------
