@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+#: Fashion-MNIST's class names, by label.
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

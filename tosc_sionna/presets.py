@@ -49,6 +49,7 @@ class StudentPreset:
         return {**asdict(self), "hidden_units": tuple(self.hidden_units)}
 
 
+#: The named students (the table above), by name.
 STUDENT_PRESETS: dict[str, StudentPreset] = {
     "sep-w48-h128": StudentPreset(48, True, (128,)),
     "sep-w36-h128": StudentPreset(36, True, (128,)),

@@ -12,6 +12,7 @@ import numpy as np
 
 #: SNR range accepted everywhere, in dB.
 SNR_DB_MIN = -30.0
+#: SNR range accepted everywhere, in dB.
 SNR_DB_MAX = 60.0
 
 

@@ -33,6 +33,7 @@ def fit_basis(logits: np.ndarray, rank: int, k: int = 0) -> dict[str, np.ndarray
       coefficient x 1.5 / 127);
     * ``step`` ``[1]``: step of the 4-bit residuals of the ``k`` classes the
       basis ranks highest (99th percentile of their calibration residuals / 7).
+
     All float32.
     """
     z = np.asarray(logits, dtype=np.float64).reshape(-1, logits.shape[-1])

@@ -210,6 +210,7 @@ def fit_tcq(logits: np.ndarray, rank: int, k: int, bits: int) -> dict[str, np.nd
       each residual rank (0: not coded);
     * ``levels`` ``[rank + k, 2^(TCQ_MAX_BITS + 1)]`` (float32): each coded value's
       2^(bits + 1) sorted TCQ levels (zero-padded).
+
     Deterministic (fixed starts and iteration counts); rows fewer than ``rank``
     leave the extra directions zero and uncoded.
     """
