@@ -435,6 +435,8 @@ def fast_distillation(data: dict[str, Data]) -> Lines:
 def few_labels(data: dict[str, Data]) -> Lines:
     """Labelled fraction x (distilled at each α, teacher-free), accuracy at 0/10/20 dB."""
     ((_, d),) = data.items()
+    if "summary" in d:
+        return few_labels_on_validation(d)
     runs = d["runs"]
     arms = sorted({(r["teacher_free"], r["alpha"]) for r in runs},
                   key=lambda a: (a[0], -a[1]))
@@ -469,6 +471,48 @@ def few_labels(data: dict[str, Data]) -> Lines:
              f"{', '.join(map(str, epochs))} epochs; seeds {', '.join(map(str, seeds))}; "
              f"{', '.join(sorted({str(r['draws']) for r in runs}))} channel draw(s).", ""]
     return lines + table(["labelled fraction", *head, "gain at 10 dB, best α [points]"], rows)
+
+
+def few_labels_on_validation(d: Data) -> Lines:
+    """The study with α chosen on validation: its ``summary`` (chosen α, test mean ± std over
+    seeds, distilled vs teacher-free) and the validation numbers that chose α."""
+    snrs = [f"{s:g} dB" for s in d["snrs_db"]]
+
+    def side(arm: Data | None, split: str = "test") -> str:
+        if arm is None:
+            return "—"
+        return " / ".join(acc(arm[split][s]["mean"]) + ("" if arm[split][s]["std"] is None
+                                                        else f" ± {acc(arm[split][s]['std'])}")
+                          for s in snrs)
+
+    def seeds(arm: Data | None) -> str:
+        return "—" if arm is None else ", ".join(map(str, arm["seeds"]))
+
+    rows, val_rows = [], []
+    for rec in d["summary"]:
+        gain = rec["test_gain_points"]
+        rows.append([rec["student"], rec["epochs"], rec["labelled_fraction"],
+                     "—" if rec["chosen_alpha"] is None else f"{rec['chosen_alpha']:g}",
+                     seeds(rec["distilled"]), side(rec["distilled"]),
+                     seeds(rec["teacher_free"]), side(rec["teacher_free"]),
+                     "—" if gain is None else " / ".join(f"{gain[s]:+.1f}" for s in snrs)])
+        for alpha, numbers in rec["validation_by_alpha"].items():
+            val_rows.append([rec["labelled_fraction"], alpha,
+                             ", ".join(map(str, rec["selection_seeds"])),
+                             *(acc(numbers[s]["mean"]) + ("" if numbers[s]["std"] is None
+                                                          else f" ± {acc(numbers[s]['std'])}")
+                               for s in snrs)])
+    teacher = d.get("teacher_labels", {})
+    lines = [f"**The teacher saw every label**: {teacher.get('note', 'not recorded')} "
+             f"({code(teacher.get('source'))}).", "",
+             f"α chosen on validation: {d.get('selection')}.", "",
+             f"Test accuracy at {' / '.join(snrs)}, mean ± std over seeds:", ""]
+    lines += table(["student", "epochs", "labelled fraction", "α chosen on validation",
+                    "seeds", "distilled", "teacher-free seeds", "teacher-free",
+                    "gain [points]"], rows)
+    lines += ["Validation accuracy of every α compared (what chose α):", ""]
+    return lines + table(["labelled fraction", "α", "seeds", *(f"validation {s}" for s in snrs)],
+                         val_rows)
 
 
 def frontier_name(s: Data) -> str:
