@@ -168,10 +168,13 @@ class OFDMChannel(ChannelLayer):
 
     Input
     -----
-    x : [batch, 2n], float
-        Channel input, (Re, Im) interleaved.
+    x : [batch, 2n], float, or [batch, n], complex
+        Channel input, (Re, Im) interleaved, or complex symbols (returned complex).
     snr_db : scalar or [batch], float
-        Es/N0 per complex symbol (per resource element) in dB, within [-30, 60].
+        Es/N0 per complex symbol (per resource element) in dB, within [-30, 60]. Keyword only.
+    no : scalar or [batch], float
+        Instead of ``snr_db`` (keyword only): the noise variance per complex
+        symbol, ``no = 10 ** (-snr_db / 10)``, Sionna's convention.
 
     Output
     ------
