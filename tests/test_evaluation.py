@@ -60,7 +60,15 @@ def test_sweep_improves_with_snr_and_reloads(trained, tmp_path):
     assert "20.0" in table and "0.9500" in table and "95% CI" in table
     low, high = sweep["accuracy_ci95"][2]
     assert f"[{low:.4f}, {high:.4f}]" in table
-    plot_accuracy_vs_snr({"rayleigh": sweep}, tmp_path / "acc.png", reference=0.95)
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands for a notebook's inline backend, which must stay
+    try:
+        plot_accuracy_vs_snr({"rayleigh": sweep}, tmp_path / "acc.png", reference=0.95)
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(backend)
     assert (tmp_path / "acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

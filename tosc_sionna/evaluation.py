@@ -224,15 +224,15 @@ def plot_accuracy_vs_snr(
     Error bars: the 95% interval over the test images (``accuracy_ci95``).
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # a Figure of its own, not pyplot: the caller's backend (a notebook's inline
+        # plots) is left as it is, and nothing needs a display
+        from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the install
         raise ImportError(
             "Plotting needs matplotlib: pip install 'tosc-sionna[examples]'."
         ) from err
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for label, sweep in sweeps.items():
         acc = np.asarray(sweep["accuracy"], dtype=float)
         if sweep.get("accuracy_ci95") is not None:  # 95% interval over the test images
@@ -251,4 +251,3 @@ def plot_accuracy_vs_snr(
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
