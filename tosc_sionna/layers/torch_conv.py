@@ -10,7 +10,9 @@ kernels:
   twice (``contiguous()``, then back to channels-last memory), and pads
   stride-2 "same" inputs with a third copy; here the activations stay one
   channels-last tensor throughout (NHWC memory seen as NCHW: a view), and
-  only the stride-2 padding copies.
+  only the stride-2 padding copies; the 1x1 (pointwise) convolutions of the
+  separable stages are matrix products of that memory (oneDNN's 1x1
+  convolution backward is slower than two GEMMs).
 * Keras' batch normalization computes its moments as
   ``mean(x**2) - mean(x)**2`` in separate ops whose backward passes (a
   ``pow`` backward among them) cost more than the convolutions'; here it is
@@ -49,12 +51,24 @@ def _conv(h: torch.Tensor, weight: torch.Tensor, stride: int, groups: int = 1) -
     return F.conv2d(F.pad(h, (left, right, top, bottom)), weight, stride=stride, groups=groups)
 
 
+def _pointwise(h: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    # a 1x1 convolution of channels-last memory is a matrix product
+    b, c, height, width = h.shape
+    nhwc = h.permute(0, 2, 3, 1)
+    if not nhwc.is_contiguous():
+        nhwc = nhwc.contiguous()
+    out = nhwc.reshape(-1, c) @ kernel.reshape(c, -1)
+    return out.reshape(b, height, width, -1).permute(0, 3, 1, 2)
+
+
 def _hwio_to_oihw(kernel: torch.Tensor) -> torch.Tensor:
     return kernel.permute(3, 2, 0, 1)
 
 
 #: Off: the Keras layers everywhere (A/B measurements, tests).
 ENABLED = True
+#: Off: the 1x1 convolutions through ``conv2d`` rather than a matrix product (A/B).
+POINTWISE_MATMUL = True
 
 
 def supported(images: Any, convs: list, norms: list, training: bool | None) -> bool:
@@ -93,7 +107,9 @@ def conv_stack(images: torch.Tensor, convs: list, norms: list,
             c_in = depthwise.shape[2]
             dw = depthwise.permute(2, 3, 0, 1)  # [c_in, 1, 3, 3]
             h = _conv(h, dw, stride, groups=c_in)
-            h = _conv(h, _hwio_to_oihw(conv.pointwise_kernel.value), 1)
+            pointwise = conv.pointwise_kernel.value
+            h = (_pointwise(h, pointwise) if POINTWISE_MATMUL
+                 else _conv(h, _hwio_to_oihw(pointwise), 1))
         else:
             h = _conv(h, _hwio_to_oihw(conv.kernel.value), stride)
         if h.shape[1] > 1 and not h.is_contiguous(memory_format=torch.channels_last):
