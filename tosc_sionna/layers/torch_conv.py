@@ -114,7 +114,7 @@ def conv_stack(images: torch.Tensor, convs: list, norms: list,
             h = _conv(h, _hwio_to_oihw(conv.kernel.value), stride)
         if h.shape[1] > 1 and not h.is_contiguous(memory_format=torch.channels_last):
             h = h.contiguous(memory_format=torch.channels_last)
-        h = F.relu(_batch_norm(h, norm, training))
+        h = F.relu(_batch_norm(h, norm, training), inplace=True)
     return h.permute(0, 2, 3, 1)
 
 
