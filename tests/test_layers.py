@@ -74,6 +74,43 @@ def test_separable_encoder_is_smaller_and_runs():
         9 * a * b - (9 * a + a * b) for a, b in stages)
 
 
+@pytest.mark.torch
+@pytest.mark.parametrize("separable", [True, False])
+@pytest.mark.parametrize("shape", [(16, 28, 28, 1), (4, 32, 32, 3), (3, 9, 7, 2)])
+def test_encoder_torch_kernels_match_the_keras_layers(separable, shape):
+    # on torch the encoder runs its convolutions and batch norms in torch's own kernels
+    # (tosc_sionna.layers.torch_conv): outputs, gradients and moving statistics are the
+    # Keras layers' to float32 rounding, in training and in inference
+    import torch
+
+    from tosc_sionna.layers import torch_conv
+
+    ts.set_seed(0)
+    encoder = ts.SemanticEncoder(16, width=8, stochastic=True, separable=separable)
+    x = torch.rand(shape)
+    encoder(x[:1])
+    start = [v.numpy().copy() for v in encoder.weights]
+    assert torch_conv.supported(x, encoder.convs, encoder.norms, True)
+    runs = {}
+    try:
+        for fast in (False, True):
+            torch_conv.ENABLED = fast
+            for v, w in zip(encoder.weights, start, strict=True):
+                v.assign(w)
+            mu, log_var = encoder(x, training=True)
+            for v in encoder.trainable_weights:
+                v.value.grad = None
+            ((mu ** 2).sum() + (0.3 * log_var).sum()).backward()
+            runs[fast] = ([numpy(mu)] + [numpy(v.value.grad) for v in encoder.trainable_weights]
+                          + [numpy(v) for v in encoder.non_trainable_weights]
+                          + [mean(encoder, x, training=False)])
+    finally:
+        torch_conv.ENABLED = True
+    for keras_value, torch_value in zip(runs[False], runs[True], strict=True):
+        np.testing.assert_allclose(torch_value, keras_value, rtol=0,
+                                   atol=1e-4 * np.abs(keras_value).max())
+
+
 def test_link_samples_a_stochastic_encoder_in_training_only():
     link = ts.make_link(ts.AWGNChannel(), num_symbols=2000, width=2, hidden_units=(4,), seed=3)
     x = np.random.default_rng(0).uniform(size=(2, 28, 28, 1)).astype(np.float32)

@@ -1,4 +1,6 @@
-"""Student layers (``keras.ops`` only; no Sionna, no backend tensors)."""
+"""Student layers (``keras.ops``; no Sionna, no backend tensors, except
+:mod:`.torch_conv`, the encoder's convolution stack in torch's own kernels on the torch
+line)."""
 
 from .adaptive import ChannelAdaptiveModule
 from .decoder import SemanticDecoder
