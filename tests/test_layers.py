@@ -79,11 +79,11 @@ def test_separable_encoder_is_smaller_and_runs():
 @pytest.mark.parametrize("shape", [(16, 28, 28, 1), (4, 32, 32, 3), (3, 9, 7, 2)])
 def test_encoder_torch_kernels_match_the_keras_layers(separable, shape):
     # on torch the encoder runs its convolutions and batch norms in torch's own kernels
-    # (tosc_sionna.layers.torch_conv): outputs, gradients and moving statistics are the
+    # (tosc_sionna.backends.torch_conv): outputs, gradients and moving statistics are the
     # Keras layers' to float32 rounding, in training and in inference
     import torch
 
-    from tosc_sionna.layers import torch_conv
+    from tosc_sionna.backends import torch_conv
 
     ts.set_seed(0)
     encoder = ts.SemanticEncoder(16, width=8, stochastic=True, separable=separable)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .channels.backends import ops as backend_ops
+from .backends import ops as backend_ops
 from .channels.base import ChannelLayer, noise_keywords
 from .layers import ChannelAdaptiveModule, PowerNormalization, SemanticDecoder, SemanticEncoder
 from .presets import DEFAULT_NUM_SYMBOLS, DEFAULT_SNR_TRAIN_DB, DEFAULT_STUDENT, student_preset

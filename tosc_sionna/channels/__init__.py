@@ -5,8 +5,8 @@ layers are written with, the same functions on both Sionna lines: use them in a
 :class:`ChannelLayer` of your own (docs/channels.md, "Your own channel").
 """
 
+from ..backends import ops
 from .awgn import AWGNChannel
-from .backends import ops
 from .base import ChannelLayer, set_seed, snr_db_to_noise_variance
 from .digital import DIGITAL_CHANNELS, DigitalChannel
 from .ofdm import CHANNEL_MODELS, OFDMChannel

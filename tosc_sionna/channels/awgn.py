@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from sionna.phy.channel import AWGN
 
-from .backends import ops
+from ..backends import ops
 from .base import ChannelLayer, untracked
 
 

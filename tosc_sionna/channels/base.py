@@ -6,9 +6,9 @@ symbol ``k``) and an SNR in dB, and returns the receiver's equalized symbols in
 the same real layout. Complex tensors live only inside ``call``: they never
 cross a Keras layer boundary.
 
-This package is the only code of ``tosc_sionna`` that touches Sionna and
-backend tensors; what differs between TensorFlow (Sionna 1.2) and PyTorch
-(Sionna 2.x) lives in :mod:`.backends`.
+This package is the only code of ``tosc_sionna`` that touches Sionna; the
+tensor code that differs between TensorFlow (Sionna 1.2) and PyTorch
+(Sionna 2.x) lives in :mod:`tosc_sionna.backends`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..backends import ops
 from ..checks import check_bool
 from ..shapes import check_symbol_shape
 from ..snr import SNR_DB_MAX, SNR_DB_MIN, check_snr_db
-from .backends import ops
 
 # Floor on |h|^2 in zero-forcing divisions: keeps deep fades finite (never inf/NaN).
 _GAIN_FLOOR = 1e-12

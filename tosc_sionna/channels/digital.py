@@ -12,9 +12,9 @@ from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 from sionna.phy.mapping import Demapper, Mapper
 
+from ..backends import ops
 from ..checks import check_bool, check_int
 from .awgn import AWGNChannel
-from .backends import ops
 from .base import ChannelLayer, noise_variance_to_snr_db, sionna_dtypes, untracked
 from .rayleigh import CSI_MODES, RayleighBlockFadingChannel
 

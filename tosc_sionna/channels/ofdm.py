@@ -17,8 +17,8 @@ from sionna.phy.channel import (
 from sionna.phy.channel.tr38901 import CDL, TDL, Antenna
 from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid, ResourceGridMapper
 
+from ..backends import ops
 from ..checks import check_int, check_real
-from .backends import ops
 from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 from .ofdm_grid import (
     MAPPINGS,

@@ -16,7 +16,7 @@ from sionna.phy.channel import ChannelModel, GenerateOFDMChannel
 from sionna.phy.channel.tr38901 import TDL
 from sionna.phy.ofdm import ResourceGrid, tdl_time_cov_mat
 
-from .backends import ops
+from ..backends import ops
 
 #: How an example's n symbols are placed on the grid's data resource elements.
 MAPPINGS = ("contiguous", "spread")

@@ -7,8 +7,8 @@ from typing import Any
 import keras
 from sionna.phy.channel import AWGN, RayleighBlockFading
 
+from ..backends import ops
 from ..checks import check_int
-from .backends import ops
 from .base import EQUALIZERS, ChannelLayer, check_equalizer, equalize, untracked
 
 CSI_MODES = ("perfect", "ls")

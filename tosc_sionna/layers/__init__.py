@@ -1,6 +1,5 @@
-"""Student layers (``keras.ops``; no Sionna, no backend tensors, except
-:mod:`.torch_conv`, the encoder's convolution stack in torch's own kernels on the torch
-line)."""
+"""Student layers (``keras.ops`` only; no Sionna, no backend tensors: the encoder's
+convolution stack in torch's own kernels is :mod:`tosc_sionna.backends.torch_conv`)."""
 
 from .adaptive import ChannelAdaptiveModule
 from .decoder import SemanticDecoder

@@ -11,7 +11,7 @@ from keras import layers, ops
 from ..checks import check_bool, check_int
 
 if keras.backend.backend() == "torch":
-    from . import torch_conv
+    from ..backends import torch_conv
 else:
     torch_conv = None
 

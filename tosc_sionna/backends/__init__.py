@@ -1,0 +1,27 @@
+"""Every piece of backend-specific tensor code of the package, in one place.
+
+* :data:`ops`: the channel layers' complex tensor operations.
+  Everything in :mod:`tosc_sionna.channels` is written once against it; it is
+  :mod:`.tensorflow_ops` (Sionna 1.2, TensorFlow) or :mod:`.torch_ops` (Sionna
+  2.x, PyTorch), chosen by Keras' backend (which :mod:`tosc_sionna.line`
+  matched to the installed Sionna). Both modules offer the same functions with
+  the same semantics; complex tensors appear only there and inside the channel
+  layers' ``call``.
+* :mod:`.torch_conv` (torch line only): the student encoder's convolution
+  stack in torch's own kernels, the same arithmetic as the Keras layers at
+  about half the training step (``benchmarks/results/backends.json``).
+
+The serving path's ``tf.function`` / ``torch.no_grad`` choice is the other
+backend switch (:mod:`tosc_sionna.serving`).
+"""
+
+from __future__ import annotations
+
+import keras
+
+if keras.backend.backend() == "torch":
+    from . import torch_ops as ops
+else:
+    from . import tensorflow_ops as ops
+
+__all__ = ["ops"]
