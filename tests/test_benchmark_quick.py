@@ -73,7 +73,6 @@ TIMING = "committed file predates the shared interleaved timing (best, spread, a
 ONLY_TWO = "the test runs two variants (--variants ce-only cached-v1)"
 FRONTIER_RUN = "committed runs predate feature distillation in the frontier"
 SEARCH = "committed results predate the operating-point search (rerun pending)"
-FEW = "committed results predate the validation split and seeds (rerun pending)"
 #: benchmark: {path where the quick output and a committed file differ: why}
 DIFFERENCES: dict[str, dict[str, str]] = {
     "ablations": {"machine": MACHINE},
@@ -92,15 +91,6 @@ DIFFERENCES: dict[str, dict[str, str]] = {
         "summary.epoch_ratio_cached_over_ce_only.cached-v4": ONLY_TWO,
         "summary.epoch_ratio_online_over_cached_v4": ONLY_TWO,
         "summary.projection_vit_b16": "--quick skips the ViT-B/16 forward (minutes on a CPU)"},
-    "few_labels": {"alpha_grid": FEW, "full_labels_alpha": FEW, "runs[0].accuracy_0db": FEW,
-                   "runs[0].accuracy_10db": FEW, "runs[0].accuracy_20db": FEW,
-                   "runs[0].accuracy_ci95_10db": FEW, "runs[0].student": FEW,
-                   "runs[0].test_accuracy_0db": FEW, "runs[0].test_accuracy_10db": FEW,
-                   "runs[0].test_accuracy_20db": FEW, "runs[0].test_accuracy_ci95_10db": FEW,
-                   "runs[0].train_images": FEW, "runs[0].val_accuracy_0db": FEW,
-                   "runs[0].val_accuracy_10db": FEW, "runs[0].val_accuracy_20db": FEW,
-                   "runs[0].val_images": FEW, "runs[0].val_seed": FEW, "selection": FEW,
-                   "snrs_db": FEW, "student_args": FEW, "summary": FEW, "teacher_labels": FEW},
     "hyperparameters": {"machine": MACHINE, "student.preset": PRESET,
                         "defaults.stochastic": "committed file predates the stochastic setting",
                         "runs[0].setting.stochastic":

@@ -11,7 +11,8 @@ import pytest
 from script_modules import load_benchmark
 
 bench = load_benchmark("few_labels")
-COMMITTED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "few_labels.json"
+#: the study's first runs (no validation split, another student), as committed before the rerun
+FIRST_RUNS = Path(__file__).resolve().parent / "data" / "few_labels_first_runs.json"
 
 
 def test_configurations_grid_every_fraction_below_one_with_the_default_student():
@@ -134,7 +135,7 @@ class FakeJob:
 
 def test_old_runs_without_validation_are_not_done_and_a_rerun_resumes(tmp_path, monkeypatch):
     path = tmp_path / "few_labels.json"
-    shutil.copy(COMMITTED, path)  # the study's first runs: no validation, another student
+    shutil.copy(FIRST_RUNS, path)
     old = json.loads(path.read_text())
     assert not any(map(bench.validated, old["runs"]))
     job = FakeJob()
