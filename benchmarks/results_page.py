@@ -102,7 +102,11 @@ def pm(values: Sequence[float | None]) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    mean, std = mean_std(values)
+    return plus_minus(*mean_std(values))
+
+
+def plus_minus(mean: float, std: float | None) -> str:
+    """An accuracy's mean ± std (the mean alone without a std), as a results file records it."""
     return acc(mean) if std is None else f"{acc(mean)} ± {acc(std)}"
 
 
@@ -408,8 +412,8 @@ def fast_distillation(data: dict[str, Data]) -> Lines:
     epochs = sorted({r["epochs"] for runs in d["accuracy"].values() for r in runs})
     lines += [f"Accuracy after {', '.join(map(str, epochs))} epochs, mean ± std over seeds:", ""]
     def cell(by_snr: Data) -> str:
-        return " / ".join(acc(x["mean"]) if x["seeds"] < 2 or x["std"] is None
-                          else f"{acc(x['mean'])} ± {acc(x['std'])}" for x in by_snr.values())
+        return " / ".join(plus_minus(x["mean"], None if x["seeds"] < 2 else x["std"])
+                          for x in by_snr.values())
 
     rows = []
     for v, splits in summary["accuracy"].items():
@@ -478,12 +482,10 @@ def few_labels_on_validation(d: Data) -> Lines:
     seeds, distilled vs teacher-free) and the validation numbers that chose α."""
     snrs = [f"{s:g} dB" for s in d["snrs_db"]]
 
-    def side(arm: Data | None, split: str = "test") -> str:
+    def side(arm: Data | None) -> str:
         if arm is None:
             return "—"
-        return " / ".join(acc(arm[split][s]["mean"]) + ("" if arm[split][s]["std"] is None
-                                                        else f" ± {acc(arm[split][s]['std'])}")
-                          for s in snrs)
+        return " / ".join(plus_minus(**arm["test"][s]) for s in snrs)
 
     def seeds(arm: Data | None) -> str:
         return "—" if arm is None else ", ".join(map(str, arm["seeds"]))
@@ -499,9 +501,7 @@ def few_labels_on_validation(d: Data) -> Lines:
         for alpha, numbers in rec["validation_by_alpha"].items():
             val_rows.append([rec["labelled_fraction"], alpha,
                              ", ".join(map(str, rec["selection_seeds"])),
-                             *(acc(numbers[s]["mean"]) + ("" if numbers[s]["std"] is None
-                                                          else f" ± {acc(numbers[s]['std'])}")
-                               for s in snrs)])
+                             *(plus_minus(**numbers[s]) for s in snrs)])
     teacher = d.get("teacher_labels", {})
     lines = [f"**The teacher saw every label**: {teacher.get('note', 'not recorded')} "
              f"({code(teacher.get('source'))}).", "",
