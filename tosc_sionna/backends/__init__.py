@@ -20,8 +20,11 @@ from __future__ import annotations
 import keras
 
 if keras.backend.backend() == "torch":
+    from . import torch_conv
     from . import torch_ops as ops
 else:
     from . import tensorflow_ops as ops
 
-__all__ = ["ops"]
+    torch_conv = None  # the encoder runs its Keras layers
+
+__all__ = ["ops", "torch_conv"]

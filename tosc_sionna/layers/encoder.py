@@ -8,12 +8,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from ..backends import torch_conv
 from ..checks import check_bool, check_int
-
-if keras.backend.backend() == "torch":
-    from ..backends import torch_conv
-else:
-    torch_conv = None
 
 # (filters as a multiple of ``width``, stride) of each 3x3 convolution
 _STAGES = ((1, 2), (1, 1), (2, 2), (2, 1), (4, 1))
