@@ -3,7 +3,9 @@
 At speed 0 :class:`~tosc_sionna.OFDMChannel` computes the frequency response
 for one OFDM symbol and repeats it over the slot; the reference arm forces
 Sionna's full per-symbol computation (``GenerateOFDMChannel`` over all 14
-symbols) on the same layer configuration. Interleaved repeats, best and
+symbols) on the same layer configuration. Both arms run with the default
+slots shared by the batch's examples and with a slot per example
+(``slot="per_example"``, the layout before 0.5). Interleaved repeats, best and
 spread reported. Runs on either Sionna line (a step: ``tf.function`` over a
 ``GradientTape`` on TensorFlow, eager torch autograd on torch; the results'
 provenance says which line measured). Writes
@@ -30,9 +32,11 @@ from keras import ops  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.common import backend  # noqa: E402
 
+SLOTS = ("shared", "per_example")
 
-def make_step(static: bool, batch: int, n: int):
-    channel = ts.OFDMChannel("tdl-a", return_noise=True)
+
+def make_step(static: bool, batch: int, n: int, slot: str = "shared"):
+    channel = ts.OFDMChannel("tdl-a", return_noise=True, slot=slot)
     channel.build((None, 2 * n))
     channel._static = static  # the reference arm: Sionna's full generation
     x = backend.variable(np.random.default_rng(0).normal(size=(batch, 2 * n)) / np.sqrt(2.0))
@@ -47,6 +51,13 @@ def make_step(static: bool, batch: int, n: int):
     return step
 
 
+def examples_per_slot(n: int) -> int:
+    """Examples one shared slot carries at ``n`` complex symbols each."""
+    channel = ts.OFDMChannel("tdl-a")
+    channel.build((None, 2 * n))
+    return channel.examples_per_slot
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: batch 8, 2 repeats of 2 steps",
                            out=common.RESULTS, out_help="results folder, or a .json results file")
@@ -58,23 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.batch, args.repeats, args.steps = 8, 2, 2
     ts.set_seed(0)
-    arms = {name: make_step(name == "static", args.batch, args.n_symbols)
-            for name in ("static", "full")}
+    arms = {f"{slot}, {name}": make_step(name == "static", args.batch, args.n_symbols, slot)
+            for slot in SLOTS for name in ("static", "full")}
     seconds = common.time_interleaved(arms, args.repeats, calls=args.steps)
     times = {name: [1e3 * s for s in t["all"]] for name, t in seconds.items()}
     best = {name: 1e3 * t["best"] for name, t in seconds.items()}
+    per_slot = examples_per_slot(args.n_symbols)
     result = {
         "what": "OFDMChannel forward + gradient, default grid (14 x 456, TDL-A, LMMSE CSI)",
         "batch": args.batch,
         "n_symbols": args.n_symbols,
+        "slots": {"shared": -(-args.batch // per_slot), "per_example": args.batch},
         "ms_per_step_best": best,
         "ms_per_step_all": times,
         "spread": {name: t["spread"] for name, t in seconds.items()},
-        "full_over_static": best["full"] / best["static"],
+        "full_over_static": {slot: best[f"{slot}, full"] / best[f"{slot}, static"]
+                             for slot in SLOTS},
+        "per_example_over_shared": best["per_example, static"] / best["shared, static"],
     }
     common.write_results(common.results_file(args.out, "ofdm_channel_step", args.quick), result,
                          argv, __name__)
-    print(json.dumps({k: result[k] for k in ("ms_per_step_best", "full_over_static")}))
+    print(json.dumps({k: result[k] for k in ("ms_per_step_best", "full_over_static",
+                                              "per_example_over_shared")}))
     return 0
 
 

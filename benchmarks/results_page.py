@@ -717,23 +717,35 @@ def backends(data: dict[str, Data]) -> Lines:
 
 def xla_training(data: dict[str, Data]) -> Lines:
     ((_, d),) = data.items()
-    lines = [f"Student {d.get('student')}; {fmt(d.get('train_images'))} training images, batch "
-             f"{d.get('batch_size')}.", ""]
+    lines = [f"Default student {d.get('student')}; {fmt(d.get('train_images'))} training "
+             f"images, batch {d.get('batch_size')}.", ""]
+    rows = [(d.get("student"), ch, v) for ch, v in d["channels"].items()]
+    rows += [(student, ch, v) for student, chs in d.get("other_students", {}).items()
+             for ch, v in chs.items()]
     return lines + table(
-        ["channel", "graph: first epoch [s]", "graph: steady epoch [s]", "XLA: first epoch [s]",
-         "XLA: steady epoch [s]", "steady speed-up with XLA"],
-        [[ch, fmt(v["graph"]["first_epoch_s"]), fmt(v["graph"]["steady_epoch_s"]),
+        ["student", "channel", "graph: first epoch [s]", "graph: steady epoch [s]",
+         "XLA: first epoch [s]", "XLA: steady epoch [s]", "steady speed-up with XLA"],
+        [[student, ch, fmt(v["graph"]["first_epoch_s"]), fmt(v["graph"]["steady_epoch_s"]),
           fmt(v["xla"]["first_epoch_s"]), fmt(v["xla"]["steady_epoch_s"]),
-          times(v["steady_speedup_xla"])] for ch, v in d["channels"].items()])
+          times(v["steady_speedup_xla"])] for student, ch, v in rows])
 
 
 def ofdm_channel_step(data: dict[str, Data]) -> Lines:
     ((_, d),) = data.items()
     lines = [f"{d.get('what')}; batch {d.get('batch')}, n = {d.get('n_symbols')}.", ""]
-    lines += table(["channel estimate", "best ms / step", "every repeat [ms]"],
+    slots = d.get("slots")
+    if slots:  # since 0.5: both slot layouts, "<slot>, <generation>" arms
+        lines[0] = lines[0][:-1] + (f"; {slots['shared']} shared slot(s) or "
+                                    f"{slots['per_example']} slots, one per example.")
+    lines += table(["arm", "best ms / step", "every repeat [ms]"],
                    [[k, fmt(v), ", ".join(fmt(x) for x in d["ms_per_step_all"][k])]
                     for k, v in d["ms_per_step_best"].items()])
-    return lines + [f"Full over static: {times(d.get('full_over_static'))}.", ""]
+    ratio = d.get("full_over_static")
+    if isinstance(ratio, dict):
+        return lines + ["Full over static: " + ", ".join(
+            f"{times(v)} ({k.replace('_', ' ')})" for k, v in ratio.items()) + "; a slot per "
+            f"example over shared slots: {times(d.get('per_example_over_shared'))}.", ""]
+    return lines + [f"Full over static: {times(ratio)}.", ""]
 
 
 def view_seeds(data: dict[str, Data]) -> Lines:
@@ -970,8 +982,9 @@ SECTIONS: tuple[Section, ...] = (
          "Graph mode against XLA for the link demo's training, first and steady epochs.",
          xla_training),
     _one("OFDM channel step", SPEED, "ofdm_channel_step",
-         "One forward and gradient through the OFDM channel, static against full channel "
-         "estimation.", ofdm_channel_step),
+         "One forward and gradient through the OFDM channel: the static channel (one OFDM "
+         "symbol's response repeated over the slot) against Sionna's full per-symbol "
+         "generation, with shared slots and with a slot per example.", ofdm_channel_step),
     _one("View seeds", SPEED, "view_seeds",
          "The per-view seeds of the augmentation: the per-seed loop against the vectorized "
          "mixing.", view_seeds),

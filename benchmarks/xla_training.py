@@ -2,8 +2,10 @@
 
 For each channel layer: time of the first epoch (tracing/compiling plus the
 steps) and of a second, steady epoch, with ``jit_compile`` False and True, on
-real Fashion-MNIST. TensorFlow line only (XLA is TensorFlow's compiler; on the
-torch line it exits with status 2 and one line saying so). Writes
+real Fashion-MNIST, for the default student over every channel and for
+other students (``--compare-students``) over AWGN. TensorFlow line only
+(XLA is TensorFlow's compiler; on the torch line it exits with status 2 and
+one line saying so). Writes
 ``benchmarks/results/xla_training.json`` (``--quick``: 256 images, the AWGN channel only,
 ``xla_training_quick.json``).
 
@@ -34,9 +36,10 @@ CHANNELS = {
 BATCH = 128
 
 
-def time_epochs(make_channel, jit: bool, x, y) -> dict[str, float]:
+def time_epochs(make_channel, jit: bool, x, y, student: str = ts.DEFAULT_STUDENT
+                ) -> dict[str, float]:
     ts.set_seed(0)
-    link = ts.make_link(make_channel(), num_symbols=16, seed=0)
+    link = ts.make_link(make_channel(), num_symbols=16, seed=0, student=student)
     link.compile(
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: 256 images, the AWGN channel only",
                            out=common.RESULTS, out_help="results folder, or a .json results file")
     parser.add_argument("--train-images", type=int, default=12032)
+    parser.add_argument(
+        "--compare-students", nargs="*", default=["conv-w32-h256"], metavar="PRESET",
+        help="other students timed over AWGN only (default: conv-w32-h256, plain "
+             "convolutions, beside the default's separable ones)")
     args = parser.parse_args(argv)
     if keras.backend.backend() != "tensorflow":
         print(f"benchmarks.xla_training measures TensorFlow's XLA: it runs on the TensorFlow "
@@ -73,14 +80,21 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": BATCH,
         "channels": {},
     }
-    for name, make_channel in channels.items():
-        row = {mode: time_epochs(make_channel, mode == "xla", x, y) for mode in ("graph", "xla")}
+    runs = [(ts.DEFAULT_STUDENT, name) for name in channels]
+    runs += [(student, "awgn") for student in args.compare_students]
+    results["other_students"] = {}
+    for student, name in runs:
+        row = {mode: time_epochs(channels[name], mode == "xla", x, y, student)
+               for mode in ("graph", "xla")}
         row["steady_speedup_xla"] = (
             row["graph"]["steady_epoch_s"] / row["xla"]["steady_epoch_s"]
         )
-        results["channels"][name] = row
+        if student == ts.DEFAULT_STUDENT:
+            results["channels"][name] = row
+        else:
+            results["other_students"].setdefault(student, {})[name] = row
         print(
-            f"{name:12s} graph: first {row['graph']['first_epoch_s']:.1f} s, "
+            f"{student} {name:12s} graph: first {row['graph']['first_epoch_s']:.1f} s, "
             f"steady {row['graph']['steady_epoch_s']:.1f} s | xla: first "
             f"{row['xla']['first_epoch_s']:.1f} s, steady {row['xla']['steady_epoch_s']:.1f} s "
             f"| steady speedup {row['steady_speedup_xla']:.2f}x",

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument(
         "--jit", action="store_true",
-        help="compile with XLA: faster steps, but compiling costs more than this short run",
+        help="compile with XLA (TensorFlow line): on a CPU it slows the default "
+             "separable student's steps 7-14x (benchmarks/results/xla_training.json)",
     )
     args = parser.parse_args(argv)
 

@@ -98,14 +98,12 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     "latency": {"runs[0].per_example_latency.*.*.spread": TIMING,
                 "runs[0].exported_ends": "committed runs predate the torch line (there the "
                                          "exported ends are ONNX models, not a SavedModel)"},
-    "ofdm_channel_step": {"machine": MACHINE, "spread": TIMING},
     "student_frontier": {"machine": MACHINE, "students.*.preset": PRESET,
                          "students.*.runs[0].feature_weight": FRONTIER_RUN,
                          "students.*.runs[0].feature_storage": FRONTIER_RUN,
                          "students.*.runs[0].soft_labels": FRONTIER_RUN},
     "view_seeds": {"machine": MACHINE, "numpy": "committed file predates provenance.versions",
                    "spread": TIMING},
-    "xla_training": {"machine": MACHINE},
 }
 
 
