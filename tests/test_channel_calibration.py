@@ -475,6 +475,7 @@ def test_lmmse_kronecker_decomposition_equals_the_full_one(model):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # about 8 s: the 3,276-subcarrier covariance's eigenpairs
 def test_lmmse_estimator_builds_for_a_100_mhz_carrier():
     # 273 resource blocks (3,276 subcarriers) with 4 pilot symbols: 13,104 pilots, whose
     # 13,104^2 covariance and its eigendecomposition did not fit in a test (2.7 GB, hours)
