@@ -17,6 +17,10 @@ the cache-free dict targets ``{"label", "labelled", "teacher"}``):
   the training step at batch 128 (``fit``; the time between the ends of the
   warm-up steps and of the last of ``--steps`` further steps, per step), and
   the first step (on TensorFlow it traces the step);
+* the encoder alone (forward in training mode and its weights' gradient, a
+  ``tf.function`` on TensorFlow, eager on torch) at batch 128: the
+  convolution stack, whose kernels differ between the lines, without the
+  trainer, the channel or the decoder (``encoder_ms_per_step``);
 * the traced transmitter and receiver (``tosc_sionna.serving.traced``: a
   ``tf.function`` on TensorFlow, the eager ends under
   ``torch.no_grad`` on torch) of the AWGN link, per call at batch 1
@@ -75,6 +79,7 @@ def measurement_keys() -> list[str]:
     ``train_first_step_ms/<channel>``, ``{transmitter,receiver}_traced_ms/batch<b>``."""
     return ([f"{what}/{c}" for c in CHANNELS
              for what in ("train_ms_per_step", "train_first_step_ms")]
+            + ["encoder_ms_per_step"]
             + [f"{end}_traced_ms/batch{b}" for b in LATENCY_BATCHES
                for end in ("transmitter", "receiver")])
 
@@ -131,6 +136,27 @@ def time_training(channel: str, warmup: int, steps: int):
     return link, 1e3 * (ends[-1] - ends[warmup]) / steps, 1e3 * (ends[1] - ends[0])
 
 
+def time_encoder(link, repeats: int, calls: int) -> float:
+    """Best ms of the default student's encoder alone, forward (training mode) and the
+    gradient of its weights, at batch :data:`BATCH`: the convolution stack, where the
+    kernels of the two lines differ, without Keras' trainer, the channel or the decoder."""
+    from keras import ops
+
+    from benchmarks.common import backend
+
+    images = backend.tensor(random_data(BATCH, seed=2)[0])
+    encoder = link.encoder
+
+    def loss():
+        mu, log_var = encoder(images, training=True)
+        value = ops.mean(ops.square(mu))
+        return value if log_var is None else value + ops.mean(ops.square(log_var))
+
+    step = backend.weights_gradient_step(loss, encoder.trainable_weights)
+    seconds = common.time_interleaved({"encoder": step}, repeats, warmup=1, calls=calls)
+    return 1e3 * seconds["encoder"]["best"]
+
+
 def time_latency(link, repeats: int, calls: Mapping[int, int]) -> dict[str, float]:
     """Best ms per call of the traced transmitter and receiver at each batch size."""
     import numpy as np
@@ -168,6 +194,8 @@ def worker(warmup: int, steps: int, threads: int, latency_repeats: int,
         links[channel], per_step, first = time_training(channel, warmup, steps)
         measurements[f"train_ms_per_step/{channel}"] = per_step
         measurements[f"train_first_step_ms/{channel}"] = first
+    measurements["encoder_ms_per_step"] = time_encoder(links["awgn"], latency_repeats,
+                                                       max(1, steps // 2))
     measurements.update(time_latency(links["awgn"], latency_repeats, latency_calls))
     measurements = {k: measurements[k] for k in measurement_keys()}
     return {"line": backend.line(), "python": sys.version.split()[0],

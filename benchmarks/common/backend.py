@@ -119,6 +119,29 @@ def gradient_step(loss: Callable[[Any], Any], x: Any) -> Callable[[], Any]:
     return step
 
 
+def weights_gradient_step(loss: Callable[[], Any], weights: Sequence[Any]) -> Callable[[], Any]:
+    """A step returning the gradients of ``loss()`` with respect to Keras ``weights``:
+    ``tf.function`` over a ``GradientTape`` on TensorFlow, torch autograd on torch."""
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                value = loss()
+            return tape.gradient(value, list(weights))
+
+        return step
+    import torch
+
+    values = [w.value for w in weights]
+
+    def step():
+        return torch.autograd.grad(loss(), values)
+
+    return step
+
+
 def to_numpy(x: Any) -> np.ndarray:
     """A tensor of either line (or an array) as a NumPy array, detached."""
     if isinstance(x, np.ndarray):
