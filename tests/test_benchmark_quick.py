@@ -73,8 +73,12 @@ TIMING = "committed file predates the shared interleaved timing (best, spread, a
 ONLY_TWO = "the test runs two variants (--variants ce-only cached-v1)"
 FRONTIER_RUN = "committed runs predate feature distillation in the frontier"
 SEARCH = "committed results predate the operating-point search (rerun pending)"
-#: benchmark: {path where the quick output and a committed file differ: why}
+#: benchmark (or one committed file of it, which then overrides its benchmark's entry):
+#: {path where the quick output and a committed file differ: why}
 DIFFERENCES: dict[str, dict[str, str]] = {
+    "backends_threads1.json": {
+        f"{key}.encoder_ms_per_step": "committed run predates the encoder-alone measurement"
+        for key in ("best_ms.*", "median_ms.*", "spread.*", "torch_over_tensorflow")},
     "ablations": {"machine": MACHINE},
     "cache_scale": {"machine": MACHINE},
     "compression_fidelity": {"machine": MACHINE},
@@ -158,7 +162,8 @@ def test_quick_variant_writes_the_committed_structure_with_provenance(name, tmp_
     for committed_name in committed_files:
         committed = json.loads((RESULTS / committed_name).read_text())
         found = differences(quick, committed)
-        assert found == set(DIFFERENCES.get(name, {})), (committed_name, sorted(found))
+        expected = DIFFERENCES.get(committed_name, DIFFERENCES.get(name, {}))
+        assert found == set(expected), (committed_name, sorted(found))
 
 
 @pytest.mark.torch
