@@ -69,9 +69,11 @@ an n whose analog and index curves are there is not measured again, a point
 with its validation numbers is not evaluated again, a chosen pair with its
 test numbers not tested again, and only the students still needed are
 trained (each from a fresh data order: retrained for a test pass on the same
-machine and Sionna line, a student is the one its validation numbers came
-from, as a quick run resumed from a file lacking one point and one test
-reproduced to the last digit).
+machine, Sionna line and number of CPUs, a student is the one its validation
+numbers came from, as a quick run resumed from a file lacking one point and
+one test reproduced to the last digit; on another number of CPUs the thread
+pools sum in another order and the weights differ in their last digits, so
+``cpu_threads`` is a resume key).
 Delete the file, or pass other settings, to start over.
 Runs on either Sionna line (the results' provenance says which line measured).
 
@@ -158,7 +160,11 @@ VAL_IMAGES, VAL_SUBSET_SEED = 2000, 0
 #: The settings a results file must share with a run for the run to resume from it.
 RESUME_KEYS = ("benchmark", "quick", "epochs", "steps_per_epoch", "seed", "snr_db", "draws",
                "test_images", "validation_images", "validation_subset_seed",
-               "num_pilots_rayleigh", "student")
+               "num_pilots_rayleigh", "student", "cpu_threads")
+#: Resume keys added after results files were written: a file without one still resumes.
+#: ``cpu_threads``: the CPUs the process may use, which set the thread pools and so the order
+#: of floating-point sums: a student retrained on another count is not the same student.
+LATER_RESUME_KEYS = ("cpu_threads",)
 #: ``evaluate(entry, channel, split)``: a searched point's accuracy at the run's SNRs over
 #: ``channel`` on the "validation" or the "test" split
 Evaluate = Callable[[dict, str, str], list[float]]
@@ -300,7 +306,8 @@ def resumable(path: Path, results: dict) -> dict:
     if not path.exists():
         return {}
     prior = json.loads(path.read_text())
-    differ = [key for key in RESUME_KEYS if prior.get(key) != results[key]]
+    differ = [key for key in RESUME_KEYS if prior.get(key) != results[key]
+              and not (key in LATER_RESUME_KEYS and key not in prior)]
     if differ:
         print(f"{path} was measured with other settings ({', '.join(differ)}): starting over",
               flush=True)
@@ -539,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_per_epoch": steps, "seed": args.seed, "snr_db": snrs,
         "test_images": len(y_test), "validation_images": len(split["y_val"]),
         "validation_subset_seed": VAL_SUBSET_SEED, "draws": 1,
-        "num_pilots_rayleigh": NUM_PILOTS,
+        "num_pilots_rayleigh": NUM_PILOTS, "cpu_threads": len(os.sched_getaffinity(0)),
         "teacher_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
         "student": harness.PREVIOUS_STUDENT,  # deliberately not the default: see harness
         "search_space": {**SEARCH_SPACE, "n": ns,

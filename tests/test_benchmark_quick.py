@@ -84,7 +84,7 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     "compression_fidelity": {"machine": MACHINE},
     "digital_vs_analog": {"machine": MACHINE, "digital_search": SEARCH,
                           "finite_blocklength": SEARCH, "search_space": SEARCH,
-                          "validation_images": SEARCH,
+                          "validation_images": SEARCH, "cpu_threads": SEARCH,
                           "validation_subset_seed": "committed results predate the validation "
                                                     "subset (rerun pending)"},
     "extraction_throughput": {"machine": MACHINE, "device": MACHINE, "torch_threads": MACHINE,

@@ -278,3 +278,10 @@ def test_a_run_resumes_only_from_a_file_with_its_settings(bench, tmp_path):
     assert bench.resumable(path, settings)["curves"] == [{"n": 16}]
     for key in ("epochs", "seed", "validation_images", "snr_db"):
         assert bench.resumable(path, {**settings, key: 2}) == {}, key
+    # another number of CPUs sums in another order: not the same students
+    assert bench.resumable(path, {**settings, "cpu_threads": 2}) == {}
+    # a file from before the key resumes
+    path.write_text(json.dumps({**{k: v for k, v in settings.items() if k != "cpu_threads"},
+                                "curves": [{"n": 16}]}))
+    assert bench.resumable(path, {**settings, "cpu_threads": 2})["curves"] == [{"n": 16}]
+    assert bench.resumable(path, {**settings, "seed": 2}) == {}
