@@ -162,8 +162,11 @@ RESUME_KEYS = ("benchmark", "quick", "epochs", "steps_per_epoch", "seed", "snr_d
                "test_images", "validation_images", "validation_subset_seed",
                "num_pilots_rayleigh", "student", "cpu_threads")
 #: Resume keys added after results files were written: a file without one still resumes.
-#: ``cpu_threads``: the CPUs the process may use, which set the thread pools and so the order
-#: of floating-point sums: a student retrained on another count is not the same student.
+#: ``cpu_threads``: the CPUs the process may use, which size the thread pools and so the order
+#: of floating-point sums: a student retrained on another count is not the same student (a
+#: thread setting such as ``OMP_NUM_THREADS`` does the same and is not recorded: keep it). A
+#: resumed file without the key gets this run's count, though its first students may not
+#: have been trained on it.
 LATER_RESUME_KEYS = ("cpu_threads",)
 #: ``evaluate(entry, channel, split)``: a searched point's accuracy at the run's SNRs over
 #: ``channel`` on the "validation" or the "test" split
@@ -177,6 +180,14 @@ class QuantizerInTheLoop(ts.DigitalChannel):
     def call(self, x, snr_db):
         x = keras.ops.cast(x, "float32")
         return x + keras.ops.stop_gradient(self.quantize_values(x) - x)
+
+
+def cpu_threads() -> int:
+    """The CPUs this process may use (its affinity where the OS has one), which size
+    TensorFlow's and torch's thread pools unless a thread setting overrides them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def digital_channel(b: int, r: float, m: int, channel: str, **kwargs) -> ts.DigitalChannel:
@@ -546,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_per_epoch": steps, "seed": args.seed, "snr_db": snrs,
         "test_images": len(y_test), "validation_images": len(split["y_val"]),
         "validation_subset_seed": VAL_SUBSET_SEED, "draws": 1,
-        "num_pilots_rayleigh": NUM_PILOTS, "cpu_threads": len(os.sched_getaffinity(0)),
+        "num_pilots_rayleigh": NUM_PILOTS, "cpu_threads": cpu_threads(),
         "teacher_accuracy": float(cache.attrs.get("teacher_test_accuracy", float("nan"))),
         "student": harness.PREVIOUS_STUDENT,  # deliberately not the default: see harness
         "search_space": {**SEARCH_SPACE, "n": ns,

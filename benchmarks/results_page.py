@@ -748,6 +748,20 @@ def ofdm_channel_step(data: dict[str, Data]) -> Lines:
     return lines + [f"Full over static: {times(ratio)}.", ""]
 
 
+def ofdm_estimator_build(data: dict[str, Data]) -> Lines:
+    ((_, d),) = data.items()
+    lines = [f"{d.get('what')}.", ""]
+    rows = []
+    for name, g in d["grids"].items():
+        best = g["seconds_best"]
+        rows.append([name, g["resource_blocks"], g["pilot_ofdm_symbols"], fmt(g["pilots"]),
+                     g["rank"], fmt(best["kronecker"]), fmt(best.get("full")),
+                     times(g.get("full_over_kronecker"))])
+    return lines + table(["grid", "resource blocks", "pilot symbols", "pilots", "rank",
+                          "Kronecker factors [s]", "whole covariance [s]", "whole / factors"],
+                         rows)
+
+
 def view_seeds(data: dict[str, Data]) -> Lines:
     ((_, d),) = data.items()
     lines = [f"{d.get('what')}; {fmt(d.get('rows'))} rows x {d.get('views')} views, best of "
@@ -985,6 +999,10 @@ SECTIONS: tuple[Section, ...] = (
          "One forward and gradient through the OFDM channel: the static channel (one OFDM "
          "symbol's response repeated over the slot) against Sionna's full per-symbol "
          "generation, with shared slots and with a slot per example.", ofdm_channel_step),
+    _one("OFDM estimator build", SPEED, "ofdm_estimator_build",
+         "Building the OFDM LMMSE channel estimator: the two Kronecker factors of the pilot "
+         "covariance against the whole covariance (not attempted at 100 MHz: 2.7 GB).",
+         ofdm_estimator_build),
     _one("View seeds", SPEED, "view_seeds",
          "The per-view seeds of the augmentation: the per-seed loop against the vectorized "
          "mixing.", view_seeds),

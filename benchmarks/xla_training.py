@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     channels = CHANNELS
     if args.quick:
         args.train_images, channels = 256, {"awgn": CHANNELS["awgn"]}
+    for preset in args.compare_students:  # at once, not after minutes of the default's runs
+        try:
+            ts.presets.student_preset(preset)
+        except ValueError as err:
+            parser.error(str(err))
+    args.compare_students = [p for p in args.compare_students if p != ts.DEFAULT_STUDENT]
     out = common.results_file(args.out, "xla_training", args.quick)
     x, y = load_fashion_mnist("train")
     n = (args.train_images // BATCH) * BATCH

@@ -443,9 +443,9 @@ def _estimator_outputs(estimator, seed=0):
 
 @pytest.mark.parametrize("model", ["tdl-a", "cdl-b"])
 def test_lmmse_kronecker_decomposition_equals_the_full_one(model):
-    # the default pilots are 2 OFDM symbols x every subcarrier: the estimator factors R_pp;
-    # the same pilots in another order (no product detected: the ordering is irrelevant,
-    # but a pattern with one pilot missing is not a product) go through the full eigh
+    # the default pilots are 2 OFDM symbols x every subcarrier: the estimator factors R_pp
+    # (in any pilot order); a pattern with one pilot missing is not a product and goes
+    # through the whole covariance's eigh
     from tosc_sionna.channels import ofdm_grid
 
     channel = ts.OFDMChannel(model, num_resource_blocks=4)
@@ -473,6 +473,17 @@ def test_lmmse_kronecker_decomposition_equals_the_full_one(model):
         ofdm_grid._kronecker_factors = original
     for a, b in zip(_estimator_outputs(fast), _estimator_outputs(full), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # pilots (and their values) listed in another order: the same estimator, up to the order
+    # of its pilot inputs
+    order = np.random.default_rng(1).permutation(len(pilots))
+    shuffled = ofdm_grid.PilotLMMSEEstimator(r_t, r_f, pilots[order], values[order], targets)
+    k = len(pilots)
+    y_p = np.random.default_rng(2).normal(size=(2, k)) + 1j * np.random.default_rng(3).normal(
+        size=(2, k))
+    no = tensor([1e-7, 0.5], "float32")  # 1e-7: the error floor (the high-SNR form)
+    for a, b in zip(fast(tensor(y_p, "complex64"), no),
+                    shuffled(tensor(y_p[:, order], "complex64"), no), strict=True):
+        np.testing.assert_allclose(numpy(a), numpy(b), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow  # about 8 s: the 3,276-subcarrier covariance's eigenpairs
