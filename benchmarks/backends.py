@@ -145,15 +145,13 @@ def time_encoder(link, repeats: int, calls: int) -> float:
     from benchmarks.common import backend
 
     images = backend.tensor(random_data(BATCH, seed=2)[0])
-    encoder = link.encoder
 
     def loss():
-        out = encoder(images, training=True)  # (mu, log_var), or one tensor (any encoder)
-        mu, log_var = out if isinstance(out, tuple | list) else (out, None)
+        _, mu, log_var = link.encode(images, training=True, sample=False)
         value = ops.mean(ops.square(mu))
         return value if log_var is None else value + ops.mean(ops.square(log_var))
 
-    step = backend.weights_gradient_step(loss, encoder.trainable_weights)
+    step = backend.weights_gradient_step(loss, link.encoder.trainable_weights)
     seconds = common.time_interleaved({"encoder": step}, repeats, warmup=1, calls=calls)
     return 1e3 * seconds["encoder"]["best"]
 

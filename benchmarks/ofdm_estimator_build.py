@@ -45,16 +45,6 @@ def estimator_inputs(resource_blocks: int, pilot_symbols: tuple[int, ...]) -> tu
     return r_t, r_f, pilots, values, channel.slot_positions.reshape(-1, 2)
 
 
-def full_estimator(*inputs) -> ofdm_grid.PilotLMMSEEstimator:
-    """The estimator built from the whole pilot covariance (no product detected)."""
-    detect = ofdm_grid._kronecker_factors
-    ofdm_grid._kronecker_factors = lambda pilots: None
-    try:
-        return ofdm_grid.PilotLMMSEEstimator(*inputs)
-    finally:
-        ofdm_grid._kronecker_factors = detect
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: 4 resource blocks, 2 repeats",
                            out=common.RESULTS, out_help="results folder, or a .json results file")
@@ -70,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         inputs = estimator_inputs(blocks, pilot_symbols)
         arms = {"kronecker": lambda inputs=inputs: ofdm_grid.PilotLMMSEEstimator(*inputs)}
         if full:
-            arms["full"] = lambda inputs=inputs: full_estimator(*inputs)
+            arms["full"] = lambda inputs=inputs: ofdm_grid.PilotLMMSEEstimator(*inputs,
+                                                                               factor=False)
         seconds = common.time_interleaved(arms, args.repeats)
         row = {"resource_blocks": blocks, "pilot_ofdm_symbols": len(pilot_symbols),
                "pilots": int(len(inputs[2])), "targets": int(len(inputs[4])),

@@ -465,12 +465,7 @@ def test_lmmse_kronecker_decomposition_equals_the_full_one(model):
     np.testing.assert_allclose(u_k @ u_k.conj().T, u @ u.conj().T, atol=1e-8)
     np.testing.assert_allclose(m_k @ u_k.conj().T, m @ u.conj().T, atol=1e-8)
 
-    original = ofdm_grid._kronecker_factors
-    try:
-        ofdm_grid._kronecker_factors = lambda pilots: None
-        full = ofdm_grid.PilotLMMSEEstimator(r_t, r_f, pilots, values, targets)
-    finally:
-        ofdm_grid._kronecker_factors = original
+    full = ofdm_grid.PilotLMMSEEstimator(r_t, r_f, pilots, values, targets, factor=False)
     for a, b in zip(_estimator_outputs(fast), _estimator_outputs(full), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     # pilots (and their values) listed in another order: the same estimator, up to the order

@@ -281,6 +281,9 @@ class PilotLMMSEEstimator:
     targets : [n, 2], int
         Where the estimate is wanted.
     dtype : backend complex dtype, (default "complex64")
+    factor : bool, (default True)
+        Decompose the two Kronecker factors where the pilots are a product;
+        ``False`` always decomposes the whole ``R_pp`` (the reference).
 
     Input
     -----
@@ -304,6 +307,7 @@ class PilotLMMSEEstimator:
         pilot_values: np.ndarray,
         targets: np.ndarray,
         dtype: Any = "complex64",
+        factor: bool = True,
     ) -> None:
         power = np.abs(pilot_values) ** 2
         if not np.allclose(power, 1.0, atol=1e-5):
@@ -313,7 +317,7 @@ class PilotLMMSEEstimator:
             )
 
         pilots, targets = np.asarray(pilots), np.asarray(targets)
-        factors = _kronecker_factors(pilots)
+        factors = _kronecker_factors(pilots) if factor else None
         if factors is None:
             lam, u, m = _full_decomposition(r_t, r_f, pilots, targets)
         else:
