@@ -74,7 +74,8 @@ numbers came from, as a quick run resumed from a file lacking one point and
 one test reproduced to the last digit; on another number of CPUs the thread
 pools sum in another order and the weights differ in their last digits, so
 ``cpu_threads`` is a resume key).
-Delete the file, or pass other settings, to start over.
+Delete the file, or pass other settings, to start over (a student checkpoint is
+reloaded only by a run with its settings; delete the folder to train them again).
 Runs on either Sionna line (the results' provenance says which line measured).
 
 **Cost of the full run.** The search holds 73 points at n = 16 and 124 at
@@ -97,9 +98,12 @@ at most 17 million codewords and 3.5-6.7 hours of decoding (10.2 million and
 hours), against 77 million codewords and 17-31 hours when every point was
 also evaluated on the test split and on all 5,000 validation images. With
 training, 9-14 hours on this machine (a GPU shortens the decoding), and an
-interrupted run resumes. ``--quick`` (n = 16, two points from one student,
-60 steps, 1,000 validation and test images, 4 SNRs) takes a minute or two
-and writes the same structure.
+interrupted run resumes: every trained digital student is kept in
+``digital_vs_analog_students/`` beside the results (weights and the settings
+that trained them; not committed), so a resumed run, or the test pass and
+n = 64 after a restart, reloads it instead of training it again.
+``--quick`` (n = 16, two points from one student, 60 steps, 1,000 validation
+and test images, 4 SNRs) takes a minute or two and writes the same structure.
 
     python -m benchmarks.digital_vs_analog [--epochs 5] [--val-images 2000] [--quick]
                                            [--out DIR]
@@ -357,6 +361,40 @@ def train(channel: keras.layers.Layer, num_symbols: int, data: TeacherCacheDatas
     return link, harness.fit(link, data, epochs, steps)
 
 
+def student_checkpoint(stem: Path, settings: dict,
+                       build: Callable[[], ts.TaskOrientedLink],
+                       fit: Callable[[ts.TaskOrientedLink], float],
+                       probe: np.ndarray) -> tuple[ts.TaskOrientedLink, float]:
+    """A trained student and its training seconds: reloaded from ``stem.weights.h5`` when
+    ``stem.json`` says a run with the same ``settings`` trained it, else ``build()``, trained
+    by ``fit`` and saved there (weights first, then the record that vouches for them, each
+    written whole by a rename, so an interrupted save is never taken for a student).
+
+    A reloaded student is the trained one to the last bit: the run resumes across sessions
+    without training its students again (about 5-25 minutes each here).
+    """
+    weights, record = stem.with_suffix(".weights.h5"), stem.with_suffix(".json")
+    link = build()
+    if record.exists() and weights.exists():
+        saved = json.loads(record.read_text())
+        if saved.get("settings") == settings:
+            # built by a prediction only here: one before training could draw from the seed
+            # stream the training then sees
+            link.predict(probe, verbose=0)
+            link.load_weights(weights)
+            return link, float(saved["train_seconds"])
+    record.unlink(missing_ok=True)  # the weights about to be replaced lose their voucher
+    seconds = fit(link)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    staged = stem.with_suffix(".tmp.weights.h5")
+    link.save_weights(staged)
+    os.replace(staged, weights)
+    staged = stem.with_suffix(".json.tmp")
+    staged.write_text(json.dumps({"settings": settings, "train_seconds": seconds}) + "\n")
+    os.replace(staged, record)
+    return link, seconds
+
+
 def cliff_db(snrs: list[float], accuracy: list[float], within: float = 0.01,
              reference: float | None = None) -> float | None:
     """Lowest SNR from which the accuracy stays within ``within`` of ``reference``
@@ -587,16 +625,26 @@ def main(argv: list[str] | None = None) -> int:
         return {k: s[k] for k in ("snr_db", "accuracy", "accuracy_ci95")}
 
     digital_students: dict[tuple[int, int], tuple[ts.TaskOrientedLink, float]] = {}
+    settings = {key: results[key] for key in RESUME_KEYS}
+    checkpoints = out / f"{name}_students"
+
+    def digital_student(b: int, k: int) -> tuple[ts.TaskOrientedLink, float]:
+        # trained when first needed (the quantizer is all training sees), or reloaded from
+        # the checkpoint an earlier run with these settings left
+        if (b, k) not in digital_students:
+            quantizer = QuantizerInTheLoop(num_bits=b, clip=CLIP_SIGMAS[b] / np.sqrt(2.0))
+            digital_students[(b, k)] = student_checkpoint(
+                checkpoints / f"b{b}_k{k}", settings,
+                lambda: harness.student(quantizer, num_classes, args.seed,
+                                        harness.PREVIOUS_STUDENT, num_symbols=k // 2),
+                lambda link: harness.fit(link, dataset(), args.epochs, steps),
+                split["x_val"][:2])
+        return digital_students[(b, k)]
 
     def evaluate(entry: dict, channel: str, split_name: str) -> list[float]:
         b, k, m, r = (entry[key] for key in ("num_bits", "num_values", "modulation_order",
                                              "code_rate"))
-        if (b, k) not in digital_students:  # trained when first needed; the quantizer is
-            ts.set_seed(args.seed)  # all training sees
-            digital_students[(b, k)] = train(
-                QuantizerInTheLoop(num_bits=b, clip=CLIP_SIGMAS[b] / np.sqrt(2.0)),
-                k // 2, dataset(), args.epochs, steps, args.seed)
-        student, seconds = digital_students[(b, k)]
+        student, seconds = digital_student(b, k)
         layer = digital_channel(b, r, m, channel)
         link = harness.relink(student, layer)
         if split_name == "test":

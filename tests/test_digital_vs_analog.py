@@ -285,3 +285,35 @@ def test_a_run_resumes_only_from_a_file_with_its_settings(bench, tmp_path):
                                 "curves": [{"n": 16}]}))
     assert bench.resumable(path, {**settings, "cpu_threads": 2})["curves"] == [{"n": 16}]
     assert bench.resumable(path, {**settings, "seed": 2}) == {}
+
+
+def test_a_student_checkpoint_reloads_the_trained_student_and_only_for_its_settings(
+        bench, tmp_path):
+    x = np.random.default_rng(1).random((8, 28, 28, 1)).astype(np.float32)
+    trainings = []
+
+    def build():
+        return ts.make_link(bench.QuantizerInTheLoop(num_bits=2, clip=1.4), num_symbols=4,
+                            width=4, hidden_units=(8,), seed=0)
+
+    def fit(link):  # stands in for training: moves every weight, seeded per call
+        link.predict(x[:1], verbose=0)
+        rng = np.random.default_rng(len(trainings))
+        link.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in link.get_weights()])
+        trainings.append(link)
+        return 12.5
+
+    stem, settings = tmp_path / "students" / "b2_k8", {"seed": 0, "epochs": 5}
+    trained, seconds = bench.student_checkpoint(stem, settings, build, fit, x[:2])
+    assert (len(trainings), seconds) == (1, 12.5)
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["b2_k8.json", "b2_k8.weights.h5"]
+    reloaded, seconds = bench.student_checkpoint(stem, settings, build, fit, x[:2])
+    assert (len(trainings), seconds) == (1, 12.5) and reloaded is not trained
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), trained.predict(x, verbose=0))
+    # other settings: trained again (and the checkpoint replaced)
+    bench.student_checkpoint(stem, {**settings, "epochs": 6}, build, fit, x[:2])
+    assert len(trainings) == 2
+    # weights without the record that vouches for them (an interrupted save): trained again
+    (stem.parent / "b2_k8.json").unlink()
+    bench.student_checkpoint(stem, {**settings, "epochs": 6}, build, fit, x[:2])
+    assert len(trainings) == 3
