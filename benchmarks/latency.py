@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -147,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     tlink = backend.inference(lambda x, s: link(x, snr_db=s),
                               input_signature=[((None, *images.shape[1:]), "float32"),
                                                ((None,), "float32")])
-    export_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "tosc_latency_export"
-    exported = backend.exported_ends(link, export_dir, images.shape[1:], args.threads)
+    # a scratch directory of this run's own (runs side by side must not share one): the
+    # exported ends are loaded into memory
+    with tempfile.TemporaryDirectory(prefix="tosc_latency_export_") as export_dir:
+        exported = backend.exported_ends(link, export_dir, images.shape[1:], args.threads)
 
     teacher = load_teacher(args.teacher)
     raw = (images[:256, ..., 0] * 255).astype(np.uint8)
