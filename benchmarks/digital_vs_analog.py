@@ -74,8 +74,8 @@ numbers came from, as a quick run resumed from a file lacking one point and
 one test reproduced to the last digit; on another number of CPUs the thread
 pools sum in another order and the weights differ in their last digits, so
 ``cpu_threads`` is a resume key).
-Delete the file, or pass other settings, to start over (a student checkpoint is
-reloaded only by a run with its settings; delete the folder to train them again).
+Delete the file, or pass other settings, to start over (a student checkpoint serves
+only a run that resumes, with the settings and on the Sionna line that trained it).
 Runs on either Sionna line (the results' provenance says which line measured).
 
 **Cost of the full run.** The search holds 73 points at n = 16 and 124 at
@@ -114,6 +114,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -364,18 +365,19 @@ def train(channel: keras.layers.Layer, num_symbols: int, data: TeacherCacheDatas
 def student_checkpoint(stem: Path, settings: dict,
                        build: Callable[[], ts.TaskOrientedLink],
                        fit: Callable[[ts.TaskOrientedLink], float],
-                       probe: np.ndarray) -> tuple[ts.TaskOrientedLink, float]:
-    """A trained student and its training seconds: reloaded from ``stem.weights.h5`` when
-    ``stem.json`` says a run with the same ``settings`` trained it, else ``build()``, trained
-    by ``fit`` and saved there (weights first, then the record that vouches for them, each
-    written whole by a rename, so an interrupted save is never taken for a student).
+                       probe: np.ndarray, reuse: bool = True) -> tuple[ts.TaskOrientedLink, float]:
+    """A trained student and its training seconds: with ``reuse``, reloaded from
+    ``stem.weights.h5`` when ``stem.json`` says a run with the same ``settings`` trained it;
+    else ``build()``, trained by ``fit`` and saved there (weights first, then the record that
+    vouches for them, each staged under a name of its own and renamed into place, so an
+    interrupted save, or another run's, is never taken for a student).
 
     A reloaded student is the trained one to the last bit: the run resumes across sessions
     without training its students again (about 5-25 minutes each here).
     """
     weights, record = stem.with_suffix(".weights.h5"), stem.with_suffix(".json")
     link = build()
-    if record.exists() and weights.exists():
+    if reuse and record.exists() and weights.exists():
         saved = json.loads(record.read_text())
         if saved.get("settings") == settings:
             # built by a prediction only here: one before training could draw from the seed
@@ -386,12 +388,17 @@ def student_checkpoint(stem: Path, settings: dict,
     record.unlink(missing_ok=True)  # the weights about to be replaced lose their voucher
     seconds = fit(link)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    staged = stem.with_suffix(".tmp.weights.h5")
-    link.save_weights(staged)
-    os.replace(staged, weights)
-    staged = stem.with_suffix(".json.tmp")
-    staged.write_text(json.dumps({"settings": settings, "train_seconds": seconds}) + "\n")
-    os.replace(staged, record)
+    for target, write in ((weights, link.save_weights),
+                          (record, lambda path: Path(path).write_text(json.dumps(
+                              {"settings": settings, "train_seconds": seconds}) + "\n"))):
+        fd, staged = tempfile.mkstemp(prefix=f"{stem.name}.", suffix=target.name[len(stem.name):],
+                                      dir=stem.parent)
+        os.close(fd)
+        try:
+            write(staged)
+            os.replace(staged, target)
+        finally:
+            Path(staged).unlink(missing_ok=True)
     return link, seconds
 
 
@@ -625,7 +632,9 @@ def main(argv: list[str] | None = None) -> int:
         return {k: s[k] for k in ("snr_db", "accuracy", "accuracy_ci95")}
 
     digital_students: dict[tuple[int, int], tuple[ts.TaskOrientedLink, float]] = {}
-    settings = {key: results[key] for key in RESUME_KEYS}
+    # a student serves only a resumed run (deleting the results file starts over), and only
+    # one with its settings on its line
+    settings = {**{key: results[key] for key in RESUME_KEYS}, "line": common.sionna_line()}
     checkpoints = out / f"{name}_students"
 
     def digital_student(b: int, k: int) -> tuple[ts.TaskOrientedLink, float]:
@@ -638,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: harness.student(quantizer, num_classes, args.seed,
                                         harness.PREVIOUS_STUDENT, num_symbols=k // 2),
                 lambda link: harness.fit(link, dataset(), args.epochs, steps),
-                split["x_val"][:2])
+                split["x_val"][:2], reuse=bool(prior))
         return digital_students[(b, k)]
 
     def evaluate(entry: dict, channel: str, split_name: str) -> list[float]:

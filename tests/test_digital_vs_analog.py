@@ -317,3 +317,9 @@ def test_a_student_checkpoint_reloads_the_trained_student_and_only_for_its_setti
     (stem.parent / "b2_k8.json").unlink()
     bench.student_checkpoint(stem, {**settings, "epochs": 6}, build, fit, x[:2])
     assert len(trainings) == 3
+    # a run that does not resume (its results file deleted) trains its own
+    bench.student_checkpoint(stem, {**settings, "epochs": 6}, build, fit, x[:2], reuse=False)
+    assert len(trainings) == 4
+    bench.student_checkpoint(stem, {**settings, "epochs": 6}, build, fit, x[:2])
+    assert len(trainings) == 4  # and leaves it for a resume
+    assert sorted(p.name for p in stem.parent.iterdir()) == ["b2_k8.json", "b2_k8.weights.h5"]

@@ -511,7 +511,14 @@ def test_fashion_mnist_download_is_checked(tmp_path, monkeypatch):
     assert not any(target.iterdir())  # no partial or unchecked file left
     sums = {name: hashlib.sha256((debian / name).read_bytes()).hexdigest() for name in ds.SHA256}
     monkeypatch.setattr(ds, "SHA256", sums)
+    # another process's download in progress (its old fixed name) is not ours to touch
+    name = next(iter(ds.SHA256))
+    theirs = target / (name + ".part")
+    theirs.write_bytes(b"half of another download")
     assert ds.fetch_fashion_mnist(target, mirrors=["file:///nonexistent/", mirror]) == target
+    assert theirs.read_bytes() == b"half of another download"
+    assert sorted(p.name for p in target.iterdir()) == sorted([*ds.SHA256, theirs.name])
+    assert (target / name).stat().st_mode & 0o777 == 0o644
     images, labels = ds.load_fashion_mnist("test", target)
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     monkeypatch.setattr(ds, "candidate_dirs", lambda data_dir=None: [tmp_path / "none"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,16 +109,20 @@ def fetch_fashion_mnist(folder: Path, mirrors: Sequence[str] = MIRRORS) -> Path:
             continue
         errors = []
         for mirror in mirrors:
-            tmp = target.with_name(target.name + ".part")
+            # a name of this download's own: two processes fetching at once (two test runs,
+            # two jobs) never write, check or delete each other's file
+            fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=folder)
+            tmp = Path(tmp)
             try:
-                with urllib.request.urlopen(mirror + name, timeout=60) as response, \
-                        open(tmp, "wb") as out:
+                with open(fd, "wb") as out, \
+                        urllib.request.urlopen(mirror + name, timeout=60) as response:
                     while chunk := response.read(1 << 20):
                         out.write(chunk)
                 got = _sha256(tmp)
                 if got != expected:
                     raise OSError(f"{mirror + name} has sha256 {got[:12]}..., expected "
                                   f"{expected[:12]}...")
+                tmp.chmod(0o644)  # mkstemp's file is the owner's alone; a data file is not
                 os.replace(tmp, target)
                 break
             except OSError as err:
