@@ -388,18 +388,23 @@ def student_checkpoint(stem: Path, settings: dict,
     record.unlink(missing_ok=True)  # the weights about to be replaced lose their voucher
     seconds = fit(link)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    for target, write in ((weights, link.save_weights),
-                          (record, lambda path: Path(path).write_text(json.dumps(
-                              {"settings": settings, "train_seconds": seconds}) + "\n"))):
-        fd, staged = tempfile.mkstemp(prefix=f"{stem.name}.", suffix=target.name[len(stem.name):],
-                                      dir=stem.parent)
-        os.close(fd)
-        try:
-            write(staged)
-            os.replace(staged, target)
-        finally:
-            Path(staged).unlink(missing_ok=True)
+    replace_whole(weights, link.save_weights)
+    replace_whole(record, lambda path: Path(path).write_text(
+        json.dumps({"settings": settings, "train_seconds": seconds}) + "\n"))
     return link, seconds
+
+
+def replace_whole(target: Path, write: Callable[[str], object]) -> None:
+    """``write(path)`` into a file of this call's own beside ``target`` (same suffixes: Keras
+    reads the kind of file from them), then renamed onto ``target``."""
+    fd, staged = tempfile.mkstemp(prefix=f"{target.name}.",
+                                  suffix="".join(target.suffixes), dir=target.parent)
+    os.close(fd)
+    try:
+        write(staged)
+        os.replace(staged, target)
+    finally:
+        Path(staged).unlink(missing_ok=True)
 
 
 def cliff_db(snrs: list[float], accuracy: list[float], within: float = 0.01,
