@@ -17,6 +17,13 @@ the cache-free dict targets ``{"label", "labelled", "teacher"}``):
   the training step at batch 128 (``fit``; the time between the ends of the
   warm-up steps and of the last of ``--steps`` further steps, per step), and
   the first step (on TensorFlow it traces the step);
+* over AWGN and over OFDM TDL-A, two timed epochs of the main job's training
+  (``examples/kd_awgn.py``'s defaults: the shipped Fashion-MNIST teacher cache
+  read by ``TeacherCacheDataset``, its 55,000 training rows, 430 steps of
+  batch 128, ``fit``): the first epoch (on TensorFlow it traces the step) and
+  the second, steady one, each from the start to the end of the epoch, data
+  loading included (``first_epoch_ms``, ``epoch_ms``; ``--epoch-steps``
+  shortens them);
 * the encoder alone (forward in training mode and its weights' gradient, a
   ``tf.function`` on TensorFlow, eager on torch) at batch 128: the
   convolution stack, whose kernels differ between the lines, without the
@@ -26,9 +33,9 @@ the cache-free dict targets ``{"label", "labelled", "teacher"}``):
   ``torch.no_grad`` on torch) of the AWGN link, per call at batch 1
   and 256 (the ends hold no channel: the OFDM link's are the same layers).
 
-The results give an epoch estimate per line: the training step times the 430
-steps of a 55,000-image epoch at batch 128 -- an estimate, not a timed epoch
-(no data loading, no validation, no tracing). ``torch_over_tensorflow`` is the
+The results also give an epoch estimate per line: the training step times the
+430 steps of a 55,000-image epoch at batch 128 (no data loading, no tracing),
+beside the timed epochs. ``torch_over_tensorflow`` is the
 ratio of the two lines' best per measurement (above 1: torch is slower).
 Writes ``benchmarks/results/backends.json`` (``--quick``: 2 rounds of 3
 steps, ``backends_quick.json``) with both lines' versions and provenance.
@@ -40,7 +47,8 @@ there compare the lines at ``--threads 1`` too
 (``benchmarks/results/backends_threads1.json``).
 
     python -m benchmarks.backends [--python-tensorflow PATH] [--python-torch PATH]
-        [--rounds 3] [--steps 20] [--threads 2] [--quick] [--out FILE|DIR]
+        [--rounds 3] [--steps 20] [--epoch-steps 430] [--threads 2] [--quick]
+        [--out FILE|DIR]
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ LATENCY_BATCHES = (1, 256)
 #: the epoch of the estimate: Fashion-MNIST's 60,000 training images less 5,000 held out
 EPOCH_IMAGES = 55_000
 EPOCH_STEPS = math.ceil(EPOCH_IMAGES / BATCH)
+#: the rows the main job holds out for validation (``examples/kd_awgn.py``'s default)
+HELD_OUT_ROWS, SPLIT_SEED = 5000, 0
 #: the line of a worker's stdout that holds its record (JSON after the prefix)
 RESULT_PREFIX = "BACKENDS-WORKER-RESULT "
 WORKER_TIMEOUT_S = 1800
@@ -76,9 +86,11 @@ WORKER_TIMEOUT_S = 1800
 
 def measurement_keys() -> list[str]:
     """The measurements of a round, in order: ``train_ms_per_step/<channel>``,
-    ``train_first_step_ms/<channel>``, ``{transmitter,receiver}_traced_ms/batch<b>``."""
+    ``train_first_step_ms/<channel>``, ``epoch_ms/<channel>``, ``first_epoch_ms/<channel>``,
+    ``encoder_ms_per_step``, ``{transmitter,receiver}_traced_ms/batch<b>``."""
     return ([f"{what}/{c}" for c in CHANNELS
              for what in ("train_ms_per_step", "train_first_step_ms")]
+            + [f"{what}/{c}" for c in CHANNELS for what in ("epoch_ms", "first_epoch_ms")]
             + ["encoder_ms_per_step"]
             + [f"{end}_traced_ms/batch{b}" for b in LATENCY_BATCHES
                for end in ("transmitter", "receiver")])
@@ -136,6 +148,40 @@ def time_training(channel: str, warmup: int, steps: int):
     return link, 1e3 * (ends[-1] - ends[warmup]) / steps, 1e3 * (ends[1] - ends[0])
 
 
+def time_epochs(channel: str, steps: int | None) -> tuple[float, float]:
+    """``(ms of the first epoch, ms of the second)`` of the main job's training of the
+    default student over ``channel``: the shipped teacher cache and Fashion-MNIST read by
+    ``TeacherCacheDataset`` (its training rows, batch :data:`BATCH`), the recipe, ``fit``;
+    each epoch from its start to its end, data loading included. ``steps``: steps per epoch
+    (None: the whole epoch, :data:`EPOCH_STEPS`)."""
+    import keras
+
+    import tosc_sionna as ts
+    from tosc_sionna.data import (
+        TeacherCache,
+        TeacherCacheDataset,
+        default_teacher_cache,
+        split_rows,
+    )
+
+    ts.set_seed(0)
+    cache = TeacherCache(default_teacher_cache())
+    rows, _ = split_rows(cache.num_samples, HELD_OUT_ROWS, SPLIT_SEED)
+    data = TeacherCacheDataset(cache, batch_size=BATCH, seed=0, rows=rows)
+    steps = len(data) if steps is None else min(steps, len(data))
+    link = ts.make_link(make_channel(channel), seed=0)
+    trainer = ts.make_trainer(link, steps_per_epoch=steps, epochs=2)
+    begins: list[float] = []
+    ends: list[float] = []
+    clock = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: begins.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
+    trainer.fit(data, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+    if len(begins) != 2 or len(ends) != 2:
+        raise BenchmarkError(f"expected 2 epochs, timed {len(ends)}")
+    return 1e3 * (ends[0] - begins[0]), 1e3 * (ends[1] - begins[1])
+
+
 def time_encoder(link, repeats: int, calls: int) -> float:
     """Best ms of the default student's encoder alone, forward (training mode) and the
     gradient of its weights, at batch :data:`BATCH`: the convolution stack, where the
@@ -181,7 +227,7 @@ def time_latency(link, repeats: int, calls: Mapping[int, int]) -> dict[str, floa
 
 
 def worker(warmup: int, steps: int, threads: int, latency_repeats: int,
-           latency_calls: Mapping[int, int]) -> dict[str, Any]:
+           latency_calls: Mapping[int, int], epoch_steps: int | None = None) -> dict[str, Any]:
     """One round on this process' line: its record (:func:`parse_worker_output` reads it)."""
     from benchmarks.common import backend
 
@@ -193,6 +239,9 @@ def worker(warmup: int, steps: int, threads: int, latency_repeats: int,
         links[channel], per_step, first = time_training(channel, warmup, steps)
         measurements[f"train_ms_per_step/{channel}"] = per_step
         measurements[f"train_first_step_ms/{channel}"] = first
+        first_epoch, epoch = time_epochs(channel, epoch_steps)
+        measurements[f"first_epoch_ms/{channel}"] = first_epoch
+        measurements[f"epoch_ms/{channel}"] = epoch
     measurements["encoder_ms_per_step"] = time_encoder(links["awgn"], latency_repeats,
                                                        max(1, steps // 2))
     measurements.update(time_latency(links["awgn"], latency_repeats, latency_calls))
@@ -241,7 +290,8 @@ def worker_command(python: Path, args: Any) -> list[str]:
     calls = [str(args.latency_calls[b]) for b in LATENCY_BATCHES]
     return [str(python), "-m", "benchmarks.backends", "--worker", "--warmup", str(args.warmup),
             "--steps", str(args.steps), "--threads", str(args.threads),
-            "--latency-repeats", str(args.latency_repeats), "--latency-calls", *calls]
+            "--latency-repeats", str(args.latency_repeats), "--latency-calls", *calls,
+            *([] if args.epoch_steps is None else ["--epoch-steps", str(args.epoch_steps)])]
 
 
 def run_worker(line: str, python: Path, args: Any) -> dict[str, Any]:
@@ -313,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds, one worker process per line each (default 3)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps (default 20)")
+    parser.add_argument("--epoch-steps", type=int, default=None, metavar="N",
+                        help=f"steps of each timed epoch (default: the whole epoch, "
+                             f"{EPOCH_STEPS} steps)")
     parser.add_argument("--warmup", type=int, default=3,
                         help="training steps before the timed ones (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
@@ -328,16 +381,16 @@ def main(argv: list[str] | None = None) -> int:
                              "its record")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.warmup, args.steps = 2, 2, 3
+        args.rounds, args.warmup, args.steps, args.epoch_steps = 2, 2, 3, 3
         args.latency_repeats, args.latency_calls = 2, [5, 1]
     args.latency_calls = dict(zip(LATENCY_BATCHES, args.latency_calls, strict=True))
-    for flag in ("rounds", "warmup", "steps", "threads", "latency_repeats"):
-        if getattr(args, flag) < 1:
+    for flag in ("rounds", "warmup", "steps", "threads", "latency_repeats", "epoch_steps"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             print(f"error: --{flag.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
     if args.worker:
         record = worker(args.warmup, args.steps, args.threads, args.latency_repeats,
-                        args.latency_calls)
+                        args.latency_calls, args.epoch_steps)
         print(RESULT_PREFIX + json.dumps(record), flush=True)
         return 0
     try:
@@ -352,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 m = {k: record["measurements"].get(k, math.nan) for k in measurement_keys()}
                 print(f"round {r + 1}/{args.rounds} {line:10s} train ms/step: " + ", ".join(
                     f"{c} {m[f'train_ms_per_step/{c}']:.1f}" for c in CHANNELS)
+                    + " | epoch s: " + ", ".join(
+                    f"{c} {1e-3 * m[f'epoch_ms/{c}']:.1f}" for c in CHANNELS)
                     + f" | traced tx/rx ms at batch 1: {m['transmitter_traced_ms/batch1']:.2f}"
                     f"/{m['receiver_traced_ms/batch1']:.2f} "
                     f"({time.perf_counter() - start:.0f} s)", flush=True)
@@ -361,20 +416,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if isinstance(err, MissingInterpreter) else 1
     results = {
         "what": "default student: training step at batch 128 (fit, recipe of make_trainer, "
-                "random images and dict targets) over AWGN and OFDM TDL-A, the encoder alone "
+                "random images and dict targets) over AWGN and OFDM TDL-A, the first and the "
+                "second timed epoch of the main job's training from the shipped cache, the "
+                "encoder alone "
                 "(forward and its weights' gradient), and the traced transmitter / receiver "
                 "per call at batch 1 and 256, on each Sionna line",
         "student": "default (tosc_sionna.DEFAULT_STUDENT via make_link)",
         "channels": list(CHANNELS), "batch": BATCH, "warmup_steps": args.warmup,
-        "timed_steps": args.steps, "latency_batches": list(LATENCY_BATCHES),
+        "timed_steps": args.steps,
+        "epoch_steps": EPOCH_STEPS if args.epoch_steps is None else args.epoch_steps,
+        "latency_batches": list(LATENCY_BATCHES),
         "latency_repeats": args.latency_repeats,
         "latency_calls": {str(b): n for b, n in args.latency_calls.items()},
         "latency_link": "awgn (the ends hold no channel)",
         "rounds": args.rounds, "order": "interleaved: " + ", ".join(LINES) + " in each round",
         "threads": args.threads, "quick": args.quick,
-        "epoch_estimate": f"an estimate, not a timed epoch: best train ms/step x {EPOCH_STEPS} "
-                          f"steps ({EPOCH_IMAGES:,} images at batch {BATCH}); no data loading, "
-                          "validation or tracing",
+        "epoch_estimate": f"best train ms/step x {EPOCH_STEPS} steps ({EPOCH_IMAGES:,} images "
+                          f"at batch {BATCH}); no data loading or tracing (the timed epochs are "
+                          "epoch_ms and first_epoch_ms)",
         "ratio": "torch_over_tensorflow: torch best / TensorFlow best (above 1: torch slower)",
         "note": args.note,
         **summary,

@@ -83,7 +83,7 @@ def test_a_run_interleaves_the_lines_and_writes_per_line_numbers_and_ratios(tmp_
 
     def fake_worker(line, python, args):
         calls.append(line)
-        assert (args.warmup, args.steps, args.rounds) == (2, 3, 2)  # --quick
+        assert (args.warmup, args.steps, args.rounds, args.epoch_steps) == (2, 3, 2, 3)  # --quick
         return record(line, {"tensorflow": 1.0, "torch": 2.0}[line] * len(calls))
 
     monkeypatch.setattr(backends, "run_worker", fake_worker)
@@ -96,6 +96,8 @@ def test_a_run_interleaves_the_lines_and_writes_per_line_numbers_and_ratios(tmp_
     assert written["torch_over_tensorflow"]["train_ms_per_step/awgn"] == pytest.approx(4.0)
     assert written["spread"]["tensorflow"]["train_ms_per_step/awgn"] == pytest.approx(3.0)
     assert written["rounds"] == 2 and written["quick"] and written["note"] == "shared machine"
+    assert written["epoch_steps"] == 3
+    assert written["torch_over_tensorflow"]["epoch_ms/ofdm-tdl-a"] == pytest.approx(4.0)
     assert set(written["lines"]) == {"tensorflow", "torch"}
     provenance = written["provenance"]
     assert provenance["command"].startswith("python -m benchmarks.backends --quick")
@@ -105,19 +107,23 @@ def test_a_run_interleaves_the_lines_and_writes_per_line_numbers_and_ratios(tmp_
 
 def test_the_worker_command_parses_and_its_record_round_trips(monkeypatch, capsys):
     class Args:
-        warmup, steps, threads, latency_repeats = 2, 3, 2, 4
+        warmup, steps, threads, latency_repeats, epoch_steps = 2, 3, 2, 4, 7
         latency_calls = {1: 5, 256: 1}
 
     command = backends.worker_command(backends.Path("/py"), Args())
     assert command[:4] == ["/py", "-m", "benchmarks.backends", "--worker"]
     seen = {}
 
-    def fake_worker(warmup, steps, threads, latency_repeats, latency_calls):
+    def fake_worker(warmup, steps, threads, latency_repeats, latency_calls, epoch_steps):
         seen.update(warmup=warmup, steps=steps, threads=threads, repeats=latency_repeats,
-                    calls=latency_calls)
+                    calls=latency_calls, epoch_steps=epoch_steps)
         return record("torch", 1.0)
 
     monkeypatch.setattr(backends, "worker", fake_worker)
     assert backends.main(command[3:]) == 0
-    assert seen == {"warmup": 2, "steps": 3, "threads": 2, "repeats": 4, "calls": {1: 5, 256: 1}}
+    assert seen == {"warmup": 2, "steps": 3, "threads": 2, "repeats": 4, "calls": {1: 5, 256: 1},
+                    "epoch_steps": 7}
+    # without --epoch-steps the worker times whole epochs
+    Args.epoch_steps = None
+    assert "--epoch-steps" not in backends.worker_command(backends.Path("/py"), Args())
     assert backends.parse_worker_output(capsys.readouterr().out) == record("torch", 1.0)
