@@ -667,7 +667,8 @@ def digital_vs_analog(data: dict[str, Data]) -> Lines:
 
 
 def backends_summary(data: dict[str, Data]) -> Lines:
-    """Each backends file in one row: torch over TensorFlow (best times)."""
+    """Each backends file in one row: torch over TensorFlow (best times): the training step,
+    the timed epochs (where the run has them), the traced ends."""
     def step(d: Data, ch: str) -> str:
         k = f"train_ms_per_step/{ch}"
         return (f"{times(d['torch_over_tensorflow'][k])} ({fmt(d['best_ms']['torch'][k], 2)} vs "
@@ -677,15 +678,25 @@ def backends_summary(data: dict[str, Data]) -> Lines:
         return " / ".join(times(d["torch_over_tensorflow"][f"{end}_traced_ms/batch{b}"])
                           for b in d["latency_batches"])
 
+    def epoch(d: Data, ch: str) -> str:
+        ratio, k = d["torch_over_tensorflow"], f"epoch_ms/{ch}"
+        if k not in ratio:
+            return "not timed (run predates the timed epochs)"
+        return (f"{times(ratio[k])} ({fmt(1e-3 * d['best_ms']['torch'][k], 2)} vs "
+                f"{fmt(1e-3 * d['best_ms']['tensorflow'][k], 2)} s); first epoch "
+                f"{times(ratio[f'first_epoch_ms/{ch}'])}")
+
     rows = []
     for name, d in data.items():
         rows.append([f"[{name}](#{SECTION_OF[name]})", d.get("threads"),
                      d["lines"]["torch"].get("omp_wait_policy") or "not recorded",
-                     *(step(d, ch) for ch in d["channels"]), traced(d, "transmitter"),
+                     *(step(d, ch) for ch in d["channels"]),
+                     *(epoch(d, ch) for ch in d["channels"]), traced(d, "transmitter"),
                      traced(d, "receiver")])
     d = next(iter(data.values()))
     return table(["results file", "threads", "torch OpenMP wait policy",
                   *(f"train step {ch}" for ch in d["channels"]),
+                  *(f"timed epoch {ch}, steady" for ch in d["channels"]),
                   f"traced transmitter, batch {' / '.join(map(str, d['latency_batches']))}",
                   f"traced receiver, batch {' / '.join(map(str, d['latency_batches']))}"], rows)
 
@@ -981,12 +992,13 @@ SECTIONS: tuple[Section, ...] = (
          "The recipe and test accuracy of the EfficientNet-Lite2 teacher the student frontier "
          "tried (its weights and cache are not shipped).", generic),
     Section("Speed on both lines", SPEED, BACKENDS,
-            "Training step and traced latency, torch line over TensorFlow line (above 1: torch "
-            "slower), one row per backends run; compare ratios within a row.",
+            "Training step, timed epochs of the main job and traced latency, torch line over "
+            "TensorFlow line (above 1: torch slower), one row per backends run; compare ratios "
+            "within a row.",
             backends_summary),
     _one("Backends", SPEED, "backends",
-         "The default student's training step and its ends' traced latency on both Sionna "
-         "lines, interleaved.", backends),
+         "The default student's training step, two timed epochs of the main job's training "
+         "and its ends' traced latency on both Sionna lines, interleaved.", backends),
     _one("Backends OpenMP spinning", SPEED, "backends_omp_active",
          "The same with torch's OpenMP threads spinning (its default before `tosc_sionna` set "
          "them passive).", backends),
