@@ -461,8 +461,10 @@ def test_an_unreachable_hub_id_says_what_to_do(monkeypatch):
 
 
 def test_a_bare_name_fails_fast_without_network(models, tmp_path, monkeypatch):
-    """`--dataset photoz` (neither a folder nor on a reachable Hub): exit 2 in a few
-    seconds, not after ~25 s of the hub client's retries."""
+    """`--dataset photoz` (neither a folder nor on a reachable Hub): exit 2 in one line. The
+    Hub is asked once and the dataset is then read in offline mode (from the HF cache only),
+    not after ~25 s of the hub client's retries; the times are printed, not asserted (a
+    timed assertion is a benchmark's job)."""
     with socket.socket() as s:  # a port nobody listens on: the Hub refuses to connect
         s.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
@@ -479,20 +481,35 @@ def test_a_bare_name_fails_fast_without_network(models, tmp_path, monkeypatch):
     err = result.stderr
     assert err.count("\n") == 1 and "Hugging Face dataset 'photoz'" in err
     assert f"the Hub, {endpoint}, cannot be reached" in err and "save_to_disk" in err
-    # the whole command, torch's import included: measured ~3 s (~28 s before)
-    assert seconds < 10, seconds
-    # the load alone, in this process (libraries imported), offline mode off
+    # the load alone, in this process (libraries imported), offline mode off: one probe of
+    # the Hub, then datasets' load in offline mode (where the hub client does not retry)
     from huggingface_hub import constants
+
+    from tosc_cache import hf_images
 
     for module, name in ((constants, "ENDPOINT"), (datasets.config, "HF_ENDPOINT")):
         monkeypatch.setattr(module, name, endpoint)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    probes, loads = [], []
+    probe, load = hf_images.hub_reachable, datasets.load_dataset
+
+    def counted_probe(*args, **kwargs):
+        probes.append(probe(*args, **kwargs))
+        return probes[-1]
+
+    def offline_load(*args, **kwargs):
+        loads.append((datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(hf_images, "hub_reachable", counted_probe)
+    monkeypatch.setattr(datasets, "load_dataset", offline_load)
     start = time.monotonic()
     with pytest.raises(DatasetNotFoundError, match="cannot be reached.*offline, pass a folder"):
         load_dataset("photoz", "train")
     load_seconds = time.monotonic() - start
-    assert load_seconds < 5, load_seconds  # measured ~0.2 s
+    assert probes == [False]  # asked once: the port refuses
+    assert loads == [(True, True)]  # then read offline only
     assert constants.HF_HUB_OFFLINE is False  # offline mode was for that one call
     print(f"photoz refused in {seconds:.2f} s (command), {load_seconds:.2f} s (load)")
 
