@@ -10,20 +10,25 @@ both lines alike. A line's number is the best of its rounds, with the spread
 
 Each worker, on ``--threads`` CPU threads (TensorFlow's intra- and inter-op
 pools, torch's pool), for the default student (``tosc_sionna.make_link``)
-and its training recipe (``tosc_sionna.make_trainer``, fed random images and
-the cache-free dict targets ``{"label", "labelled", "teacher"}``):
+and its training recipe (``tosc_sionna.make_trainer``), over AWGN and over
+OFDM TDL-A (``tosc_sionna.OFDMChannel("tdl-a")``, as in the step; the main
+job's ``--channel ofdm-tdl-a`` also asks it for the effective noise):
 
-* over AWGN and over OFDM TDL-A (``tosc_sionna.OFDMChannel("tdl-a")``):
-  the training step at batch 128 (``fit``; the time between the ends of the
-  warm-up steps and of the last of ``--steps`` further steps, per step), and
-  the first step (on TensorFlow it traces the step);
-* over AWGN and over OFDM TDL-A, two timed epochs of the main job's training
-  (``examples/kd_awgn.py``'s defaults: the shipped Fashion-MNIST teacher cache
-  read by ``TeacherCacheDataset``, its 55,000 training rows, 430 steps of
-  batch 128, ``fit``): the first epoch (on TensorFlow it traces the step) and
-  the second, steady one, each from the start to the end of the epoch, data
+* the training step at batch 128, fed random images and the cache-free dict
+  targets ``{"label", "labelled", "teacher"}`` (``fit``; the time between the
+  ends of the warm-up steps and of the last of ``--steps`` further steps, per
+  step), and the first step (on TensorFlow it traces the step);
+* two timed epochs on the main job's data (``examples/kd_awgn.py``'s
+  defaults: the shipped Fashion-MNIST teacher cache read by
+  ``TeacherCacheDataset``, its 55,000 training rows, 430 steps of batch 128,
+  ``fit``): the first epoch (on TensorFlow it traces the step) and the
+  second, steady one, each from the start to the end of the epoch, data
   loading included (``first_epoch_ms``, ``epoch_ms``; ``--epoch-steps``
-  shortens them);
+  shortens them). Keras reads a ``PyDataset`` differently on the two lines:
+  on TensorFlow through ``tf.data`` with prefetching, on threads of its own
+  that ``--threads`` does not bound (reading overlaps the step, and the
+  epoch varies more on a small machine); on torch in the training loop,
+  between steps;
 * the encoder alone (forward in training mode and its weights' gradient, a
   ``tf.function`` on TensorFlow, eager on torch) at batch 128: the
   convolution stack, whose kernels differ between the lines, without the
@@ -35,10 +40,11 @@ the cache-free dict targets ``{"label", "labelled", "teacher"}``):
 
 The results also give an epoch estimate per line: the training step times the
 430 steps of a 55,000-image epoch at batch 128 (no data loading, no tracing),
-beside the timed epochs. ``torch_over_tensorflow`` is the
-ratio of the two lines' best per measurement (above 1: torch is slower).
+beside the timed epochs. ``torch_over_tensorflow`` is the ratio of the two
+lines' best per measurement (above 1: torch is slower).
 Writes ``benchmarks/results/backends.json`` (``--quick``: 2 rounds of 3
-steps, ``backends_quick.json``) with both lines' versions and provenance.
+steps and epochs of 3 steps, ``backends_quick.json``) with both lines'
+versions and provenance.
 
 On a machine that other jobs share, ``--threads`` equal to its cores
 oversubscribes torch's OpenMP pool (an op waits on a descheduled thread:
@@ -149,11 +155,11 @@ def time_training(channel: str, warmup: int, steps: int):
 
 
 def time_epochs(channel: str, steps: int | None) -> tuple[float, float]:
-    """``(ms of the first epoch, ms of the second)`` of the main job's training of the
-    default student over ``channel``: the shipped teacher cache and Fashion-MNIST read by
-    ``TeacherCacheDataset`` (its training rows, batch :data:`BATCH`), the recipe, ``fit``;
-    each epoch from its start to its end, data loading included. ``steps``: steps per epoch
-    (None: the whole epoch, :data:`EPOCH_STEPS`)."""
+    """``(ms of the first epoch, ms of the second)`` of the default student's training over
+    ``channel`` (:func:`make_channel`) on the main job's data: the shipped teacher cache
+    and Fashion-MNIST read by ``TeacherCacheDataset`` (its training rows, batch
+    :data:`BATCH`), the recipe, ``fit``; each epoch from its start to its end, data loading
+    included. ``steps``: steps per epoch (None: the whole epoch, :data:`EPOCH_STEPS`)."""
     import keras
 
     import tosc_sionna as ts
@@ -168,7 +174,9 @@ def time_epochs(channel: str, steps: int | None) -> tuple[float, float]:
     cache = TeacherCache(default_teacher_cache())
     rows, _ = split_rows(cache.num_samples, HELD_OUT_ROWS, SPLIT_SEED)
     data = TeacherCacheDataset(cache, batch_size=BATCH, seed=0, rows=rows)
-    steps = len(data) if steps is None else min(steps, len(data))
+    steps = len(data) if steps is None else steps
+    if not 1 <= steps <= len(data):
+        raise BenchmarkError(f"an epoch has 1 to {len(data)} steps; asked for {steps}")
     link = ts.make_link(make_channel(channel), seed=0)
     trainer = ts.make_trainer(link, steps_per_epoch=steps, epochs=2)
     begins: list[float] = []
@@ -351,7 +359,7 @@ def summarize(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.parser(__doc__, quick="smoke run: 2 rounds of 2 warm-up and 3 timed steps, "
-                           "2 latency repeats", out=common.RESULTS,
+                           "epochs of 3 steps, 2 latency repeats", out=common.RESULTS,
                            out_help="results folder (there backends.json, backends_quick.json "
                                     "for --quick), or a .json results file")
     parser.add_argument("--python-tensorflow", default=None, metavar="PATH",
@@ -388,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             print(f"error: --{flag.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
+    if args.epoch_steps is not None and args.epoch_steps > EPOCH_STEPS:
+        print(f"error: --epoch-steps must be <= {EPOCH_STEPS} (an epoch's steps)",
+              file=sys.stderr)
+        return 2
     if args.worker:
         record = worker(args.warmup, args.steps, args.threads, args.latency_repeats,
                         args.latency_calls, args.epoch_steps)

@@ -682,8 +682,11 @@ def backends_summary(data: dict[str, Data]) -> Lines:
         ratio, k = d["torch_over_tensorflow"], f"epoch_ms/{ch}"
         if k not in ratio:
             return "not timed (run predates the timed epochs)"
-        return (f"{times(ratio[k])} ({fmt(1e-3 * d['best_ms']['torch'][k], 2)} vs "
-                f"{fmt(1e-3 * d['best_ms']['tensorflow'][k], 2)} s); first epoch "
+        tf_median = d["median_ms"]["tensorflow"][k]
+        median = d["median_ms"]["torch"][k] / tf_median if tf_median else None
+        return (f"{times(ratio[k])} ({fmt(1e-3 * d['best_ms']['torch'][k])} vs "
+                f"{fmt(1e-3 * d['best_ms']['tensorflow'][k])} s, {d.get('epoch_steps')} "
+                f"steps; medians {times(median)}); first epoch "
                 f"{times(ratio[f'first_epoch_ms/{ch}'])}")
 
     rows = []
@@ -711,6 +714,8 @@ def backends(data: dict[str, Data]) -> Lines:
                         f"{ln} {v.get(ln)}, OpenMP wait policy "
                         f"{v.get('omp_wait_policy') or 'not recorded'}."
                         for ln, v in lines_.items()), ""]
+    if d.get("epoch_steps"):
+        lines += [f"Each timed epoch (`epoch_ms`, `first_epoch_ms`): {d['epoch_steps']} steps.", ""]
     if d.get("note"):
         lines += [f"The file notes: {d['note']}", ""]
     rows = [[code(k), fmt(d["best_ms"]["tensorflow"][k]), fmt(d["best_ms"]["torch"][k]),

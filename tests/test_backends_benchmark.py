@@ -4,6 +4,7 @@ error, and a whole run on stand-in workers."""
 
 import json
 import sys
+import time
 
 import pytest
 
@@ -123,7 +124,51 @@ def test_the_worker_command_parses_and_its_record_round_trips(monkeypatch, capsy
     assert backends.main(command[3:]) == 0
     assert seen == {"warmup": 2, "steps": 3, "threads": 2, "repeats": 4, "calls": {1: 5, 256: 1},
                     "epoch_steps": 7}
+    assert backends.parse_worker_output(capsys.readouterr().out) == record("torch", 1.0)
     # without --epoch-steps the worker times whole epochs
     Args.epoch_steps = None
-    assert "--epoch-steps" not in backends.worker_command(backends.Path("/py"), Args())
-    assert backends.parse_worker_output(capsys.readouterr().out) == record("torch", 1.0)
+    command = backends.worker_command(backends.Path("/py"), Args())
+    assert "--epoch-steps" not in command
+    assert backends.main(command[3:]) == 0 and seen["epoch_steps"] is None
+
+
+@pytest.mark.parametrize("steps", ["0", str(backends.EPOCH_STEPS + 1)])
+def test_epoch_steps_outside_an_epoch_are_refused_in_one_line(steps, capsys):
+    assert backends.main(["--worker", "--epoch-steps", steps]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --epoch-steps must be")
+
+
+def test_the_timed_epochs_read_the_main_jobs_training_rows_and_time_each_epoch(monkeypatch):
+    import tosc_sionna as ts
+    import tosc_sionna.data as data_module
+
+    seen = {}
+    dataset = data_module.TeacherCacheDataset
+
+    def recorded_dataset(cache, **kwargs):
+        seen["rows"], seen["batch"] = kwargs["rows"], kwargs["batch_size"]
+        return dataset(cache, **kwargs)
+
+    class Trainer:  # stands in for the recipe: its fit runs the epochs' callbacks
+        def fit(self, data, epochs, steps_per_epoch, verbose, callbacks):
+            seen["fit"] = (len(data), epochs, steps_per_epoch)
+            (clock,) = callbacks
+            for epoch, seconds in enumerate((0.06, 0.01)):
+                clock.on_epoch_begin(epoch, {})
+                time.sleep(seconds)
+                clock.on_epoch_end(epoch, {})
+
+    monkeypatch.setattr(data_module, "TeacherCacheDataset", recorded_dataset)
+    monkeypatch.setattr(ts, "make_trainer", lambda link, **kwargs: Trainer())
+    first, second = backends.time_epochs("awgn", 5)
+    held_out = data_module.split_rows(60_000, 5000, 0)[1]
+    assert len(seen["rows"]) == backends.EPOCH_IMAGES == 55_000
+    assert not set(seen["rows"]) & set(held_out) and seen["batch"] == backends.BATCH
+    assert seen["fit"] == (backends.EPOCH_STEPS, 2, 5)
+    assert first >= 60 and second >= 10  # ms: each epoch's own span, in order
+    seen.clear()
+    backends.time_epochs("awgn", None)
+    assert seen["fit"] == (430, 2, 430)
+    with pytest.raises(backends.BenchmarkError, match="1 to 430 steps"):
+        backends.time_epochs("awgn", 431)

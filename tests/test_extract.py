@@ -1,6 +1,5 @@
 """End-to-end extraction with small Hugging Face teachers saved to disk and reloaded offline."""
 
-import importlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import tiny_teachers as tt
 from conftest import assert_batches_equal
 
 from cache_tools import cli
+from cache_tools import extract as extract_module
 from cache_tools.teachers import Teacher, load_teacher
 from tosc_cache import CacheMismatchError, TeacherCache
 from tosc_cache.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
@@ -268,11 +268,16 @@ def test_a_second_extraction_into_a_live_output_is_refused(models, tmp_path, cap
         assert "run this command again" in second.stderr
         # in-process (torch already imported): refused before any data or teacher is loaded
         loaded = []
-        extract_module = importlib.import_module("cache_tools.extract")
+
+        def loader(name):
+            def refused_too_late(*args, **kwargs):
+                loaded.append(name)
+                raise AssertionError(f"{name} ran before the refusal")
+            return refused_too_late
+
         with pytest.MonkeyPatch.context() as patch:
             for name in ("load_dataset", "load_teacher"):
-                patch.setattr(extract_module, name,
-                              lambda *a, name=name, **k: loaded.append(name))
+                patch.setattr(extract_module, name, loader(name))
             start = time.monotonic()
             assert run_cli(*args) == 2
             assert run_cli(*args, "--overwrite") == 2
