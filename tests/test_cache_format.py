@@ -81,6 +81,32 @@ def test_logits_float16_and_features():
         feature_codec.encode_features(features, "int4")
 
 
+@pytest.mark.parametrize("shape", [(40, 28, 28), (12, 32, 30, 3), (7, 9, 7, 1)])
+@pytest.mark.parametrize("config", [augment.DEFAULT_AUGMENTATION,
+                                    {"name": "crop_flip", "pad": 0, "flip": True},
+                                    {"name": "crop_flip", "pad": 3, "flip": False}])
+def test_a_batch_of_views_is_each_images_own_view(shape, config):
+    """augment_batch (one padded batch, sliced) equals augment (np.pad per image) image by
+    image: the replayed views are the teacher's."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    seeds = rng.integers(0, 2**64, shape[0], dtype=np.uint64)
+    seeds[::4] = 0  # unaugmented views among them
+    seeds[1] = 5  # a one-word seed
+    batch = augment.augment_batch(images, seeds, config)
+    assert batch.shape == images.shape and batch.dtype == images.dtype
+    for image, seed, view in zip(images, seeds, batch, strict=True):
+        np.testing.assert_array_equal(view, augment.augment(image, seed, config))
+    dy, dx, flips = augment.crop_flip_draws(seeds, config)
+    pad = config["pad"]
+    assert dy.min() >= 0 and dx.max() <= 2 * pad and np.all(dy[::4] == pad)
+    assert not flips[::4].any() and (config["flip"] or not flips.any())
+    if len(seeds) >= 40 and config["flip"]:  # 30 coins: some land on flip
+        assert flips.any()
+    with pytest.raises(ValueError, match=r"seeds \[N\]"):
+        augment.augment_batch(images, seeds[:-1], config)
+
+
 def test_augmentation_deterministic_and_view0_identity():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)

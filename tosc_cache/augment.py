@@ -183,19 +183,57 @@ def augment(
     """One view of ``image`` (``[H, W]`` or ``[H, W, C]``); seed 0 returns it unchanged."""
     if int(seed) == 0:
         return image
-    config = check_augmentation(config)
-    pad = config["pad"]
-    rng = np.random.default_rng(int(seed))
-    dy, dx = rng.integers(0, 2 * pad + 1, size=2)
-    flip = bool(rng.integers(0, 2)) and config["flip"]
+    pad = check_augmentation(config)["pad"]
+    (dy,), (dx,), (flip,) = crop_flip_draws(np.array([seed], dtype=np.uint64), config)
     height, width = image.shape[:2]
     widths = [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2)
     out = np.pad(image, widths)[dy : dy + height, dx : dx + width]
     return out[:, ::-1].copy() if flip else out.copy()
 
 
+def crop_flip_draws(
+    seeds: np.ndarray, config: dict[str, Any] = DEFAULT_AUGMENTATION
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dy, dx, flip)`` of each seed's view: int64 crop offsets into the padded image and
+    bool flips, from ``numpy.random.default_rng(seed)`` (two offsets in ``[0, 2 pad]``, then
+    a coin for the flip); seed 0 (the unaugmented view) gives the centre crop ``(pad, pad)``
+    and no flip."""
+    config = check_augmentation(config)
+    pad, flip = config["pad"], config["flip"]
+    seeds = np.asarray(seeds).reshape(-1)
+    dy = np.full(len(seeds), pad, dtype=np.int64)
+    dx = np.full(len(seeds), pad, dtype=np.int64)
+    flips = np.zeros(len(seeds), dtype=bool)
+    for i, seed in enumerate(seeds.tolist()):
+        if int(seed) == 0:
+            continue
+        rng = np.random.default_rng(int(seed))
+        dy[i], dx[i] = rng.integers(0, 2 * pad + 1, size=2)
+        flips[i] = bool(rng.integers(0, 2)) and flip
+    return dy, dx, flips
+
+
 def augment_batch(
     images: np.ndarray, seeds: np.ndarray, config: dict[str, Any] = DEFAULT_AUGMENTATION
 ) -> np.ndarray:
-    """Views of a batch: ``images[i]`` with ``seeds[i]``."""
-    return np.stack([augment(img, seed, config) for img, seed in zip(images, seeds, strict=True)])
+    """Views of a batch (``[N, H, W]`` or ``[N, H, W, C]``): ``images[i]`` with ``seeds[i]``,
+    equal to :func:`augment` image by image.
+
+    The batch is zero-padded once and each view is a slice of it (a per-image ``np.pad``
+    cost more than the rest of a reader's batch, in Python, holding the GIL).
+    """
+    images = np.asarray(images)
+    seeds = np.asarray(seeds)
+    if images.ndim < 3 or seeds.shape != (len(images),):
+        raise ValueError(f"augment_batch takes images [N, H, W(, C)] and seeds [N]; got "
+                         f"{images.shape} and {seeds.shape}.")
+    dy, dx, flips = crop_flip_draws(seeds, config)
+    pad = check_augmentation(config)["pad"]
+    n, height, width = images.shape[:3]
+    padded = np.zeros((n, height + 2 * pad, width + 2 * pad) + images.shape[3:], images.dtype)
+    padded[:, pad:pad + height, pad:pad + width] = images
+    out = np.empty_like(images)
+    for i in range(n):
+        view = padded[i, dy[i]:dy[i] + height, dx[i]:dx[i] + width]
+        out[i] = view[:, ::-1] if flips[i] else view
+    return out
