@@ -107,6 +107,44 @@ def test_a_batch_of_views_is_each_images_own_view(shape, config):
         augment.augment_batch(images, seeds[:-1], config)
 
 
+def numpy_draws(seeds, pad, flip):
+    """The views' draws as NumPy's own generator gives them, seed by seed."""
+    out = []
+    for seed in seeds.tolist():
+        if seed == 0:
+            out.append((pad, pad, False))
+            continue
+        rng = np.random.default_rng(seed)
+        dy, dx = rng.integers(0, 2 * pad + 1, size=2)
+        out.append((dy, dx, bool(rng.integers(0, 2)) and flip))
+    return [np.array(column) for column in zip(*out, strict=True)]
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2, 16, 2**30])
+def test_the_draws_of_a_batch_replay_numpys_generator_bit_for_bit(pad):
+    """crop_flip_draws replays SeedSequence + PCG64 + Lemire's bounded draws for a whole
+    batch: equal to default_rng(seed) for one- and two-word seeds, seed 0, and (pad 2**30,
+    where half the bounded draws are rejected) NumPy's redraws."""
+    rng = np.random.default_rng(pad)
+    seeds = np.concatenate([rng.integers(1, 2**64, 600, dtype=np.uint64),
+                            rng.integers(1, 2**32, 600, dtype=np.uint64),
+                            np.array([0, 1, 2**32 - 1, 2**32, 2**64 - 1], dtype=np.uint64)])
+    rng.shuffle(seeds)
+    for flip in (True, False):
+        config = {"name": "crop_flip", "pad": pad, "flip": flip}
+        for got, want in zip(augment.crop_flip_draws(seeds, config),
+                             numpy_draws(seeds, pad, flip), strict=True):
+            np.testing.assert_array_equal(got, want)
+        # a batch below the vectorized size takes NumPy's loop: the same numbers
+        few = seeds[:augment._VECTORIZED_FROM - 1]
+        for got, want in zip(augment.crop_flip_draws(few, config),
+                             numpy_draws(few, pad, flip), strict=True):
+            np.testing.assert_array_equal(got, want)
+    if pad == 2**30:  # the redraw path was taken
+        _, _, _, exact = augment._crop_flip_draws_vectorized(seeds[seeds != 0], pad)
+        assert 0.6 < 1 - exact.mean() < 0.9  # dy or dx redrawn: 1 - 0.5**2
+
+
 def test_augmentation_deterministic_and_view0_identity():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)

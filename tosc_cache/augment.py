@@ -114,6 +114,12 @@ def _seed_sequence_uint64(entropy: list[np.ndarray]) -> np.ndarray:
     ``entropy`` holds the assembled uint32 entropy words, each a uint32 array
     (all broadcastable to one shape): word ``k`` of every element's entropy.
     """
+    return _seed_sequence_state(entropy, 1)[0]
+
+
+def _seed_sequence_state(entropy: list[np.ndarray], words: int) -> list[np.ndarray]:
+    """``SeedSequence(words).generate_state(words, np.uint64)`` element-wise: the
+    ``words`` uint64 arrays (see :func:`_seed_sequence_uint64` for ``entropy``)."""
     extra = max(0, len(entropy) - _POOL_SIZE)
     n_hash = _POOL_SIZE * _POOL_SIZE + extra * _POOL_SIZE  # fill 4, cross-mix 12, fold 4 each
     consts = _hash_consts(_INIT_A, _MULT_A, n_hash)
@@ -134,12 +140,13 @@ def _seed_sequence_uint64(entropy: list[np.ndarray]) -> np.ndarray:
     for src in range(_POOL_SIZE, len(entropy)):
         for dst in range(_POOL_SIZE):
             pool[dst] = _mix(pool[dst], hashmix(entropy[src]))
-    # generate_state(1, uint64): two uint32 words from the cycled pool, the
-    # first one the low half (assembled little-endian).
-    out_consts = _hash_consts(_INIT_B, _MULT_B, 2)
-    low = _hashmix(pool[0], _INIT_B, out_consts[0]).astype(np.uint64)
-    high = _hashmix(pool[1], out_consts[0], out_consts[1]).astype(np.uint64)
-    return low | (high << np.uint64(32))
+    # generate_state(words, uint64): 2 * words uint32 words from the cycled pool,
+    # each pair's first the low half (assembled little-endian)
+    out_consts = _hash_consts(_INIT_B, _MULT_B, 2 * words)
+    halves = [_hashmix(pool[k % _POOL_SIZE], before, after).astype(np.uint64)
+              for k, (before, after) in enumerate(zip([_INIT_B] + out_consts[:-1], out_consts,
+                                                      strict=True))]
+    return [halves[2 * k] | (halves[2 * k + 1] << np.uint64(32)) for k in range(words)]
 
 
 def _view_seeds_vectorized(base_seed: int, indices: np.ndarray, views: np.ndarray) -> np.ndarray:
@@ -159,6 +166,84 @@ def _view_seeds_vectorized(base_seed: int, indices: np.ndarray, views: np.ndarra
                 index_words.append((idx >> 32).astype(np.uint32))
             out[part] = _seed_sequence_uint64(base_words + index_words + view_words)
     return out
+
+
+# NumPy's PCG64 (numpy/random/src/pcg64): a 128-bit LCG, state = state * MULT + inc,
+# output XSL-RR of the new state; state and inc are (high, low) uint64 arrays here.
+_PCG_MULT = (np.uint64(2549297995355413924), np.uint64(4865540595714422341))
+_LOW32 = np.uint64(_MASK32)
+
+
+def _mul_high64(a: np.ndarray, b: np.uint64) -> np.ndarray:
+    """The high 64 bits of the 128-bit products ``a * b``, from 32-bit halves."""
+    a0, a1 = a & _LOW32, a >> np.uint64(32)
+    b0, b1 = b & _LOW32, b >> np.uint64(32)
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> np.uint64(32)) + (p01 & _LOW32) + (p10 & _LOW32)
+    return p11 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+
+
+def _add128(x: tuple[np.ndarray, np.ndarray], y: tuple[np.ndarray, np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    low = x[1] + y[1]
+    return x[0] + y[0] + (low < x[1]).astype(np.uint64), low
+
+
+def _pcg_step(state: tuple[np.ndarray, np.ndarray], inc: tuple[np.ndarray, np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    high, low = state
+    mult_high, mult_low = _PCG_MULT
+    product = (_mul_high64(low, mult_low) + low * mult_high + high * mult_low, low * mult_low)
+    return _add128(product, inc)
+
+
+def _pcg_output(state: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    high, low = state
+    x, rotation = high ^ low, high >> np.uint64(58)
+    return (x >> rotation) | (x << ((np.uint64(64) - rotation) & np.uint64(63)))
+
+
+def _lemire(words: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy's bounded uint32 draws in ``[0, bound)`` from uint32 ``words``: (values, whether
+    the draw was accepted; a rejected one would draw again)."""
+    m = words * np.uint64(bound)
+    threshold = (2**32 - bound) % bound
+    return m >> np.uint64(32), (m & _LOW32) >= np.uint64(threshold)
+
+
+def _crop_flip_draws_vectorized(seeds: np.ndarray, pad: int
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(dy, dx, coin, exact)`` for non-zero uint64 ``seeds``: what
+    ``default_rng(seed).integers(0, 2 pad + 1, size=2)`` and ``.integers(0, 2)`` give,
+    computed for all seeds at once (SeedSequence, PCG64 and Lemire's bounded draws as in
+    NumPy); ``exact`` is False where a draw was rejected (NumPy would draw again: about
+    one seed in 2**32 for small pads), and those must be drawn by NumPy itself."""
+    seeds = seeds.astype(np.uint64)
+    out = [np.zeros(len(seeds), np.int64) for _ in range(3)] + [np.ones(len(seeds), bool)]
+    for two_words in (False, True):
+        rows = np.flatnonzero((seeds >= np.uint64(2**32)) == two_words)
+        if not len(rows):
+            continue
+        entropy = [(seeds[rows] & _LOW32).astype(np.uint32)]
+        if two_words:
+            entropy.append((seeds[rows] >> np.uint64(32)).astype(np.uint32))
+        v0, v1, v2, v3 = _seed_sequence_state(entropy, 4)
+        # pcg64_set_seed: state 0, inc = (initseq << 1) | 1, step, state += initstate, step
+        inc = ((v2 << np.uint64(1)) | (v3 >> np.uint64(63)), (v3 << np.uint64(1)) | np.uint64(1))
+        state = _pcg_step(_add128(inc, (v0, v1)), inc)
+        state = _pcg_step(state, inc)
+        first = _pcg_output(state)  # two uint32 draws: low half, then high half
+        if pad > 0:
+            dy, ok_y = _lemire(first & _LOW32, 2 * pad + 1)
+            dx, ok_x = _lemire(first >> np.uint64(32), 2 * pad + 1)
+            coin, _ = _lemire(_pcg_output(_pcg_step(state, inc)) & _LOW32, 2)  # never rejects
+            exact = ok_y & ok_x
+        else:  # integers(0, 1) draws nothing
+            dy = dx = np.zeros(len(rows), np.uint64)
+            coin, exact = _lemire(first & _LOW32, 2)
+        for target, value in zip(out, (dy, dx, coin, exact), strict=True):
+            target[rows] = value
+    return tuple(out)
 
 
 def default_pad(image_size: tuple[int, ...]) -> int:
@@ -191,23 +276,33 @@ def augment(
     return out[:, ::-1].copy() if flip else out.copy()
 
 
+#: Seeds from which :func:`crop_flip_draws` replays the generator as arrays (below, the array
+#: overhead exceeds a generator per seed).
+_VECTORIZED_FROM = 8
+
+
 def crop_flip_draws(
     seeds: np.ndarray, config: dict[str, Any] = DEFAULT_AUGMENTATION
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dy, dx, flip)`` of each seed's view: int64 crop offsets into the padded image and
     bool flips, from ``numpy.random.default_rng(seed)`` (two offsets in ``[0, 2 pad]``, then
     a coin for the flip); seed 0 (the unaugmented view) gives the centre crop ``(pad, pad)``
-    and no flip."""
+    and no flip. From :data:`_VECTORIZED_FROM` seeds on, NumPy's generator is replayed for
+    all seeds at once (bit-identical, tested against ``default_rng``; a generator per seed
+    cost about 16 us, most of a small-image batch)."""
     config = check_augmentation(config)
     pad, flip = config["pad"], config["flip"]
     seeds = np.asarray(seeds).reshape(-1)
     dy = np.full(len(seeds), pad, dtype=np.int64)
     dx = np.full(len(seeds), pad, dtype=np.int64)
     flips = np.zeros(len(seeds), dtype=bool)
-    for i, seed in enumerate(seeds.tolist()):
-        if int(seed) == 0:
-            continue
-        rng = np.random.default_rng(int(seed))
+    drawn = np.flatnonzero(seeds != 0)
+    if len(drawn) >= _VECTORIZED_FROM:
+        dy[drawn], dx[drawn], coin, exact = _crop_flip_draws_vectorized(seeds[drawn], pad)
+        flips[drawn] = coin.astype(bool) & flip
+        drawn = drawn[~exact]  # rejected draws: NumPy's own loop
+    for i in drawn.tolist():
+        rng = np.random.default_rng(int(seeds[i]))
         dy[i], dx[i] = rng.integers(0, 2 * pad + 1, size=2)
         flips[i] = bool(rng.integers(0, 2)) and flip
     return dy, dx, flips
