@@ -789,6 +789,24 @@ def view_seeds(data: dict[str, Data]) -> Lines:
     return lines + [f"Loop over vectorized: {times(d.get('loop_over_vectorized'))}.", ""]
 
 
+def augment_views(data: dict[str, Data]) -> Lines:
+    ((_, d),) = data.items()
+    lines = [f"{d.get('what')}; batch {d.get('batch')}, best of {d.get('repeats')} interleaved "
+             "repeats.", ""]
+    rows = [[size, v.get("pad"), fmt(v["ms_best"]["per_image"]), fmt(v["ms_best"]["batch"]),
+             times(v.get("per_image_over_batch")),
+             " / ".join(times(v["spread"][k]) for k in ("per_image", "batch")),
+             "yes" if v.get("bit_identical") else "NO"] for size, v in d["sizes"].items()]
+    lines += table(["images", "pad", "image by image [ms]", "batch [ms]", "speed-up",
+                    "spread (image by image / batch)", "bit-identical"], rows)
+    reader = d.get("reader")
+    if reader:
+        lines += [f"The reader (`TeacherCacheDataset[i]`, shipped Fashion-MNIST cache, batch "
+                  f"{reader.get('batch')}): {fmt(reader.get('best_ms'))} ms a batch (spread "
+                  f"{times(reader.get('spread'))}).", ""]
+    return lines
+
+
 def extraction_throughput(data: dict[str, Data]) -> Lines:
     ((_, d),) = data.items()
     m = d.get("machine", {})
@@ -1023,6 +1041,9 @@ SECTIONS: tuple[Section, ...] = (
     _one("View seeds", SPEED, "view_seeds",
          "The per-view seeds of the augmentation: the per-seed loop against the vectorized "
          "mixing.", view_seeds),
+    _one("Augmented views", SPEED, "augment_views",
+         "The augmented views of a batch, image by image against the batch path the reader "
+         "and the extractor use.", augment_views),
     _one("Extraction throughput", CACHE, "extraction_throughput",
          "`tosc-cache extract` end to end against a bare torch forward loop over the same "
          "model and inputs.", extraction_throughput),

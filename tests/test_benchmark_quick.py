@@ -25,6 +25,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: ``--quick --out DIR``)
 BENCHMARKS = {
     "ablations": (["ablations.json"], []),
+    "augment_views": (["augment_views.json"], []),
     # spawns a worker under each line's Python: .venv-test-tf and .venv-test (CI's), and
     # fails in one line naming --python-tensorflow / --python-torch where one is missing
     "backends": (["backends.json", "backends_threads1.json"], []),
