@@ -1,6 +1,7 @@
 """The augmented views of a batch: image by image (``tosc_cache.augment.augment``, a generator
-and an ``np.pad`` per image) against the batch path (``augment_batch``: the draws replayed for
-all seeds at once, one padded batch sliced per view).
+and an ``np.pad`` per image: what ``augment_batch`` did before) against the batch path
+(``augment_batch``: the draws replayed for all seeds at once, one padded batch sliced per
+view).
 
 Both arms give the same views (checked bit-identical); the per-image arm is the reference the
 batch path replaced in the reader (``TeacherCacheDataset``) and the extractor. Per image size:

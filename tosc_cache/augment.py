@@ -265,11 +265,17 @@ def check_augmentation(config: dict[str, Any]) -> dict[str, Any]:
 def augment(
     image: np.ndarray, seed: int, config: dict[str, Any] = DEFAULT_AUGMENTATION
 ) -> np.ndarray:
-    """One view of ``image`` (``[H, W]`` or ``[H, W, C]``); seed 0 returns it unchanged."""
+    """One view of ``image`` (``[H, W]`` or ``[H, W, C]``); seed 0 returns it unchanged.
+
+    The definition of a view; :func:`augment_batch` computes the same views for a batch.
+    """
     if int(seed) == 0:
         return image
-    pad = check_augmentation(config)["pad"]
-    (dy,), (dx,), (flip,) = crop_flip_draws(np.array([seed], dtype=np.uint64), config)
+    config = check_augmentation(config)
+    pad = config["pad"]
+    rng = np.random.default_rng(int(seed))
+    dy, dx = rng.integers(0, 2 * pad + 1, size=2)
+    flip = bool(rng.integers(0, 2)) and config["flip"]
     height, width = image.shape[:2]
     widths = [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2)
     out = np.pad(image, widths)[dy : dy + height, dx : dx + width]
@@ -285,11 +291,11 @@ def crop_flip_draws(
     seeds: np.ndarray, config: dict[str, Any] = DEFAULT_AUGMENTATION
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dy, dx, flip)`` of each seed's view: int64 crop offsets into the padded image and
-    bool flips, from ``numpy.random.default_rng(seed)`` (two offsets in ``[0, 2 pad]``, then
-    a coin for the flip); seed 0 (the unaugmented view) gives the centre crop ``(pad, pad)``
-    and no flip. From :data:`_VECTORIZED_FROM` seeds on, NumPy's generator is replayed for
-    all seeds at once (bit-identical, tested against ``default_rng``; a generator per seed
-    cost about 16 us, most of a small-image batch)."""
+    bool flips, as :func:`augment` draws them from ``numpy.random.default_rng(seed)`` (two
+    offsets in ``[0, 2 pad]``, then a coin for the flip); seed 0 (the unaugmented view)
+    gives the centre crop ``(pad, pad)`` and no flip. From :data:`_VECTORIZED_FROM` seeds
+    on, NumPy's generator is replayed for all seeds at once (bit-identical, tested against
+    ``default_rng``; a generator per seed cost about 16 us, most of a small-image batch)."""
     config = check_augmentation(config)
     pad, flip = config["pad"], config["flip"]
     seeds = np.asarray(seeds).reshape(-1)
