@@ -801,9 +801,12 @@ def augment_views(data: dict[str, Data]) -> Lines:
                     "spread (image by image / batch)", "bit-identical"], rows)
     reader = d.get("reader")
     if reader:
+        best, spread = reader["ms_best"], reader["spread"]
         lines += [f"The reader (`TeacherCacheDataset[i]`, shipped Fashion-MNIST cache, batch "
-                  f"{reader.get('batch')}): {fmt(reader.get('best_ms'))} ms a batch (spread "
-                  f"{times(reader.get('spread'))}).", ""]
+                  f"{reader.get('batch')}): {fmt(best['per_image'])} ms a batch with its views "
+                  f"made image by image, {fmt(best['batch'])} ms with the batch path "
+                  f"({times(reader.get('per_image_over_batch'))}; spreads "
+                  f"{times(spread['per_image'])} / {times(spread['batch'])}).", ""]
     return lines
 
 

@@ -120,11 +120,12 @@ def numpy_draws(seeds, pad, flip):
     return [np.array(column) for column in zip(*out, strict=True)]
 
 
-@pytest.mark.parametrize("pad", [0, 1, 2, 16, 2**30])
+@pytest.mark.parametrize("pad", [0, 1, 2, 16, 2**30, 2**31])
 def test_the_draws_of_a_batch_replay_numpys_generator_bit_for_bit(pad):
     """crop_flip_draws replays SeedSequence + PCG64 + Lemire's bounded draws for a whole
     batch: equal to default_rng(seed) for one- and two-word seeds, seed 0, and (pad 2**30,
-    where half the bounded draws are rejected) NumPy's redraws."""
+    where half the bounded draws are rejected) NumPy's redraws; from pad 2**31 NumPy draws
+    64-bit numbers, and its own loop draws them."""
     rng = np.random.default_rng(pad)
     seeds = np.concatenate([rng.integers(1, 2**64, 600, dtype=np.uint64),
                             rng.integers(1, 2**32, 600, dtype=np.uint64),
@@ -143,6 +144,43 @@ def test_the_draws_of_a_batch_replay_numpys_generator_bit_for_bit(pad):
     if pad == 2**30:  # the redraw path was taken
         _, _, _, exact = augment._crop_flip_draws_vectorized(seeds[seeds != 0], pad)
         assert 0.6 < 1 - exact.mean() < 0.9  # dy or dx redrawn: 1 - 0.5**2
+
+
+#: (dy, dx, flip) of these seeds' views at pad 2 and 16, as NumPy 2.4 draws them: the views
+#: of every cache extracted so far; a NumPy that draws otherwise would change them
+GOLDEN_SEEDS = [1, 7, 2**32 - 1, 2**32, 123456789012345, 2**63 + 11, 2**64 - 1,
+                9876543210987654321]
+GOLDEN_DRAWS = {
+    2: [(2, 2, 1), (4, 3, 1), (0, 1, 1), (2, 4, 1), (3, 2, 1), (2, 0, 0), (2, 3, 1), (1, 3, 1)],
+    16: [(15, 16, 1), (31, 20, 1), (6, 8, 1), (17, 29, 1), (23, 17, 1), (17, 5, 0), (18, 22, 1),
+         (12, 25, 1)],
+}
+
+
+@pytest.mark.parametrize("pad", sorted(GOLDEN_DRAWS))
+def test_the_views_of_known_seeds_stay_what_caches_hold(pad):
+    config = {"name": "crop_flip", "pad": pad, "flip": True}
+    want = [np.array(column) for column in zip(*GOLDEN_DRAWS[pad], strict=True)]
+    seeds = np.array(GOLDEN_SEEDS, dtype=np.uint64)
+    for batch in (seeds, seeds[:augment._VECTORIZED_FROM - 1]):  # replayed, and NumPy's loop
+        for got, expected in zip(augment.crop_flip_draws(batch, config), want, strict=True):
+            np.testing.assert_array_equal(got, expected[:len(batch)])
+    assert numpy_draws(seeds, pad, True)[0].tolist() == [d[0] for d in GOLDEN_DRAWS[pad]]
+
+
+def test_view_seeds_are_taken_exactly_or_refused():
+    images = np.random.default_rng(2).integers(0, 256, (10, 8, 8), dtype=np.uint8)
+    seeds = [2**63 + 2**20 * i + i for i in range(5)] + [1, 2, 3, 4, 5]  # float64 in asarray
+    batch = augment.augment_batch(images, seeds)
+    for image, seed, view in zip(images, seeds, batch, strict=True):
+        np.testing.assert_array_equal(view, augment.augment(image, seed))
+    np.testing.assert_array_equal(augment.augment_batch(images, np.arange(1, 11)),
+                                  augment.augment_batch(images, np.arange(1, 11, dtype="u8")))
+    for bad, match in ((np.full(10, -1), "non-negative"), (np.ones(10), "integers; got a float"),
+                       ([-1] * 10, r"in \[0, 2\*\*64\)"), ([2**64] * 10, r"in \[0, 2\*\*64\)")):
+        with pytest.raises(ValueError, match=match):
+            augment.augment_batch(images, bad)
+    assert augment.augment_batch(np.asfortranarray(images), np.arange(10)).flags.c_contiguous
 
 
 def test_augmentation_deterministic_and_view0_identity():

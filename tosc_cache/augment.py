@@ -216,8 +216,9 @@ def _crop_flip_draws_vectorized(seeds: np.ndarray, pad: int
     """``(dy, dx, coin, exact)`` for non-zero uint64 ``seeds``: what
     ``default_rng(seed).integers(0, 2 pad + 1, size=2)`` and ``.integers(0, 2)`` give,
     computed for all seeds at once (SeedSequence, PCG64 and Lemire's bounded draws as in
-    NumPy); ``exact`` is False where a draw was rejected (NumPy would draw again: about
-    one seed in 2**32 for small pads), and those must be drawn by NumPy itself."""
+    NumPy); ``exact`` is False where a draw was rejected (NumPy would draw again: one seed
+    in 2**31 at pad 2, in 2**29 at pad 16), and those must be drawn by NumPy itself.
+    ``2 pad + 1 < 2**32`` (NumPy's 32-bit draws)."""
     seeds = seeds.astype(np.uint64)
     out = [np.zeros(len(seeds), np.int64) for _ in range(3)] + [np.ones(len(seeds), bool)]
     for two_words in (False, True):
@@ -282,6 +283,22 @@ def augment(
     return out[:, ::-1].copy() if flip else out.copy()
 
 
+def as_seeds(seeds: Any) -> np.ndarray:
+    """``seeds`` as a uint64 array, exactly: a uint or non-negative int array, or Python ints
+    (a list mixing ints below and above 2**63 would become float64 in ``np.asarray``)."""
+    if isinstance(seeds, np.ndarray) and seeds.dtype.kind in "ui":
+        if seeds.dtype.kind == "i" and (seeds < 0).any():
+            raise ValueError("view seeds must be non-negative.")
+        return seeds.astype(np.uint64, copy=False)
+    if isinstance(seeds, np.ndarray) and seeds.dtype.kind != "O":
+        raise ValueError(f"view seeds must be integers; got a {seeds.dtype} array.")
+    try:
+        return np.array([int(s) for s in np.asarray(seeds, dtype=object).reshape(-1)],
+                        dtype=np.uint64).reshape(np.shape(seeds))
+    except (OverflowError, TypeError, ValueError) as err:
+        raise ValueError(f"view seeds must be integers in [0, 2**64): {err}") from err
+
+
 #: Seeds from which :func:`crop_flip_draws` replays the generator as arrays (below, the array
 #: overhead exceeds a generator per seed).
 _VECTORIZED_FROM = 8
@@ -298,12 +315,12 @@ def crop_flip_draws(
     ``default_rng``; a generator per seed cost about 16 us, most of a small-image batch)."""
     config = check_augmentation(config)
     pad, flip = config["pad"], config["flip"]
-    seeds = np.asarray(seeds).reshape(-1)
+    seeds = as_seeds(seeds).reshape(-1)
     dy = np.full(len(seeds), pad, dtype=np.int64)
     dx = np.full(len(seeds), pad, dtype=np.int64)
     flips = np.zeros(len(seeds), dtype=bool)
     drawn = np.flatnonzero(seeds != 0)
-    if len(drawn) >= _VECTORIZED_FROM:
+    if len(drawn) >= _VECTORIZED_FROM and 2 * pad + 1 < 2**32:  # else NumPy's 64-bit draws
         dy[drawn], dx[drawn], coin, exact = _crop_flip_draws_vectorized(seeds[drawn], pad)
         flips[drawn] = coin.astype(bool) & flip
         drawn = drawn[~exact]  # rejected draws: NumPy's own loop
@@ -324,7 +341,7 @@ def augment_batch(
     cost more than the rest of a reader's batch, in Python, holding the GIL).
     """
     images = np.asarray(images)
-    seeds = np.asarray(seeds)
+    seeds = as_seeds(seeds)
     if images.ndim < 3 or seeds.shape != (len(images),):
         raise ValueError(f"augment_batch takes images [N, H, W(, C)] and seeds [N]; got "
                          f"{images.shape} and {seeds.shape}.")
@@ -333,7 +350,7 @@ def augment_batch(
     n, height, width = images.shape[:3]
     padded = np.zeros((n, height + 2 * pad, width + 2 * pad) + images.shape[3:], images.dtype)
     padded[:, pad:pad + height, pad:pad + width] = images
-    out = np.empty_like(images)
+    out = np.empty(images.shape, images.dtype)
     for i in range(n):
         view = padded[i, dy[i]:dy[i] + height, dx[i]:dx[i] + width]
         out[i] = view[:, ::-1] if flips[i] else view
