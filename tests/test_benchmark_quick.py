@@ -74,7 +74,6 @@ PRESET = "committed file predates the named student presets (issue 22 item 2)"
 TIMING = "committed file predates the shared interleaved timing (best, spread, all)"
 ONLY_TWO = "the test runs two variants (--variants ce-only cached-v1)"
 FRONTIER_RUN = "committed runs predate feature distillation in the frontier"
-SEARCH = "committed results predate the operating-point search (rerun pending)"
 #: benchmark (or one committed file of it, which then overrides its benchmark's entry):
 #: {path where the quick output and a committed file differ: why}
 DIFFERENCES: dict[str, dict[str, str]] = {
@@ -88,12 +87,6 @@ DIFFERENCES: dict[str, dict[str, str]] = {
     "ablations": {"machine": MACHINE},
     "cache_scale": {"machine": MACHINE},
     "compression_fidelity": {"machine": MACHINE},
-    "digital_vs_analog": {"machine": MACHINE, "digital_search": SEARCH,
-                          "finite_blocklength": SEARCH, "search_space": SEARCH,
-                          "validation_images": SEARCH,
-                          "cpu_threads": "committed results predate the cpu_threads key",
-                          "validation_subset_seed": "committed results predate the validation "
-                                                    "subset (rerun pending)"},
     "extraction_throughput": {"machine": MACHINE, "device": MACHINE, "torch_threads": MACHINE,
                               "bare_loop_s_all": TIMING, "tool_s_all": TIMING},
     "fast_distillation": {
