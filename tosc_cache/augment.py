@@ -219,7 +219,6 @@ def _crop_flip_draws_vectorized(seeds: np.ndarray, pad: int
     NumPy); ``exact`` is False where a draw was rejected (NumPy would draw again: one seed
     in 2**31 at pad 2, in 2**29 at pad 16), and those must be drawn by NumPy itself.
     ``2 pad + 1 < 2**32`` (NumPy's 32-bit draws)."""
-    seeds = seeds.astype(np.uint64)
     out = [np.zeros(len(seeds), np.int64) for _ in range(3)] + [np.ones(len(seeds), bool)]
     for two_words in (False, True):
         rows = np.flatnonzero((seeds >= np.uint64(2**32)) == two_words)
