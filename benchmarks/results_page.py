@@ -669,6 +669,9 @@ def digital_vs_analog(data: dict[str, Data]) -> Lines:
 def backends_summary(data: dict[str, Data]) -> Lines:
     """Each backends file in one row: torch over TensorFlow (best times): the training step,
     the timed epochs (where the run has them), the traced ends."""
+    def malloc(tuned: bool | None) -> str:
+        return "not recorded" if tuned is None else "tuned" if tuned else "default"
+
     def step(d: Data, ch: str) -> str:
         k = f"train_ms_per_step/{ch}"
         return (f"{times(d['torch_over_tensorflow'][k])} ({fmt(d['best_ms']['torch'][k], 2)} vs "
@@ -693,11 +696,12 @@ def backends_summary(data: dict[str, Data]) -> Lines:
     for name, d in data.items():
         rows.append([f"[{name}](#{SECTION_OF[name]})", d.get("threads"),
                      d["lines"]["torch"].get("omp_wait_policy") or "not recorded",
+                     malloc(d["lines"]["torch"].get("malloc_tuned")),
                      *(step(d, ch) for ch in d["channels"]),
                      *(epoch(d, ch) for ch in d["channels"]), traced(d, "transmitter"),
                      traced(d, "receiver")])
     d = next(iter(data.values()))
-    return table(["results file", "threads", "torch OpenMP wait policy",
+    return table(["results file", "threads", "torch OpenMP wait policy", "torch glibc malloc",
                   *(f"train step {ch}" for ch in d["channels"]),
                   *(f"timed epoch {ch}, steady" for ch in d["channels"]),
                   f"traced transmitter, batch {' / '.join(map(str, d['latency_batches']))}",
@@ -712,7 +716,10 @@ def backends(data: dict[str, Data]) -> Lines:
              f"{d.get('threads')} thread(s) per line. "
              + " ".join(f"{ln}: Keras {v.get('keras')}, Sionna {v.get('sionna')}, "
                         f"{ln} {v.get(ln)}, OpenMP wait policy "
-                        f"{v.get('omp_wait_policy') or 'not recorded'}."
+                        f"{v.get('omp_wait_policy') or 'not recorded'}"
+                        + ("" if v.get("malloc_tuned") is None else
+                           f", glibc malloc {'tuned' if v['malloc_tuned'] else 'default'}")
+                        + "."
                         for ln, v in lines_.items()), ""]
     if d.get("epoch_steps"):
         lines += [f"Each timed epoch (`epoch_ms`, `first_epoch_ms`): {d['epoch_steps']} steps.", ""]

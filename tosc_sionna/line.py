@@ -100,10 +100,8 @@ def select_backend() -> str:
         )
     if importlib.util.find_spec(wanted) is None:
         raise SionnaLineError(f"{line} needs {wanted}, which is not installed: {_INSTALL_HINT}.")
-    if wanted == TORCH_LINE and "torch" not in sys.modules:
-        # torch's OpenMP threads spin while they wait for work; on a CPU shared with other
-        # jobs the spinning threads starve each other, and the student's small convolutions
-        # took 10x longer (benchmarks/results/backends.json). Read by OpenMP when torch
-        # loads; a user's own value wins.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP's wait policy stays torch's (its threads spin briefly between operations):
+    # PASSIVE made the training step about 1.3x slower on a quiet CPU, spinning up to 10x
+    # slower on a CPU other jobs oversubscribe; that trade is the user's
+    # (docs/getting-started.md, benchmarks/results/backends_omp_passive.json)
     return wanted

@@ -48,13 +48,18 @@ def _version(*distributions: str) -> str | None:
     return None
 
 
-def line() -> dict[str, str | None]:
-    """``{"keras_backend", "sionna", "keras", <backend>, "omp_wait_policy"}``: the line this
-    process runs, with the versions that make it (``<backend>`` is ``tensorflow`` or
-    ``torch``) and OpenMP's wait policy (``tosc_sionna`` sets PASSIVE on torch unless set)."""
+def line() -> dict[str, Any]:
+    """``{"keras_backend", "sionna", "keras", <backend>, "omp_wait_policy", "malloc_tuned"}``:
+    the line this process runs, with the versions that make it (``<backend>`` is
+    ``tensorflow`` or ``torch``), OpenMP's wait policy (``"unset"``: torch's default, its
+    threads spin briefly) and whether ``tosc_sionna`` tuned glibc's allocator (torch line,
+    :mod:`tosc_sionna.backends.torch_malloc`)."""
+    from tosc_sionna.backends import torch_malloc
+
     return {"keras_backend": BACKEND, "sionna": _version("sionna-no-rt", "sionna"),
             "keras": keras.__version__, BACKEND: _version(BACKEND),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY") or "unset",
+            "malloc_tuned": torch_malloc.TUNED}
 
 
 def compiled(fn: Callable, input_signature: Sequence | None = None) -> Callable:

@@ -7,6 +7,9 @@
   matched to the installed Sionna). Both modules offer the same functions with
   the same semantics; complex tensors appear only there and inside the channel
   layers' ``call``.
+* :mod:`.torch_malloc` (torch line only): glibc's allocator tuned so that
+  eager torch reuses the memory of the last step instead of faulting in fresh
+  pages (applied on import; ``TOSC_SIONNA_TUNE_MALLOC=0`` keeps the defaults).
 * :mod:`.torch_conv` (torch line only): the student encoder's convolution
   stack in torch's own kernels, the same arithmetic as the Keras layers at
   about half the training step (``benchmarks/results/backends.json``).
@@ -20,8 +23,10 @@ from __future__ import annotations
 import keras
 
 if keras.backend.backend() == "torch":
-    from . import torch_conv
+    from . import torch_conv, torch_malloc
     from . import torch_ops as ops
+
+    torch_malloc.tune()
 else:
     from . import tensorflow_ops as ops
 
