@@ -950,7 +950,7 @@ THEMES = ("The main job", "Channels and baselines", "Distillation studies",
 
 KD_LINES = ("kd_awgn_default_10ep", "kd_awgn_default_10ep_v0.5", "kd_awgn_default_10ep_torch",
             "kd_awgn_default", "kd_awgn_default_torch", "kd_awgn_default_torch_seed0")
-BACKENDS = ("backends", "backends_omp_active", "backends_threads1")
+BACKENDS = ("backends", "backends_omp_passive", "backends_omp_active", "backends_threads1")
 
 
 def _kd(title: str, theme: str, name: str, about: str) -> Section:
@@ -1032,9 +1032,14 @@ SECTIONS: tuple[Section, ...] = (
     _one("Backends", SPEED, "backends",
          "The default student's training step, two timed epochs of the main job's training "
          "and its ends' traced latency on both Sionna lines, interleaved.", backends),
+    _one("Backends OpenMP passive", SPEED, "backends_omp_passive",
+         "The same with `OMP_WAIT_POLICY=PASSIVE` on the torch line (what `tosc_sionna` set "
+         "until it left torch's own policy in place): its OpenMP threads sleep between "
+         "operations instead of spinning briefly.", backends),
     _one("Backends OpenMP spinning", SPEED, "backends_omp_active",
-         "The same with torch's OpenMP threads spinning (its default before `tosc_sionna` set "
-         "them passive).", backends),
+         "An older run (before the allocator setting and the timed epochs) with torch's own "
+         "OpenMP wait policy, its threads spinning, on a machine other jobs oversubscribed "
+         "(load average 4-6): what `OMP_WAIT_POLICY=PASSIVE` is for.", backends),
     _one("Backends one thread", SPEED, "backends_threads1",
          "The same with one thread per line.", backends),
     _one("XLA training", SPEED, "xla_training",
