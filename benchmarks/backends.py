@@ -50,7 +50,13 @@ On a machine that other jobs share, ``--threads`` equal to its cores
 oversubscribes torch's OpenMP pool (an op waits on a descheduled thread:
 10x slower steps were seen on 2 busy cores), far more than TensorFlow's;
 there compare the lines at ``--threads 1`` too
-(``benchmarks/results/backends_threads1.json``).
+(``benchmarks/results/backends_threads1.json``), or set ``OMP_WAIT_POLICY=PASSIVE``.
+The workers inherit the environment, and each line's record holds the two
+process-wide settings of the torch line: OpenMP's wait policy
+(``OMP_WAIT_POLICY=PASSIVE python -m benchmarks.backends`` wrote
+``backends_omp_passive.json``) and whether ``tosc_sionna`` tuned glibc's
+allocator (``TOSC_SIONNA_TUNE_MALLOC=0 python -m benchmarks.backends`` wrote
+``backends_malloc_default.json``).
 
     python -m benchmarks.backends [--python-tensorflow PATH] [--python-torch PATH]
         [--rounds 3] [--steps 20] [--epoch-steps 430] [--threads 2] [--quick]

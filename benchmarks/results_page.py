@@ -950,7 +950,8 @@ THEMES = ("The main job", "Channels and baselines", "Distillation studies",
 
 KD_LINES = ("kd_awgn_default_10ep", "kd_awgn_default_10ep_v0.5", "kd_awgn_default_10ep_torch",
             "kd_awgn_default", "kd_awgn_default_torch", "kd_awgn_default_torch_seed0")
-BACKENDS = ("backends", "backends_omp_passive", "backends_omp_active", "backends_threads1")
+BACKENDS = ("backends", "backends_malloc_default", "backends_omp_passive", "backends_omp_active",
+            "backends_threads1")
 
 
 def _kd(title: str, theme: str, name: str, about: str) -> Section:
@@ -1032,10 +1033,17 @@ SECTIONS: tuple[Section, ...] = (
     _one("Backends", SPEED, "backends",
          "The default student's training step, two timed epochs of the main job's training "
          "and its ends' traced latency on both Sionna lines, interleaved.", backends),
+    _one("Backends malloc default", SPEED, "backends_malloc_default",
+         "The same run with `TOSC_SIONNA_TUNE_MALLOC=0` in the environment "
+         "(`TOSC_SIONNA_TUNE_MALLOC=0 python -m benchmarks.backends ...`): the torch line "
+         "with glibc's own mmap and trim thresholds (`tosc_sionna.backends.torch_malloc`).",
+         backends),
     _one("Backends OpenMP passive", SPEED, "backends_omp_passive",
-         "The same with `OMP_WAIT_POLICY=PASSIVE` on the torch line (what `tosc_sionna` set "
-         "until it left torch's own policy in place): its OpenMP threads sleep between "
-         "operations instead of spinning briefly.", backends),
+         "The same run with `OMP_WAIT_POLICY=PASSIVE` in the environment "
+         "(`OMP_WAIT_POLICY=PASSIVE python -m benchmarks.backends ...`; what `tosc_sionna` "
+         "set on the torch line until it left torch's own policy in place): torch's OpenMP "
+         "threads sleep between operations instead of spinning briefly (TensorFlow's thread "
+         "pools do not read it).", backends),
     _one("Backends OpenMP spinning", SPEED, "backends_omp_active",
          "An older run (before the allocator setting and the timed epochs) with torch's own "
          "OpenMP wait policy, its threads spinning, on a machine other jobs oversubscribed "

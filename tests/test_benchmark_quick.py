@@ -28,7 +28,8 @@ BENCHMARKS = {
     "augment_views": (["augment_views.json"], []),
     # spawns a worker under each line's Python: .venv-test-tf and .venv-test (CI's), and
     # fails in one line naming --python-tensorflow / --python-torch where one is missing
-    "backends": (["backends.json", "backends_omp_passive.json", "backends_threads1.json"], []),
+    "backends": (["backends.json", "backends_malloc_default.json", "backends_omp_passive.json",
+                  "backends_threads1.json"], []),
     "cache_scale": (["cache_scale.json"], []),
     "compression_fidelity": (["compression_fidelity.json",
                               "compression_fidelity_imagenet1000.json"],

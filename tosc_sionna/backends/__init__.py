@@ -11,8 +11,9 @@
   eager torch reuses the memory of the last step instead of faulting in fresh
   pages (applied on import; ``TOSC_SIONNA_TUNE_MALLOC=0`` keeps the defaults).
 * :mod:`.torch_conv` (torch line only): the student encoder's convolution
-  stack in torch's own kernels, the same arithmetic as the Keras layers at
-  about half the training step (``benchmarks/results/backends.json``).
+  stack in torch's own kernels, the same arithmetic as the Keras layers; the
+  encoder is most of a training step (26 of 32 ms on 2 cores,
+  ``benchmarks/results/backends.json``).
 
 The serving path's ``tf.function`` / ``torch.no_grad`` choice is the other
 backend switch (:mod:`tosc_sionna.serving`).
@@ -31,5 +32,6 @@ else:
     from . import tensorflow_ops as ops
 
     torch_conv = None  # the encoder runs its Keras layers
+    torch_malloc = None  # glibc's allocator as it is: TensorFlow has its own
 
-__all__ = ["ops", "torch_conv"]
+__all__ = ["ops", "torch_conv", "torch_malloc"]
