@@ -7,7 +7,8 @@
   matched to the installed Sionna). Both modules offer the same functions with
   the same semantics; complex tensors appear only there and inside the channel
   layers' ``call``.
-* :mod:`.torch_malloc` (torch line only): glibc's allocator tuned so that
+* :mod:`.torch_malloc` (applied on the torch line only; TensorFlow has an
+  allocator of its own): glibc's allocator tuned so that
   eager torch reuses the memory of the last step instead of faulting in fresh
   pages (applied on import; ``TOSC_SIONNA_TUNE_MALLOC=0`` keeps the defaults).
 * :mod:`.torch_conv` (torch line only): the student encoder's convolution
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import keras
 
+from . import torch_malloc  # no torch import: ctypes only, and applied on the torch line only
+
 if keras.backend.backend() == "torch":
-    from . import torch_conv, torch_malloc
+    from . import torch_conv
     from . import torch_ops as ops
 
     torch_malloc.tune()
@@ -32,6 +35,5 @@ else:
     from . import tensorflow_ops as ops
 
     torch_conv = None  # the encoder runs its Keras layers
-    torch_malloc = None  # glibc's allocator as it is: TensorFlow has its own
 
 __all__ = ["ops", "torch_conv", "torch_malloc"]
