@@ -11,9 +11,10 @@ pages back in. With a 32 MiB mmap threshold (the largest glibc accepts on
 64-bit systems, and the ceiling of its own dynamic threshold) and a 256 MiB
 trim threshold, a step reuses the memory the last one freed: 4-130 page
 faults a step. In one-process runs, interleaved, on 2 cores the default
-student's median step was 2-5 ms shorter (a one-off measurement;
-``benchmarks/results/backends_malloc_default.json`` is the benchmark with
-the defaults, beside ``backends.json``).
+student's median step was 2-5 ms shorter (a one-off measurement; the
+benchmark with the defaults, ``benchmarks/results/backends_malloc_default.json``
+beside ``backends.json``, differs from the tuned run by about as much as two
+runs of this machine differ).
 
 The cost: blocks below :data:`MMAP_THRESHOLD` come from the heaps, whose free
 memory in the middle is never returned, and each heap (one per arena: the
