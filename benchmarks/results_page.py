@@ -666,12 +666,14 @@ def digital_vs_analog(data: dict[str, Data]) -> Lines:
     return lines
 
 
+def _malloc_setting(tuned: bool | None) -> str:
+    """A backends line's glibc allocator setting (``malloc_tuned``) in words."""
+    return "not recorded" if tuned is None else "tuned" if tuned else "default"
+
+
 def backends_summary(data: dict[str, Data]) -> Lines:
     """Each backends file in one row: torch over TensorFlow (best times): the training step,
     the timed epochs (where the run has them), the traced ends."""
-    def malloc(tuned: bool | None) -> str:
-        return "not recorded" if tuned is None else "tuned" if tuned else "default"
-
     def step(d: Data, ch: str) -> str:
         k = f"train_ms_per_step/{ch}"
         return (f"{times(d['torch_over_tensorflow'][k])} ({fmt(d['best_ms']['torch'][k], 2)} vs "
@@ -696,7 +698,7 @@ def backends_summary(data: dict[str, Data]) -> Lines:
     for name, d in data.items():
         rows.append([f"[{name}](#{SECTION_OF[name]})", d.get("threads"),
                      d["lines"]["torch"].get("omp_wait_policy") or "not recorded",
-                     malloc(d["lines"]["torch"].get("malloc_tuned")),
+                     _malloc_setting(d["lines"]["torch"].get("malloc_tuned")),
                      *(step(d, ch) for ch in d["channels"]),
                      *(epoch(d, ch) for ch in d["channels"]), traced(d, "transmitter"),
                      traced(d, "receiver")])
@@ -718,7 +720,7 @@ def backends(data: dict[str, Data]) -> Lines:
                         f"{ln} {v.get(ln)}, OpenMP wait policy "
                         f"{v.get('omp_wait_policy') or 'not recorded'}"
                         + ("" if v.get("malloc_tuned") is None else
-                           f", glibc malloc {'tuned' if v['malloc_tuned'] else 'default'}")
+                           f", glibc malloc {_malloc_setting(v['malloc_tuned'])}")
                         + "."
                         for ln, v in lines_.items()), ""]
     if d.get("epoch_steps"):
