@@ -521,3 +521,54 @@ def test_equalizer_gradient_is_exact_and_quiet(equalizer, caplog, recwarn):
         step[i] = 1e-6
         numeric[i] = (numpy(loss(tensor(parts + step))) - numpy(loss(tensor(parts - step)))) / 2e-6
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("letter", ["A", "B", "C", "D", "E"])
+def test_static_tdl_response_is_sionnas(letter):
+    # a static TDL layer computes its response from the path gains and one matrix of
+    # delay phases made at build; the same draw through Sionna's cir_to_ofdm_channel
+    # (exponentials recomputed per draw) gives the same response
+    from sionna.phy.channel import cir_to_ofdm_channel
+
+    from tosc_sionna.backends import ops
+
+    channel = ts.OFDMChannel(f"tdl-{letter.lower()}", csi="perfect", num_resource_blocks=4)
+    channel.build((None, 32))
+    rg = channel.grid
+    ops.seed_sionna(7)
+    h = numpy(channel._generate(3))
+    ops.seed_sionna(7)
+    a, tau = channel._model(3, 1, 1.0 / rg.ofdm_symbol_duration)
+    expected = numpy(cir_to_ofdm_channel(channel._frequencies, a, tau, normalize=False))
+    assert h.shape == (3, 1, 1, 1, 1, rg.num_ofdm_symbols, rg.fft_size)
+    # constant over the slot's OFDM symbols (speed 0), and Sionna's response on each;
+    # Sionna's float32 phases (2 pi f tau up to ~100 rad) differ from the float64
+    # matrix by ~1e-5 rad
+    np.testing.assert_allclose(h, np.broadcast_to(expected, h.shape), rtol=0, atol=2e-5)
+    assert np.ptp(np.abs(h[0, 0, 0, 0, 0, 0])) > 0.1  # frequency selective, not flat
+
+
+@pytest.mark.parametrize("slot, mapping", [("shared", "contiguous"), ("per_example", "spread")])
+def test_slot_grid_is_sionnas_resource_grid_mapper(slot, mapping):
+    # the layer maps a slot's symbols and pilots with one gather and one addition; Sionna's
+    # ResourceGridMapper, given the same symbols at the same data elements, makes the same grid
+    from sionna.phy.ofdm import ResourceGridMapper
+
+    from tosc_sionna.channels.ofdm_grid import grid_positions
+
+    channel = ts.OFDMChannel("tdl-a", num_resource_blocks=4, slot=slot, mapping=mapping)
+    channel.build((None, 2 * 24))
+    rg = channel.grid
+    data, _, _ = grid_positions(rg)
+    rng = np.random.default_rng(0)
+    used = channel.slot_positions.reshape(-1, 2)  # the slot's symbols, example-major
+    s = (rng.normal(size=(2, len(used))) + 1j * rng.normal(size=(2, len(used))))
+    s = s.astype(np.complex64)
+    element = {tuple(p): i for i, p in enumerate(data)}
+    d = np.zeros((2, len(data)), np.complex64)  # the mapper's data vector: zeros elsewhere
+    d[:, [element[tuple(p)] for p in used]] = s
+    expected = numpy(ResourceGridMapper(rg)(tensor(d[:, None, None, :])))
+    got = numpy(channel._map_to_grid(tensor(s)))
+    assert got.shape == expected.shape == (2, 1, 1, rg.num_ofdm_symbols, rg.fft_size)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-7)
+    assert np.count_nonzero(expected[0, 0, 0]) > len(used)  # the pilots are there too

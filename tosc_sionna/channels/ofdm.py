@@ -15,7 +15,7 @@ from sionna.phy.channel import (
     subcarrier_frequencies,
 )
 from sionna.phy.channel.tr38901 import CDL, TDL, Antenna
-from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid, ResourceGridMapper
+from sionna.phy.ofdm import LSChannelEstimator, ResourceGrid
 
 from ..backends import ops
 from ..checks import check_int, check_real
@@ -300,12 +300,16 @@ class OFDMChannel(ChannelLayer):
         #: ``(ofdm_symbol, subcarrier)`` of the symbols of a slot's first example, ``[n, 2]``
         self.symbol_positions = self.slot_positions[0]
         flat = chosen.reshape(-1)  # example-major: example j's symbols at [j n, (j + 1) n)
-        # data vector of the mapper: the slot's symbol i at data element flat[i], zeros
-        # elsewhere (index E n points at an appended zero column)
-        scatter = np.full(len(data), flat.size)
-        scatter[flat] = np.arange(flat.size)
-        self._scatter = ops.constant(scatter, "int32")
         fft = rg.fft_size
+        # A slot's grid, [T * fft], is one gather from its symbols and an appended zero
+        # (the slot's symbol i at data element flat[i], index E n elsewhere) plus the
+        # constant pilots: the grid Sionna's ResourceGridMapper makes, without
+        # scattering a pilot template afresh at every call.
+        source = np.full(rg.num_ofdm_symbols * fft, flat.size)
+        source[data[flat] @ [fft, 1]] = np.arange(flat.size)
+        self._grid_source = ops.constant(source, "int32")
+        pilot_grid = np.zeros(rg.num_ofdm_symbols * fft, np.complex128)
+        pilot_grid[pilots @ [fft, 1]] = pilot_values
         used = self.slot_positions.reshape(-1, 2)
         self._used = ops.constant(used @ [fft, 1], "int32")
         self._pilot_flat = ops.constant(pilots @ [fft, 1], "int32")
@@ -320,7 +324,6 @@ class OFDMChannel(ChannelLayer):
             model = make_channel_model(
                 model, self.delay_spread, self.carrier_frequency, self.speed
             )
-        untracked(self, _mapper=ResourceGridMapper(rg))
         # Sionna's OFDMChannel, taken apart so that a static channel (our
         # models at speed 0) is computed for one OFDM symbol and repeated: its
         # [batch, paths, symbols, subcarriers] intermediate dominates a step.
@@ -334,9 +337,20 @@ class OFDMChannel(ChannelLayer):
             _generate_full=GenerateOFDMChannel(model, rg, normalize_channel=False),
             _apply=ApplyOFDMChannel(),
         )
+        self._pilot_grid = ops.constant(pilot_grid, self._apply.cdtype)
         self._frequencies = subcarrier_frequencies(
             rg.fft_size, rg.subcarrier_spacing, precision=self._generate_full.precision
         )
+        # A TDL model's path delays are fixed, so its response on the grid is the path
+        # gains times one matrix exp(-j 2 pi f tau), [paths, fft], computed here once:
+        # Sionna's cir_to_ofdm_channel recomputes the exponentials at every draw, which
+        # cost more than the rest of a static draw together.
+        self._delay_phases = None
+        if self._static and self.channel_model.startswith("tdl-"):
+            tau = ops.to_numpy(model.delays).astype(np.float64).reshape(-1)
+            f = ops.to_numpy(self._frequencies).astype(np.float64)
+            self._delay_phases = ops.constant(
+                np.exp(-2j * np.pi * tau[:, None] * f[None, :]), self._apply.cdtype)
         if self.csi == "ls" and self.interpolation == "lmmse":
             r_t, r_f = self._covariances()
             self._lmmse = PilotLMMSEEstimator(
@@ -376,7 +390,12 @@ class OFDMChannel(ChannelLayer):
         if not self._static:
             return self._generate_full(batch_size)
         a, tau = self._model(batch_size, 1, 1.0 / self.grid.ofdm_symbol_duration)
-        h = cir_to_ofdm_channel(self._frequencies, a, tau, normalize=False)
+        if self._delay_phases is None:
+            h = cir_to_ofdm_channel(self._frequencies, a, tau, normalize=False)
+        else:  # single antennas, one time step: a is [batch, 1, 1, 1, 1, paths, 1]
+            paths, fft = (int(d) for d in self._delay_phases.shape)
+            h = ops.matmul(ops.reshape(a, [-1, paths]), self._delay_phases)
+            h = ops.reshape(h, [-1, 1, 1, 1, 1, 1, fft])
         return ops.tile(h, [1, 1, 1, 1, 1, self.grid.num_ofdm_symbols, 1])
 
     def draw_channel(self, batch_size: int) -> Any:
@@ -440,6 +459,12 @@ class OFDMChannel(ChannelLayer):
             "grid": total / source_dimension,
         }
 
+    def _map_to_grid(self, s: Any) -> Any:
+        """Slots' symbols ``[slots, E n]`` -> their resource grids ``[slots, 1, 1, T, fft]``
+        with the pilots (Sionna's ``ResourceGridMapper`` layout)."""
+        x_rg = ops.gather(ops.pad_zero_column(s), self._grid_source) + self._pilot_grid
+        return ops.reshape(x_rg, [-1, 1, 1, self.grid.num_ofdm_symbols, self.grid.fft_size])
+
     def transmit(self, s: Any, no: Any) -> tuple[Any, Any]:
         batch = ops.batch_size(s)
         per_slot = self.examples_per_slot
@@ -459,8 +484,7 @@ class OFDMChannel(ChannelLayer):
             no_columns = ops.pad_zero_column(no_examples) + no_slot[:, None] * mean_column
             no_grid = ops.reshape(ops.gather(no_columns, self._owner),
                                   [slots, 1, 1, self.grid.num_ofdm_symbols, self.grid.fft_size])
-        data = ops.gather(ops.pad_zero_column(s), self._scatter)
-        x_rg = self._mapper(data[:, None, None, :])
+        x_rg = self._map_to_grid(s)
         h_freq = self._generate(slots)
         y = self._apply(x_rg, h_freq, no_grid)
         y = ops.reshape(y, [slots, -1])  # [slots, T * fft]
