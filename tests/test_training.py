@@ -107,10 +107,41 @@ def test_recipe_is_adam_with_cosine_decay_over_the_run():
     trainer = ts.make_trainer(small_link(), steps_per_epoch=10, epochs=3, learning_rate=1e-3)
     schedule = trainer.optimizer.learning_rate if callable(
         trainer.optimizer.learning_rate) else trainer.optimizer._learning_rate
+    assert isinstance(trainer.optimizer, ts.training.Adam)
     assert isinstance(trainer.optimizer, keras.optimizers.Adam)
     assert float(schedule(0)) == pytest.approx(1e-3)
     assert float(schedule(15)) == pytest.approx(0.5e-3, rel=1e-5)  # half way: cos(pi/2)
     assert float(schedule(30)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("amsgrad, mixed", [(False, False), (True, False), (False, True)])
+def test_our_adam_takes_keras_adams_steps(amsgrad, mixed):
+    # the recipe's Adam (torch's fused kernel on the torch line; Keras' own update for
+    # variables of mixed dtypes) moves the variables as Keras' Adam does, step for step,
+    # with a decaying learning rate and Keras' epsilon
+    rng = np.random.default_rng(0)
+    shapes = [(3, 5), (5,), (2, 2, 4), ()]
+    dtypes = ["float32", "float64", "float32", "float32"] if mixed else ["float32"] * 4
+    start = [rng.normal(size=s).astype(d) for s, d in zip(shapes, dtypes, strict=True)]
+    grads = [[rng.normal(scale=10.0 ** rng.integers(-4, 1), size=s).astype(d)
+              for s, d in zip(shapes, dtypes, strict=True)] for _ in range(6)]
+    moved = []
+    for make in (ts.training.Adam, keras.optimizers.Adam):
+        schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=8)
+        optimizer = make(schedule, epsilon=1e-3, amsgrad=amsgrad)
+        variables = [keras.Variable(v, dtype=v.dtype) for v in start]
+        for step in grads:
+            optimizer.apply([keras.ops.convert_to_tensor(g) for g in step], variables)
+        moved.append([numpy(v) for v in variables])
+        # its state is Keras': the iterations and two (amsgrad: three) moments per variable
+        assert len(optimizer.variables) == 1 + (3 if amsgrad else 2) * len(shapes)
+        assert int(numpy(optimizer.iterations)) == len(grads)
+    for ours, theirs, first in zip(*moved, start, strict=True):
+        assert np.max(np.abs(ours - first)) > 1e-3  # they moved
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+    # saved and restored by name on either line
+    config = keras.saving.serialize_keras_object(ts.training.Adam(1e-3))
+    assert isinstance(keras.saving.deserialize_keras_object(config), ts.training.Adam)
 
 
 def test_keras_distiller_with_an_online_keras_teacher_uses_our_loss():

@@ -15,6 +15,8 @@
   stack in torch's own kernels, the same arithmetic as the Keras layers; the
   encoder is most of a training step (26 of 32 ms on 2 cores,
   ``benchmarks/results/backends.json``).
+* :mod:`.torch_adam` (torch line only): Keras' Adam update in torch's fused
+  kernel, for :class:`tosc_sionna.training.Adam`.
 
 The serving path's ``tf.function`` / ``torch.no_grad`` choice is the other
 backend switch (:mod:`tosc_sionna.serving`).
@@ -27,7 +29,7 @@ import keras
 from . import torch_malloc  # no torch import: ctypes only, and applied on the torch line only
 
 if keras.backend.backend() == "torch":
-    from . import torch_conv
+    from . import torch_adam, torch_conv
     from . import torch_ops as ops
 
     torch_malloc.tune()
@@ -35,5 +37,6 @@ else:
     from . import tensorflow_ops as ops
 
     torch_conv = None  # the encoder runs its Keras layers
+    torch_adam = None  # Keras' own Adam update (compiled with the step)
 
-__all__ = ["ops", "torch_conv", "torch_malloc"]
+__all__ = ["ops", "torch_adam", "torch_conv", "torch_malloc"]
