@@ -534,6 +534,7 @@ def test_static_tdl_response_is_sionnas(letter):
 
     channel = ts.OFDMChannel(f"tdl-{letter.lower()}", csi="perfect", num_resource_blocks=4)
     channel.build((None, 32))
+    assert channel._delay_phases is not None  # the precomputed path, not Sionna's fallback
     rg = channel.grid
     ops.seed_sionna(7)
     h = numpy(channel._generate(3))

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from backend import numpy
+from backend import BACKEND, numpy
 
 import tosc_sionna as ts
 from tosc_sionna import losses
@@ -114,34 +114,95 @@ def test_recipe_is_adam_with_cosine_decay_over_the_run():
     assert float(schedule(30)) == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("amsgrad, mixed", [(False, False), (True, False), (False, True)])
-def test_our_adam_takes_keras_adams_steps(amsgrad, mixed):
-    # the recipe's Adam (torch's fused kernel on the torch line; Keras' own update for
-    # variables of mixed dtypes) moves the variables as Keras' Adam does, step for step,
-    # with a decaying learning rate and Keras' epsilon
-    rng = np.random.default_rng(0)
+def _adam_case(rng, mixed):
     shapes = [(3, 5), (5,), (2, 2, 4), ()]
     dtypes = ["float32", "float64", "float32", "float32"] if mixed else ["float32"] * 4
     start = [rng.normal(size=s).astype(d) for s, d in zip(shapes, dtypes, strict=True)]
     grads = [[rng.normal(scale=10.0 ** rng.integers(-4, 1), size=s).astype(d)
               for s, d in zip(shapes, dtypes, strict=True)] for _ in range(6)]
+    return start, grads
+
+
+def _count_fused_calls(monkeypatch):
+    """Calls of torch's fused Adam kernel (torch line; always 0 on TensorFlow)."""
+    calls = []
+    if BACKEND == "torch":
+        import torch
+
+        kernel = torch._fused_adam_
+
+        def spy(*args, **kwargs):
+            calls.append(1)
+            return kernel(*args, **kwargs)
+
+        monkeypatch.setattr(torch, "_fused_adam_", spy)
+    return calls
+
+
+@pytest.mark.parametrize("amsgrad, mixed, accumulate",
+                         [(False, False, None), (True, False, None), (False, True, None),
+                          (False, False, 3)])
+def test_our_adam_takes_keras_adams_steps(monkeypatch, amsgrad, mixed, accumulate):
+    # the recipe's Adam (torch's fused kernel on the torch line's CPU; Keras' own update
+    # for variables of mixed dtypes) moves the variables as Keras' Adam does, step for
+    # step, with a decaying learning rate, Keras' epsilon and gradient accumulation
+    start, grads = _adam_case(np.random.default_rng(0), mixed)
+    calls = _count_fused_calls(monkeypatch)
     moved = []
     for make in (ts.training.Adam, keras.optimizers.Adam):
         schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=8)
-        optimizer = make(schedule, epsilon=1e-3, amsgrad=amsgrad)
+        optimizer = make(schedule, epsilon=1e-3, amsgrad=amsgrad,
+                         gradient_accumulation_steps=accumulate)
         variables = [keras.Variable(v, dtype=v.dtype) for v in start]
         for step in grads:
             optimizer.apply([keras.ops.convert_to_tensor(g) for g in step], variables)
         moved.append([numpy(v) for v in variables])
         # its state is Keras': the iterations and two (amsgrad: three) moments per variable
-        assert len(optimizer.variables) == 1 + (3 if amsgrad else 2) * len(shapes)
-        assert int(numpy(optimizer.iterations)) == len(grads)
+        per_variable = (3 if amsgrad else 2) + (1 if accumulate else 0)
+        assert len(optimizer.variables) == 1 + per_variable * len(start)
+        assert int(numpy(optimizer._iterations)) == len(grads)
     for ours, theirs, first in zip(*moved, start, strict=True):
         assert np.max(np.abs(ours - first)) > 1e-3  # they moved
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+    # the speed-up is there: one kernel call per applied step, none for mixed dtypes
+    applied = len(grads) // (accumulate or 1)
+    assert len(calls) == (0 if BACKEND != "torch" or mixed else applied)
     # saved and restored by name on either line
     config = keras.saving.serialize_keras_object(ts.training.Adam(1e-3))
     assert isinstance(keras.saving.deserialize_keras_object(config), ts.training.Adam)
+
+
+@pytest.mark.torch  # TensorFlow has no stateless_apply
+def test_our_adam_stateless_apply_is_keras():
+    # stateless_apply (Keras' functional form, given copies of the state) returns moved
+    # values and leaves the variables alone, before and after ordinary steps; the
+    # ordinary steps then still move the variables (a scope's stand-in tensors must not
+    # be kept for them)
+    start, grads = _adam_case(np.random.default_rng(1), mixed=False)
+    results = []
+    for make in (ts.training.Adam, keras.optimizers.Adam):
+        optimizer = make(1e-2)
+        variables = [keras.Variable(v) for v in start]
+        optimizer.build(variables)
+        seen = []
+        for i, step in enumerate(grads):
+            g = [keras.ops.convert_to_tensor(x) for x in step]
+            if i in (0, 3):
+                before = [numpy(v) for v in variables]
+                new, _ = optimizer.stateless_apply(
+                    [keras.ops.copy(v.value) for v in optimizer.variables], g,
+                    [keras.ops.copy(v.value) for v in variables])
+                for b, v in zip(before, variables, strict=True):
+                    np.testing.assert_array_equal(numpy(v), b)  # untouched
+                seen.append([numpy(v) for v in new])
+            else:
+                optimizer.apply(g, variables)
+        seen.append([numpy(v) for v in variables])
+        results.append(seen)
+    for ours, theirs in zip(*results, strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert np.max(np.abs(results[0][-1][0] - start[0])) > 1e-3  # the ordinary steps moved them
 
 
 def test_keras_distiller_with_an_online_keras_teacher_uses_our_loss():

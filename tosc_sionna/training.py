@@ -217,21 +217,24 @@ class DistillationTrainer(ImageArrayChecks, keras.Model):
 
 @keras.saving.register_keras_serializable(package="tosc_sionna")
 class Adam(keras.optimizers.Adam):
-    """Keras' Adam, whose update runs in torch's fused kernel on the torch line.
+    """Keras' Adam, whose update runs in torch's fused kernel on the torch line's CPU.
 
-    The same arguments, arithmetic and saved form as :class:`keras.optimizers.Adam`
-    (it subclasses it); on the torch line each step's update of all variables is one
-    call of ``torch._fused_adam_`` (:mod:`tosc_sionna.backends.torch_adam`) instead of
-    Keras' ten ``torch._foreach_*`` loops, about 0.8 ms less per step of the default
-    student on 2 CPU cores. On TensorFlow it is Keras' Adam, compiled with the step.
-    Variables of mixed dtypes or devices take Keras' per-variable update.
+    The same arguments and arithmetic as :class:`keras.optimizers.Adam` (it subclasses
+    it; saved as ``tosc_sionna>Adam``). On the torch line, for float32 or float64
+    variables on the CPU, each step's update of all variables is one call of
+    ``torch._fused_adam_`` (:mod:`tosc_sionna.backends.torch_adam`) instead of Keras'
+    ten ``torch._foreach_*`` loops: ``apply`` takes 0.21 instead of 0.99 ms for the
+    default student on 2 CPU cores. Elsewhere (a GPU, other dtypes, Keras' stateless
+    and autocast scopes) it takes the update Keras' Adam takes on torch; on TensorFlow
+    it is Keras' Adam, compiled with the step.
     """
 
     def _backend_update_step(self, grads: list[Any], trainable_variables: list[Any],
                              learning_rate: Any) -> None:
-        if torch_adam is None or not torch_adam.fused_adam_step(
-                self, list(grads), trainable_variables, learning_rate):
+        if torch_adam is None:
             super()._backend_update_step(grads, trainable_variables, learning_rate)
+        else:
+            torch_adam.adam_step(self, list(grads), trainable_variables, learning_rate)
 
 
 def make_trainer(

@@ -16,7 +16,7 @@
   encoder is most of a training step (26 of 32 ms on 2 cores,
   ``benchmarks/results/backends.json``).
 * :mod:`.torch_adam` (torch line only): Keras' Adam update in torch's fused
-  kernel, for :class:`tosc_sionna.training.Adam`.
+  CPU kernel, for :class:`tosc_sionna.training.Adam`.
 
 The serving path's ``tf.function`` / ``torch.no_grad`` choice is the other
 backend switch (:mod:`tosc_sionna.serving`).
