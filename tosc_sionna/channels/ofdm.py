@@ -308,15 +308,14 @@ class OFDMChannel(ChannelLayer):
         source = np.full(rg.num_ofdm_symbols * fft, flat.size)
         source[data[flat] @ [fft, 1]] = np.arange(flat.size)
         self._grid_source = ops.constant(source, "int32")
-        pilot_grid = np.zeros(rg.num_ofdm_symbols * fft, np.complex128)
-        pilot_grid[pilots @ [fft, 1]] = pilot_values
         used = self.slot_positions.reshape(-1, 2)
-        self._used = ops.constant(used @ [fft, 1], "int32")
-        self._pilot_flat = ops.constant(pilots @ [fft, 1], "int32")
+        used_flat, pilot_flat = used @ [fft, 1], pilots @ [fft, 1]
+        self._used = ops.constant(used_flat, "int32")
+        self._pilot_flat = ops.constant(pilot_flat, "int32")
         # whose noise each resource element gets: its example's, else (pilots, empty
         # elements) the slot's mean, held in column E
         owner = np.full(rg.num_ofdm_symbols * fft, per_slot)
-        owner[used @ [fft, 1]] = np.repeat(np.arange(per_slot), num_symbols)
+        owner[used_flat] = np.repeat(np.arange(per_slot), num_symbols)
         self._owner = ops.constant(owner, "int32")
         self._mean_column = ops.constant(np.arange(per_slot + 1) == per_slot, "float32")
         model = self.channel_model
@@ -337,6 +336,8 @@ class OFDMChannel(ChannelLayer):
             _generate_full=GenerateOFDMChannel(model, rg, normalize_channel=False),
             _apply=ApplyOFDMChannel(),
         )
+        pilot_grid = np.zeros(rg.num_ofdm_symbols * fft, np.complex128)
+        pilot_grid[pilot_flat] = pilot_values
         self._pilot_grid = ops.constant(pilot_grid, self._apply.cdtype)
         self._frequencies = subcarrier_frequencies(
             rg.fft_size, rg.subcarrier_spacing, precision=self._generate_full.precision
